@@ -1,0 +1,1 @@
+"""Preprocessing, splits and augmentation: everything between a read film and a model input."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: where the real data lives, and tiny films made on the fly.
+
+The real mini-MIAS films and CBIS-DDSM CSVs live in ``../shared`` beside the clone (never in
+the repo). Without them the tests that need them skip, unless ``MAMMO_REQUIRE_SHARED=1``
+(set by CI), where a missing folder is a failure: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MAMMO_SHARED", REPO.parent / "shared"))
+
+
+def _shared_folder(*parts: str) -> Path:
+    folder = SHARED.joinpath(*parts)
+    if not folder.is_dir():
+        message = f"shared data not found at {folder} (set MAMMO_SHARED)"
+        if os.environ.get("MAMMO_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mias_root() -> Path:
+    """The real mini-MIAS folder: 256 PNG films and the original Info.txt (read only)."""
+    return _shared_folder("data", "mias")
+
+
+@pytest.fixture(scope="session")
+def cbis_root() -> Path:
+    """The four official CBIS-DDSM description CSVs, without images (read only)."""
+    return _shared_folder("data", "cbis")
+
+
+@pytest.fixture(scope="session")
+def weights_root() -> Path:
+    """Genuine ImageNet MobileNet weights in Keras's file names."""
+    return _shared_folder("weights")
