@@ -1,0 +1,632 @@
+"""Read a mammogram film from any supported file into one predictable shape.
+
+Every caller (dataset loaders, the CLI, the Streamlit upload) goes through here, so a film
+always arrives as a 2-D uint8/uint16 array with its significant bit depth, and a bad file
+always arrives as one ``BadFilmError`` naming the file and its fault. The format is taken
+from the content's magic bytes, never the suffix, because uploads are often misnamed. The
+size is checked against a pixel limit from the header alone, before anything is
+decompressed, so a decompression bomb costs a few header bytes rather than gigabytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pydicom
+from PIL import TiffImagePlugin
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_windowing, get_decoder
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from core.errors import BadConfigError, BadFilmError
+
+DEFAULT_MAX_PIXELS: int = 100_000_000
+MAX_PIXELS_ENV = "MAMMO_MAX_PIXELS"
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".pgm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
+
+_FORMAT_OF_SUFFIX = {
+    ".pgm": "pgm",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".dcm": "dicom",
+}
+_SUPPORTED = "supported formats: PGM (P2/P5), PNG, JPEG, TIFF, DICOM"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*")
+_DICOM_MAGIC = b"DICM"
+_DICOM_MAGIC_OFFSET = 128
+_WHITESPACE = b" \t\n\v\f\r"
+# Regular expressions keep the header scan in C: a file of a million comment lines must not
+# cost a million Python loop turns.
+_PGM_LAST_COMMENT = re.compile(rb"#[^\r\n]*[\r\n]")  # its one line end is the delimiter
+_PGM_GAP = re.compile(rb"(?:[ \t\n\v\f\r]+|#[^\r\n]*(?:\r\n?|\n|\Z))*")
+_PGM_NUMBER = re.compile(rb"[0-9]+")
+# A PGM header number longer than this cannot be a real dimension; refusing it early also
+# keeps int() away from Python's limit on huge digit strings.
+_MAX_HEADER_DIGITS = 9
+# SOFn markers that carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+# Real files carry a few dozen segments (APPn, DQT, DHT ...) before the frame header; the
+# bound stops a crafted file of endless fill bytes or empty segments from costing seconds.
+_JPEG_MAX_SEGMENTS = 4096
+# Pillow modes OpenCV decodes to 8 or 16-bit unsigned samples; float and 32-bit are refused.
+_TIFF_BITS_OF_MODE = dict.fromkeys(("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK"), 8)
+_TIFF_BITS_OF_MODE.update(dict.fromkeys(("I;16", "I;16B", "I;16L"), 16))
+_DICOM_GREY = ("MONOCHROME1", "MONOCHROME2")
+_DICOM_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+
+
+@dataclass(frozen=True)
+class FilmInfo:
+    """What a film's header says, read without decoding pixels (cheap enough for every upload)."""
+
+    source_format: str  # "pgm" | "png" | "jpeg" | "tiff" | "dicom"
+    rows: int
+    cols: int
+    bit_depth: int  # storage: 8 or 16 (DICOM: BitsStored)
+
+
+@dataclass(frozen=True, eq=False)
+class Film:
+    """Decoded grey pixels plus what is needed to interpret them.
+
+    ``eq=False`` because comparing numpy arrays element-wise is not a truth value; two films
+    are the same only if they are the same object.
+    """
+
+    pixels: np.ndarray  # 2-D, uint8 or uint16
+    bit_depth: int  # significant bits: pixel values lie in [0, 2**bit_depth - 1]
+    source_format: str
+    original_size: tuple[int, int]  # (rows, cols) as stored in the file
+    name: str
+    metadata: dict[str, Any]
+
+
+def probe_film(source: str | Path | bytes, name: str | None = None) -> FilmInfo:
+    """Read only the header: format, size and storage depth, or BadFilmError.
+
+    No pixel limit is applied here because nothing is decoded; ``read_film`` applies it.
+    """
+    data, label = _load(source, name)
+    fmt = _sniff(data, label)
+    if fmt == "dicom":
+        ds = _dicom_dataset(data, label, stop_before_pixels=True)
+        header = _dicom_header(ds, label)
+        return FilmInfo("dicom", header.rows, header.cols, header.bits_stored)
+    rows, cols, bits = _raster_header(data, fmt, label)
+    return FilmInfo(fmt, rows, cols, 16 if bits > 8 else 8)
+
+
+def read_film(
+    source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None
+) -> Film:
+    """Decode a film to grey uint8/uint16 pixels, refusing oversized images from the header.
+
+    ``max_pixels`` overrides the ``MAMMO_MAX_PIXELS`` environment variable, which overrides
+    ``DEFAULT_MAX_PIXELS``.
+    """
+    data, label = _load(source, name)
+    fmt = _sniff(data, label)
+    limit = _pixel_limit(max_pixels)
+    metadata: dict[str, Any] = {}
+    suffix_format = _FORMAT_OF_SUFFIX.get(_suffix(label))
+    if suffix_format is not None and suffix_format != fmt:
+        metadata["format_mismatch"] = f"named {_suffix(label)} but the content is {fmt.upper()}"
+    if fmt == "dicom":
+        pixels, bits, rows, cols = _read_dicom(data, label, limit, metadata)
+    elif fmt == "pgm":
+        pixels, bits, rows, cols = _read_pgm(data, label, limit, metadata)
+    else:
+        pixels, bits, rows, cols = _read_raster(data, fmt, label, limit, metadata)
+    return Film(pixels, bits, fmt, (rows, cols), label, metadata)
+
+
+# --- source, format and limits -------------------------------------------------------------
+
+
+def _load(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
+    """The whole file in memory (read once) and the label used in every message."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "<bytes>"
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"film source must be a path or bytes, not {type(source).__name__}")
+    path = Path(source)
+    label = name or str(path)
+    try:
+        return path.read_bytes(), label
+    except FileNotFoundError:
+        raise BadFilmError(label, "file not found") from None
+    except IsADirectoryError:
+        raise BadFilmError(label, "is a directory, not a film file") from None
+    except PermissionError:
+        raise BadFilmError(label, "permission denied: the file cannot be read") from None
+    except OSError as error:
+        raise BadFilmError(label, f"cannot be read ({error.strerror or error})") from None
+
+
+def _suffix(label: str) -> str:
+    return Path(label).suffix.lower()
+
+
+def _sniff(data: bytes, label: str) -> str:
+    """The format named by the content's magic bytes, or BadFilmError if none is readable."""
+    if not data:
+        raise BadFilmError(label, "file is empty")
+    # DICOM first: its 128-byte preamble may legitimately hold a TIFF header.
+    if data[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + 4] == _DICOM_MAGIC:
+        return "dicom"
+    if data.startswith(_PNG_MAGIC):
+        return "png"
+    if data.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    if data.startswith(_TIFF_MAGICS):
+        return "tiff"
+    if len(data) >= 2 and data[0:1] == b"P" and data[1:2] in (b"2", b"5"):
+        return "pgm"
+    if len(data) >= 2 and data[0:1] == b"P" and data[1:2] in (b"1", b"3", b"4", b"6", b"7"):
+        raise BadFilmError(
+            label, f"is a Netpbm P{data[1:2].decode()} file, not a grey PGM; {_SUPPORTED}"
+        )
+    if _suffix(label) == ".dcm":
+        return "dicom"  # a bare dataset without preamble; pydicom's forced read decides
+    if _looks_like_text(data):
+        raise BadFilmError(label, f"is a text file, not an image; {_SUPPORTED}")
+    raise BadFilmError(label, f"not a supported image format (unrecognised content); {_SUPPORTED}")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:4096]
+    if b"\x00" in head:
+        return False
+    try:
+        # Incremental so that a multi-byte character cut at the 4 KiB boundary still counts.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    if max_pixels is None:
+        raw = os.environ.get(MAX_PIXELS_ENV)
+        if raw is None:
+            return DEFAULT_MAX_PIXELS
+        try:
+            max_pixels = int(raw)
+        except ValueError:
+            raise BadConfigError(f"{MAX_PIXELS_ENV} must be a whole number, got {raw!r}") from None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
+        raise BadConfigError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
+    return max_pixels
+
+
+def _check_size(label: str, rows: int, cols: int, limit: int | None) -> None:
+    if rows <= 0 or cols <= 0:
+        raise BadFilmError(label, f"image has zero size ({rows} x {cols} pixels)")
+    if limit is not None and rows * cols > limit:
+        raise BadFilmError(
+            label,
+            f"image of {rows} x {cols} = {rows * cols:,} pixels is over the pixel limit of "
+            f"{limit:,} (refused before decoding; set {MAX_PIXELS_ENV} to raise it)",
+        )
+
+
+# --- PGM, PNG, JPEG, TIFF headers ----------------------------------------------------------
+
+
+def _raster_header(data: bytes, fmt: str, label: str) -> tuple[int, int, int]:
+    """(rows, cols, significant bits) from the header of a non-DICOM film."""
+    if fmt == "pgm":
+        rows, cols, maxval, _ = _pgm_header(data, label)
+        bits = maxval.bit_length()
+    elif fmt == "png":
+        rows, cols, bits, _ = _png_header(data, label)
+    elif fmt == "jpeg":
+        rows, cols, bits = _jpeg_header(data, label)
+    else:
+        rows, cols, bits = _tiff_header(data, label)
+    _check_size(label, rows, cols, None)
+    return rows, cols, bits
+
+
+def _pgm_header(data: bytes, label: str) -> tuple[int, int, int, int]:
+    """(rows, cols, maxval, raster offset); comments may sit between any two fields."""
+    pos, end = 2, len(data)
+    fields: list[int] = []
+    while len(fields) < 3:
+        pos = _PGM_GAP.match(data, pos).end()  # type: ignore[union-attr]  # matches ""
+        digits = _PGM_NUMBER.match(data, pos)
+        if digits is None:
+            if pos >= end:
+                raise BadFilmError(label, "PGM header is truncated")
+            raise BadFilmError(label, f"malformed PGM header: expected a number at byte {pos}")
+        if len(digits.group()) > _MAX_HEADER_DIGITS:
+            raise BadFilmError(label, "malformed PGM header: implausibly large number")
+        fields.append(int(digits.group()))
+        pos = digits.end()
+    cols, rows, maxval = fields
+    if not 0 < maxval < 65536:
+        raise BadFilmError(label, f"malformed PGM header: maxval {maxval} is not in 1..65535")
+    # Exactly one whitespace byte (or a comment ending in a newline) precedes the raster.
+    comment = _PGM_LAST_COMMENT.match(data, pos)
+    if comment is not None:
+        pos = comment.end()
+    elif pos < end and data[pos] in _WHITESPACE:
+        pos += 1
+    elif pos >= end:
+        raise BadFilmError(label, "PGM header is truncated")
+    else:
+        raise BadFilmError(label, "malformed PGM header: no whitespace after maxval")
+    return rows, cols, maxval, pos
+
+
+def _png_header(data: bytes, label: str) -> tuple[int, int, int, int]:
+    """(rows, cols, bits per sample, colour type) from IHDR, which PNG requires to be first."""
+    if len(data) < 33:
+        raise BadFilmError(label, "PNG is truncated inside its header")
+    length, kind = struct.unpack(">I4s", data[8:16])
+    if kind != b"IHDR" or length != 13:
+        raise BadFilmError(label, "corrupt PNG header: the first chunk is not IHDR")
+    cols, rows, depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    if depth not in (1, 2, 4, 8, 16):
+        raise BadFilmError(label, f"corrupt PNG header: bit depth {depth}")
+    # Palette, 1/2/4-bit grey all decode to 8-bit samples.
+    return rows, cols, 16 if depth == 16 else 8, colour_type
+
+
+def _jpeg_header(data: bytes, label: str) -> tuple[int, int, int]:
+    """(rows, cols, sample precision) from the first SOF marker, walking segment lengths."""
+    pos, end = 2, len(data)
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if pos + 4 > end:
+            raise BadFilmError(label, "JPEG is truncated before its frame header")
+        if data[pos] != 0xFF:
+            raise BadFilmError(label, "corrupt JPEG header: expected a marker")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            raise BadFilmError(label, "corrupt JPEG header: image data before any frame header")
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _JPEG_SOF:
+            if pos + 10 > end:
+                raise BadFilmError(label, "JPEG is truncated inside its frame header")
+            precision, rows, cols = struct.unpack(">BHH", data[pos + 4 : pos + 9])
+            return rows, cols, precision
+        if length < 2:
+            raise BadFilmError(label, "corrupt JPEG header: bad segment length")
+        pos += 2 + length
+    raise BadFilmError(label, "corrupt JPEG header: no frame header among its first segments")
+
+
+def _tiff_header(data: bytes, label: str) -> tuple[int, int, int]:
+    """(rows, cols, bits) via Pillow's lazy TIFF parser.
+
+    The plugin class is built directly rather than through ``Image.open`` so that Pillow's
+    own decompression-bomb check (a warning or error at its fixed limit) never fires: the
+    limit here is ours and is applied by ``_check_size``.
+    """
+    try:
+        image = TiffImagePlugin.TiffImageFile(io.BytesIO(data))
+        cols, rows = image.size
+        mode = image.mode
+    except Exception as error:  # Pillow raises SyntaxError, OSError, ValueError, struct.error ...
+        raise BadFilmError(label, f"corrupt or truncated TIFF header ({error})") from None
+    bits = _TIFF_BITS_OF_MODE.get(mode)
+    if bits is None:
+        raise BadFilmError(
+            label, f"TIFF pixel type {mode!r} is not supported (8 or 16-bit unsigned only)"
+        )
+    return rows, cols, bits
+
+
+# --- decoding PGM, PNG, JPEG, TIFF ---------------------------------------------------------
+
+
+def _read_pgm(
+    data: bytes, label: str, limit: int, metadata: dict[str, Any]
+) -> tuple[np.ndarray, int, int, int]:
+    rows, cols, maxval, offset = _pgm_header(data, label)
+    _check_size(label, rows, cols, limit)
+    count = rows * cols
+    metadata.update(pgm_variant=data[:2].decode(), maxval=maxval, rgb_converted=False)
+    dtype = np.uint16 if maxval > 255 else np.uint8
+    if data[1:2] == b"5":
+        sample_bytes = 2 if maxval > 255 else 1
+        if len(data) - offset < count * sample_bytes:
+            raise BadFilmError(
+                label,
+                f"PGM is truncated: header says {cols} x {rows} pixels "
+                f"({count * sample_bytes:,} bytes) but only {len(data) - offset:,} bytes follow",
+            )
+        # 16-bit PGM samples are big-endian; astype makes a native, writable copy.
+        raw = np.frombuffer(data, ">u2" if maxval > 255 else np.uint8, count, offset)
+        pixels = raw.astype(dtype)
+    else:
+        tokens = data[offset:].split(maxsplit=count)[:count]
+        if len(tokens) < count:
+            raise BadFilmError(
+                label,
+                f"PGM is truncated: header says {count:,} pixels but only {len(tokens):,} follow",
+            )
+        try:
+            values = np.array(tokens).astype(np.int64)
+        except (ValueError, OverflowError):
+            raise BadFilmError(label, "ASCII PGM holds a sample that is not a number") from None
+        if values.min() < 0:
+            raise BadFilmError(label, "ASCII PGM holds a negative sample")
+        pixels = values
+    if int(pixels.max()) > maxval:
+        raise BadFilmError(label, f"PGM holds a sample above its maxval of {maxval}")
+    pixels = pixels.astype(dtype, copy=False)
+    return pixels.reshape(rows, cols), maxval.bit_length(), rows, cols
+
+
+def _read_raster(
+    data: bytes, fmt: str, label: str, limit: int, metadata: dict[str, Any]
+) -> tuple[np.ndarray, int, int, int]:
+    """PNG, JPEG and TIFF: header check first, then one OpenCV decode (the fast path)."""
+    rows, cols, bits = _raster_header(data, fmt, label)
+    _check_size(label, rows, cols, limit)
+    # OpenCV decodes what a decoder can salvage from a cut-off PNG/JPEG, so look for the end
+    # marker ourselves. Entropy-coded JPEG data cannot contain FF DA or FF D9.
+    if fmt == "png" and data.rfind(b"IEND") < 0:
+        raise BadFilmError(label, "PNG is truncated (no IEND chunk)")
+    if fmt == "jpeg":
+        last_scan = data.rfind(b"\xff\xda")
+        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
+            raise BadFilmError(label, "JPEG is truncated (no end-of-image marker)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        raise BadFilmError(label, f"{fmt.upper()} could not be decoded ({error.err})") from None
+    if image is None:
+        raise BadFilmError(label, f"{fmt.upper()} is corrupt or truncated and could not be decoded")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise BadFilmError(
+            label, f"{fmt.upper()} pixel type {image.dtype} is not supported (8 or 16-bit only)"
+        )
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    elif image.ndim == 3:
+        image = image[:, :, 0]
+    metadata.update(rgb_converted=channels >= 3, channels=channels)
+    if image.shape != (rows, cols):
+        raise BadFilmError(
+            label, f"decoded size {image.shape} differs from the header's {(rows, cols)}"
+        )
+    # 16-bit samples keep the header's significant bits (16, or a 12-bit JPEG's precision).
+    return image, bits if image.dtype == np.uint16 else 8, rows, cols
+
+
+# --- DICOM ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _DicomHeader:
+    rows: int
+    cols: int
+    bits_stored: int
+    samples: int
+    photometric: str
+    transfer_syntax: UID
+
+
+def _dicom_dataset(data: bytes, label: str, stop_before_pixels: bool) -> Dataset:
+    """Parse with pydicom; any of its many exception types becomes one BadFilmError."""
+    forced = data[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + 4] != _DICOM_MAGIC
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=forced, stop_before_pixels=stop_before_pixels)
+        if forced and ("Rows" not in ds or "Columns" not in ds):
+            ds = None
+    except Exception as error:  # pydicom raises InvalidDicomError, EOFError, ValueError, ...
+        if not forced:
+            raise BadFilmError(label, f"DICOM is corrupt or truncated ({error})") from None
+        ds = None
+    if ds is None:
+        raise BadFilmError(
+            label,
+            "not a DICOM file: no 'DICM' marker at byte 128 and no readable DICOM image header; "
+            + _SUPPORTED,
+        )
+    return ds
+
+
+def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
+    try:
+        rows, cols = ds.get("Rows"), ds.get("Columns")
+        bits_stored = ds.get("BitsStored") or ds.get("BitsAllocated")
+        samples = ds.get("SamplesPerPixel", 1)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+        frames = ds.get("NumberOfFrames", 1)
+        syntax = _transfer_syntax(ds)
+    except Exception as error:  # element values are converted lazily and may be malformed
+        raise BadFilmError(label, f"corrupt DICOM header ({error})") from None
+    if not isinstance(rows, int) or not isinstance(cols, int):
+        raise BadFilmError(
+            label, "DICOM header has no usable Rows/Columns (truncated, or not an image)"
+        )
+    _check_size(label, rows, cols, None)
+    if not isinstance(bits_stored, int) or not 1 <= bits_stored <= 32:
+        raise BadFilmError(label, f"DICOM BitsStored {bits_stored!r} is not usable")
+    if photometric not in _DICOM_GREY + _DICOM_COLOUR or samples not in (1, 3):
+        raise BadFilmError(
+            label,
+            f"DICOM photometric interpretation {photometric} with {samples} samples per pixel "
+            f"is not supported (supported: {', '.join(_DICOM_GREY + _DICOM_COLOUR)})",
+        )
+    try:
+        frames = int(frames)
+    except (TypeError, ValueError):
+        raise BadFilmError(label, f"DICOM NumberOfFrames {frames!r} is not a number") from None
+    if frames != 1:
+        raise BadFilmError(
+            label, f"DICOM holds {frames} frames; a film must be a single 2-D image"
+        )
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise BadFilmError(
+            label, f"DICOM transfer syntax {syntax.name} ({syntax}) is not supported"
+        ) from None
+    if not decoder.is_available:
+        raise BadFilmError(
+            label,
+            f"compressed DICOM ({syntax.name}, {syntax}) needs a decoder that is not "
+            f"installed: {'; '.join(decoder.missing_dependencies)}",
+        )
+    return _DicomHeader(rows, cols, bits_stored, samples, photometric, syntax)
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The declared transfer syntax, or, for a bare dataset, the encoding pydicom detected."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return UID(meta.TransferSyntaxUID)
+    implicit, little = ds.original_encoding
+    if implicit:
+        syntax = ImplicitVRLittleEndian
+    else:
+        syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    ds.ensure_file_meta()
+    ds.file_meta.TransferSyntaxUID = syntax
+    return syntax
+
+
+def _read_dicom(
+    data: bytes, label: str, limit: int, metadata: dict[str, Any]
+) -> tuple[np.ndarray, int, int, int]:
+    # Parsing the whole dataset only copies the (still encoded) pixel bytes already in
+    # memory; decoding waits until the header has passed the size check.
+    ds = _dicom_dataset(data, label, stop_before_pixels=False)
+    header = _dicom_header(ds, label)
+    _check_size(label, header.rows, header.cols, limit)
+    if "PixelData" not in ds:
+        raise BadFilmError(label, "DICOM has no pixel data (no PixelData element)")
+    metadata.update(
+        photometric_interpretation=header.photometric,
+        transfer_syntax=f"{header.transfer_syntax.name} ({header.transfer_syntax})",
+        bits_stored=header.bits_stored,
+    )
+    try:
+        arr = ds.pixel_array
+    except Exception as error:  # pydicom and its plugins raise many types here
+        raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({error})") from None
+    if arr.shape[:2] != (header.rows, header.cols):
+        raise BadFilmError(label, f"DICOM pixel data has shape {arr.shape}, not a 2-D film")
+    if header.samples == 3:
+        return _dicom_colour(arr, label, header, metadata)
+    try:
+        pixels, bits = _dicom_grey(arr, ds, header, metadata)
+    except Exception as error:  # malformed LUTs, zero window widths, ...
+        raise BadFilmError(label, f"DICOM grey-level transform failed ({error})") from None
+    return pixels, bits, header.rows, header.cols
+
+
+def _dicom_colour(
+    arr: np.ndarray, label: str, header: _DicomHeader, metadata: dict[str, Any]
+) -> tuple[np.ndarray, int, int, int]:
+    """Colour DICOM (pydicom already converted YBR to RGB): grey by luminance."""
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise BadFilmError(label, f"colour DICOM pixel type {arr.dtype} is not supported")
+    metadata.update(rgb_converted=True, modality_lut=None, voi=None, inverted=False)
+    bits = 8 if arr.dtype == np.uint8 else min(header.bits_stored, 16)
+    return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY), bits, header.rows, header.cols
+
+
+def _dicom_grey(
+    arr: np.ndarray, ds: Dataset, header: _DicomHeader, metadata: dict[str, Any]
+) -> tuple[np.ndarray, int]:
+    """Modality LUT, then VOI, then polarity, as DICOM's grey pipeline orders them.
+
+    The result spans [0, 2**bits - 1] whatever the intermediate units were: the output range
+    of each transform is known from the header (not from this image's values), so it is
+    mapped linearly onto the unsigned range and films stay comparable with each other.
+    """
+    signed = ds.get("PixelRepresentation", 0) == 1
+    bits = header.bits_stored
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    values: np.ndarray = arr
+    modality = None
+    if ds.get("ModalityLUTSequence"):
+        modality = "lut"
+        bits = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        lo, hi = 0, 2**bits - 1
+    elif _has_rescale(ds):
+        modality = "rescale"
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    if modality is not None:
+        values = apply_modality_lut(values, ds)
+    voi = None
+    if ds.get("VOILUTSequence"):
+        voi = "lut"
+        values, bits = _apply_voi_lut(values, ds)
+        lo, hi = 0, 2**bits - 1
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        voi = "window"
+        values = apply_windowing(values, ds)  # its output spans the modality range [lo, hi]
+    bits = min(bits, 16)
+    top = 2**bits - 1
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    if (lo, hi) == (0, top) and np.issubdtype(values.dtype, np.integer):
+        pixels = np.clip(values, 0, top).astype(dtype, copy=False)
+    elif hi <= lo:
+        raise ValueError("the modality transform maps every pixel to one value")
+    else:
+        scaled = (values.astype(np.float64) - lo) * (top / (hi - lo))
+        pixels = np.rint(np.clip(scaled, 0, top)).astype(dtype)
+    inverted = header.photometric == "MONOCHROME1"
+    if inverted:  # MONOCHROME1 shows dense tissue dark; flip so it is bright like the rest
+        pixels = top - pixels
+    metadata.update(rgb_converted=False, modality_lut=modality, voi=voi, inverted=inverted)
+    return pixels, bits
+
+
+def _has_rescale(ds: Dataset) -> bool:
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is None or intercept is None:
+        return False
+    return (float(slope), float(intercept)) != (1.0, 0.0)
+
+
+def _apply_voi_lut(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int]:
+    """First VOI LUT of the sequence, indexed in int64.
+
+    Written out rather than using ``pydicom.pixels.apply_voi`` because that indexes through
+    an array of the LUT's own width, so an 8-bit LUT over 12-bit data wraps around.
+    """
+    item = ds.VOILUTSequence[0]
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    entries = entries or 65536
+    raw = item.LUTData
+    if isinstance(raw, bytes):  # OW: endianness follows the dataset
+        little = ds.original_encoding[1] is not False
+        lut = np.frombuffer(raw, "<u2" if little else ">u2", entries)
+    else:
+        lut = np.asarray(raw if isinstance(raw, list) else [raw], dtype=np.int64)
+    if len(lut) < entries or not 1 <= bits <= 16:
+        raise ValueError("VOI LUT descriptor and data disagree")
+    index = np.clip(np.rint(values).astype(np.int64) - first, 0, entries - 1)
+    return np.clip(lut[index], 0, 2**bits - 1), bits
