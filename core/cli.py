@@ -121,5 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # disk full, permission denied: the user's environment, not a bug
         print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
         return USER_ERROR
-    print(json.dumps(document, indent=2) if args.json else _render(document))
+    try:
+        print(json.dumps(document, indent=2) if args.json else _render(document))
+    except BrokenPipeError:  # `... | head`: the reader has gone, which is not an error
+        sys.stderr.close()
     return 0

@@ -1,0 +1,338 @@
+"""From a read film to a model input: normalise, segment, crop, orient, resize, CLAHE.
+
+Every step can be switched off (``PrepConfig``) and the config is saved in run manifests,
+so a result always says how its inputs were made. Every geometric step is recorded as a
+``Transform`` from the original film grid to the output grid: lesion centres go forward
+through it, heatmaps come back through it, and nothing else adds offsets by hand.
+
+Why this order: segmentation runs on a copy whose long side is ``SEGMENT_SIDE`` pixels
+(thresholds and connected components on 1024 x 1024 cost ten times more and find the same
+outline), and intensity work (the normalisation lookup table, CLAHE) runs on the output-sized
+image, after the crop and the shrink, where it has the fewest pixels to touch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, cast
+
+import cv2
+import numpy as np
+
+from core.errors import BadConfigError, BadFilmError
+from core.films import read_film
+from core.prep.geometry import Transform
+
+#: Long side of the downsampled copy the breast is segmented on (1024-px films shrink 4x).
+SEGMENT_SIDE = 256
+#: Percentiles that map to black and white: robust to a few hot pixels and to film labels.
+NORMALISE_PERCENTILES = (0.5, 99.5)
+SUPPORTED_DTYPES = (np.uint8, np.uint16)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class PrepConfig:
+    """How films become model inputs.
+
+    ``keep_aspect``: True (the default) shrinks the crop so its long side is ``size`` and pads
+    the short side with black (columns on the right, away from the chest wall when ``orient``
+    is on; rows split above and below), so a circle stays a circle and lesion radii map
+    exactly. False stretches the crop to ``size`` x ``size``; centres still map exactly, but
+    a radius then maps through the geometric mean of the two axis scales.
+    """
+
+    normalise: bool = True
+    clahe: bool = True
+    clahe_clip: float = 2.0
+    clahe_grid: int = 8
+    crop_to_breast: bool = True
+    orient: bool = True
+    size: int | None = 512
+    keep_aspect: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("normalise", "clahe", "crop_to_breast", "orient", "keep_aspect"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadConfigError(f"prep config: {name} must be true or false, "
+                                     f"got {getattr(self, name)!r}")
+        if not _is_number(self.clahe_clip) or not self.clahe_clip > 0:
+            raise BadConfigError(f"prep config: clahe_clip must be a positive number, "
+                                 f"got {self.clahe_clip!r}")
+        if not _is_int(self.clahe_grid) or self.clahe_grid < 1:
+            raise BadConfigError(f"prep config: clahe_grid must be a positive integer, "
+                                 f"got {self.clahe_grid!r}")
+        if self.size is not None and (not _is_int(self.size) or self.size < 1):
+            raise BadConfigError(f"prep config: size must be a positive integer or null, "
+                                 f"got {self.size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrepConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadConfigError(f"prep config: unknown setting(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model input and the map from the original film grid onto it."""
+
+    image: np.ndarray  # uint8, 2-D
+    transform: Transform
+
+
+def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<array>") -> Prepared:
+    """Turn one film's pixels (2-D uint8 or uint16) into a model input.
+
+    ``source`` only names the film in error messages.
+    """
+    _check_pixels(pixels, source)
+    small, small_to_film = _shrink(pixels)
+    mask = _segment(_stretch(small))
+
+    transform = Transform.identity(pixels.shape)
+    image = pixels
+    if config.crop_to_breast:
+        if not mask.any():
+            raise BadFilmError(source, "no breast found: the film is blank")
+        top, left, height, width = _bounding_box(mask, small_to_film)
+        image = image[top:top + height, left:left + width]
+        transform = transform.then(Transform.crop(pixels.shape, top, left, height, width))
+    if config.size is not None:
+        step = Transform.resize(image.shape, _fit(image.shape, config.size, config.keep_aspect))
+        shrinking = step.dst_shape[0] * step.dst_shape[1] < image.shape[0] * image.shape[1]
+        image = cv2.resize(image, step.dst_shape[::-1],
+                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        transform = transform.then(step)
+    if config.orient and chest_wall_on_right(mask):
+        step = Transform.flip_horizontal(image.shape)
+        image = cv2.flip(image, 1)
+        transform = transform.then(step)
+
+    image = _to_uint8(image, small, mask, config.normalise)
+    if config.crop_to_breast:
+        breast = small_to_film.then(transform).apply(mask.view(np.uint8) * np.uint8(255)) > 127
+        image[~breast] = 0
+    if config.clahe:
+        clahe = cv2.createCLAHE(clipLimit=config.clahe_clip,
+                                tileGridSize=(config.clahe_grid, config.clahe_grid))
+        image = clahe.apply(image)
+        if config.crop_to_breast:  # CLAHE lifts all-black tiles to grey
+            image[~breast] = 0
+
+    if config.size is not None and config.keep_aspect:
+        # Padding is a crop with a negative offset: rows centred, columns on the right.
+        top = (config.size - image.shape[0]) // 2
+        padded = np.zeros((config.size, config.size), np.uint8)
+        padded[top:top + image.shape[0], :image.shape[1]] = image
+        step = Transform.crop(image.shape, -top, 0, config.size, config.size)
+        image, transform = padded, transform.then(step)
+    return Prepared(np.ascontiguousarray(image), transform)
+
+
+def preprocess_files(paths: Sequence[str | Path], config: PrepConfig,
+                     workers: int | None = None) -> tuple[np.ndarray, list[Transform]]:
+    """Read and preprocess films in parallel into one uint8 ``[N, size, size]`` array.
+
+    Threads, not processes: OpenCV's decoders and image functions release the GIL, and
+    threads write straight into the preallocated output, so memory holds the output plus
+    one film per worker. OpenCV's own thread pool is cut to one thread meanwhile, since
+    the films already keep every core busy and nested pools only add switching.
+    """
+    if config.size is None:
+        raise BadConfigError("prep config: stacking films needs a fixed size, but size is null")
+    paths = list(paths)
+    images = np.empty((len(paths), config.size, config.size), np.uint8)
+    transforms: list[Transform | None] = [None] * len(paths)
+
+    def one(index: int) -> None:
+        prepared = preprocess(read_film(paths[index]).pixels, config, source=paths[index])
+        images[index] = prepared.image
+        transforms[index] = prepared.transform
+
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            list(pool.map(one, range(len(paths))))
+    finally:
+        cv2.setNumThreads(opencv_threads)
+    return images, cast(list[Transform], transforms)
+
+
+# -- segmentation and orientation ---------------------------------------------------------------
+def breast_mask(pixels: np.ndarray) -> np.ndarray:
+    """Where the breast is, on the film's own grid (bool, same shape as ``pixels``).
+
+    Computed on a copy whose long side is ``SEGMENT_SIDE`` and scaled back up, so it is cheap
+    on any film; ``preprocess`` uses the small mask directly.
+    """
+    _check_pixels(pixels, "<array>")
+    small, small_to_film = _shrink(pixels)
+    mask = _segment(_stretch(small)).view(np.uint8) * np.uint8(255)
+    return small_to_film.apply(mask) > 127
+
+
+def chest_wall_on_right(mask_or_pixels: np.ndarray) -> bool:
+    """True when the chest wall is on the image's right.
+
+    The breast is widest where it leaves the chest wall and tapers to the nipple, so the half
+    of its bounding box nearer the chest wall holds more of it. Films whose breast fills the
+    whole frame (2 of the 256 mini-MIAS films) give no such cue and may be guessed wrong.
+    Takes a breast mask (bool) or a film's pixels (segmented first).
+    """
+    mask = mask_or_pixels
+    if mask.dtype != bool:
+        _check_pixels(mask, "<array>")
+        mask = _segment(_stretch(_shrink(mask)[0]))
+    columns = mask.sum(axis=0)
+    occupied = np.flatnonzero(columns)
+    if occupied.size == 0:
+        return False
+    first, last = occupied[0], occupied[-1]
+    middle = (first + last) / 2.0
+    centroid = float(np.dot(np.arange(columns.size), columns) / columns.sum())
+    return centroid > middle
+
+
+def _segment(small: np.ndarray) -> np.ndarray:
+    """Breast mask of a small uint8 film: threshold, open, keep the largest blob, fill holes.
+
+    The threshold must sit just above the film's background, not between fat and gland as
+    Otsu's does (that cuts away the dim skin-line rim of fatty breasts). Scanners pad with
+    exact zeros, and the exposed film around the breast forms a dark peak just above zero:
+    the triangle method on the lit pixels darker than Otsu's split finds the knee where that
+    peak ends. When there is no such peak (the breast meets the zero padding directly), the
+    triangle lands on the rising flank of the fat instead, below the dark part's mode; then
+    Otsu's split between the zeros and that dark part is used. Opening detaches labels and
+    markers joined to the breast by thin bridges.
+    """
+    lit = small[small > 0]
+    if lit.size == 0 or int(lit.min()) == int(lit.max()):
+        return np.zeros(small.shape, bool)
+    split, _ = cv2.threshold(lit.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = lit[lit <= split]
+    knee, _ = cv2.threshold(dark.reshape(-1, 1), 0, 255,
+                            cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
+    if knee < np.bincount(dark).argmax():
+        unlit = small[small <= split].reshape(-1, 1)
+        knee, _ = cv2.threshold(unlit, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    binary = (small > knee).view(np.uint8)
+
+    side = max(3, (max(small.shape) // 28) | 1)  # ~9 px at 256: a label's bridge is thinner
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    opened = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+    count, labels = cv2.connectedComponents(opened, connectivity=8)
+    if count < 2:
+        return np.zeros(small.shape, bool)
+    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    blob = (labels == largest).view(np.uint8)
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(blob)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    # The threshold sits on the skin line's fall-off; one more pixel keeps the whole rim.
+    return cv2.dilate(filled, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _shrink(pixels: np.ndarray) -> tuple[np.ndarray, Transform]:
+    """The segmentation copy (long side ``SEGMENT_SIDE``, never enlarged) and the map from
+    its grid back onto the film's."""
+    rows, cols = pixels.shape
+    factor = min(1.0, SEGMENT_SIDE / max(rows, cols))
+    shape = (max(1, round(rows * factor)), max(1, round(cols * factor)))
+    small = cv2.resize(pixels, shape[::-1], interpolation=cv2.INTER_AREA)
+    return small, Transform.resize(shape, pixels.shape)
+
+
+def _bounding_box(mask: np.ndarray, small_to_film: Transform) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the film pixels the small mask's box touches."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    # Outer pixel edges of the box on the small grid, mapped onto the film grid.
+    corners = small_to_film.forward([[rows[0] - 0.5, cols[0] - 0.5],
+                                     [rows[-1] + 0.5, cols[-1] + 0.5]])
+    film_rows, film_cols = small_to_film.dst_shape
+    top = max(0, int(np.floor(corners[0, 0] + 0.5)))
+    left = max(0, int(np.floor(corners[0, 1] + 0.5)))
+    bottom = min(film_rows, int(np.ceil(corners[1, 0] + 0.5)))
+    right = min(film_cols, int(np.ceil(corners[1, 1] + 0.5)))
+    return top, left, bottom - top, right - left
+
+
+def _fit(shape: tuple[int, ...], size: int, keep_aspect: bool) -> tuple[int, int]:
+    if not keep_aspect:
+        return size, size
+    rows, cols = int(shape[0]), int(shape[1])
+    factor = size / max(rows, cols)
+    return max(1, min(size, round(rows * factor))), max(1, min(size, round(cols * factor)))
+
+
+# -- intensities --------------------------------------------------------------------------------
+def _stretch(small: np.ndarray) -> np.ndarray:
+    """Any-depth small copy as uint8 spread over 0-255, for thresholding."""
+    low, high = _percentiles(small, NORMALISE_PERCENTILES)
+    return _lookup(small, low, high)
+
+
+def _to_uint8(image: np.ndarray, small: np.ndarray, mask: np.ndarray,
+              normalise: bool) -> np.ndarray:
+    """Map intensities to uint8 (always a fresh array: later steps write into it).
+
+    With ``normalise`` the black point is a low percentile of the whole film (its
+    background) and the white point a high percentile of the breast alone, so labels and
+    markers, brighter than any tissue, do not squash the tissue's range. Without it, 8-bit
+    films are kept as they are and deeper ones scaled by their bit depth (read from their
+    maximum: a 12-bit film stored in 16 bits fills the range like an 8-bit one).
+    """
+    if normalise:
+        low, _ = _percentiles(small, NORMALISE_PERCENTILES)
+        breast = small[mask] if mask.any() else small
+        _, high = _percentiles(breast, NORMALISE_PERCENTILES)
+        return _lookup(image, low, high)
+    if image.dtype == np.uint8:
+        return image.copy()
+    bits = max(8, int(small.max()).bit_length(), int(image.max()).bit_length())
+    return _lookup(image, 0, (1 << bits) - 1)
+
+
+def _percentiles(values: np.ndarray, percents: Sequence[float]) -> list[int]:
+    """Percentiles of integer pixels from their histogram (a sort costs far more)."""
+    counts = np.bincount(values.ravel())
+    cumulative = np.cumsum(counts)
+    return [int(np.searchsorted(cumulative, p / 100.0 * cumulative[-1])) for p in percents]
+
+
+def _lookup(image: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Linear map of ``low..high`` onto 0..255, clipped, through a lookup table."""
+    high = max(high, low + 1)
+    levels = np.arange(256 if image.dtype == np.uint8 else 65536, dtype=np.float32)
+    table = np.clip((levels - low) * (255.0 / (high - low)), 0, 255).round().astype(np.uint8)
+    if image.dtype == np.uint8:
+        return cv2.LUT(image, table)
+    return table[image]
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def _check_pixels(pixels: Any, source: str | Path) -> None:
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 2 or min(pixels.shape) < 1:
+        shape = getattr(pixels, "shape", type(pixels).__name__)
+        raise BadFilmError(source, f"pixels must be a non-empty 2-D array, got {shape}")
+    if pixels.dtype not in SUPPORTED_DTYPES:
+        raise BadFilmError(source, f"pixels must be uint8 or uint16, got {pixels.dtype}")
+
