@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
@@ -146,9 +146,13 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
     return Prepared(np.ascontiguousarray(image), transform)
 
 
-def preprocess_files(paths: Sequence[str | Path], config: PrepConfig,
-                     workers: int | None = None) -> tuple[np.ndarray, list[Transform]]:
+def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: int | None = None,
+                     failures: list[str] | None = None) -> tuple[np.ndarray, list[Transform | None]]:
     """Read and preprocess films in parallel into one uint8 ``[N, size, size]`` array.
+
+    A bad film raises ``BadFilmError``, unless a ``failures`` list is given: then its message
+    is appended there, its row stays black and its transform is ``None``, and the other films
+    go on (one corrupt file must not cost a whole dataset).
 
     Threads, not processes: OpenCV's decoders and image functions release the GIL, and
     threads write straight into the preallocated output, so memory holds the output plus
@@ -162,7 +166,14 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig,
     transforms: list[Transform | None] = [None] * len(paths)
 
     def one(index: int) -> None:
-        prepared = preprocess(read_film(paths[index]).pixels, config, source=paths[index])
+        try:
+            prepared = preprocess(read_film(paths[index]).pixels, config, source=paths[index])
+        except BadFilmError as error:
+            if failures is None:
+                raise
+            failures.append(str(error))
+            images[index] = 0
+            return
         images[index] = prepared.image
         transforms[index] = prepared.transform
 
@@ -173,7 +184,7 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig,
             list(pool.map(one, range(len(paths))))
     finally:
         cv2.setNumThreads(opencv_threads)
-    return images, cast(list[Transform], transforms)
+    return images, transforms
 
 
 # -- segmentation and orientation ---------------------------------------------------------------
@@ -224,16 +235,9 @@ def _segment(small: np.ndarray) -> np.ndarray:
     markers joined to the breast by thin bridges.
     """
     lit = small[small > 0]
-    if lit.size == 0 or int(lit.min()) == int(lit.max()):
+    if lit.size == 0:
         return np.zeros(small.shape, bool)
-    split, _ = cv2.threshold(lit.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    dark = lit[lit <= split]
-    knee, _ = cv2.threshold(dark.reshape(-1, 1), 0, 255,
-                            cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
-    if knee < np.bincount(dark).argmax():
-        unlit = small[small <= split].reshape(-1, 1)
-        knee, _ = cv2.threshold(unlit, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    binary = (small > knee).view(np.uint8)
+    binary = (small > _background_level(small, lit)).view(np.uint8)
 
     side = max(3, (max(small.shape) // 28) | 1)  # ~9 px at 256: a label's bridge is thinner
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
@@ -248,6 +252,21 @@ def _segment(small: np.ndarray) -> np.ndarray:
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     # The threshold sits on the skin line's fall-off; one more pixel keeps the whole rim.
     return cv2.dilate(filled, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _background_level(small: np.ndarray, lit: np.ndarray) -> float:
+    """The grey level just above the film's background (see ``_segment``). With a single lit
+    level (a flat object on black) everything lit is foreground."""
+    if int(lit.min()) == int(lit.max()):
+        return 0.0
+    split, _ = cv2.threshold(lit.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = lit[lit <= split]
+    knee, _ = cv2.threshold(dark.reshape(-1, 1), 0, 255,
+                            cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
+    if knee < np.bincount(dark).argmax():
+        unlit = small[small <= split].reshape(-1, 1)
+        knee, _ = cv2.threshold(unlit, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(knee)
 
 
 def _shrink(pixels: np.ndarray) -> tuple[np.ndarray, Transform]:

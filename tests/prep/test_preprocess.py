@@ -273,3 +273,20 @@ def test_mdb001_lesion_maps_inside_the_output(mias_root: Path) -> None:
     assert 0 <= row < 512 and 0 <= col < 512
     assert 0 < prepared.transform.forward_radius(MDB001_LESION[2]) < 256
     assert np.allclose(prepared.transform.inverse([row, col]), MDB001_LESION[:2])
+
+
+def test_preprocess_files_can_skip_bad_films(tmp_path) -> None:
+    good = tmp_path / "good.png"
+    film = np.zeros((64, 64), np.uint8)
+    film[8:56, :40] = 180
+    cv2.imwrite(str(good), film)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a film")
+    with pytest.raises(BadFilmError):
+        preprocess_files([good, bad], PrepConfig(size=32), workers=1)
+    failures: list[str] = []
+    images, transforms = preprocess_files([good, bad], PrepConfig(size=32), workers=2,
+                                          failures=failures)
+    assert transforms[0] is not None and transforms[1] is None
+    assert len(failures) == 1 and "bad.png" in failures[0]
+    assert images[0].any() and not images[1].any()

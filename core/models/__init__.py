@@ -1,0 +1,1 @@
+"""Keras image encoders (keras.applications, AlexNet, GoogLeNet) behind one registry."""

@@ -1,0 +1,422 @@
+"""Every image encoder behind one interface: build by name, get a feature map and its stride.
+
+An attention decoder reads an L x D map (L = H' x W' cells of D channels) and has to know how
+far apart its cells are on the image to draw a heatmap; a caller has to know how to scale
+pixels for the network. ``build_backbone`` returns all of that in a ``Backbone``, for the
+``keras.applications`` networks and for the second paper's AlexNet and GoogLeNet alike.
+
+Nothing is ever downloaded. ``"imagenet"`` means "the file Keras would download, already in
+the Keras cache": its name and folder are worked out here with Keras's own rules
+(see ``imagenet_weights_file`` and ``keras_cache_dir``) and it is loaded by path, so a
+missing file is one clear ``BadConfigError`` instead of a failed download. The folder is
+computed at call time from ``KERAS_HOME``, whereas Keras fixes it when it is imported;
+loading by path is what makes the two agree. It also skips the checksum Keras compares for
+some files (not for MobileNet's); a file that does not load is reported, one that loads is
+trusted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+
+from core.errors import BadConfigError
+from core.models import alexnet, googlenet
+
+NO_WEIGHTS = "none"
+IMAGENET = "imagenet"
+#: Size step between the two probe inputs that measure a stride; a multiple of every
+#: power-of-two stride these networks have, so the measurement is exact.
+_PROBE_STEP = 256
+
+Preprocess = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A built encoder, ready to be topped by a decoder or a classifier head.
+
+    ``stride`` is the distance in input pixels between neighbouring feature cells. For
+    networks that pad ``same`` it equals input size / feature-map size whenever the input
+    is a multiple of it; networks with ``valid`` convolutions (AlexNet, InceptionV3) give a
+    slightly smaller map, so use the model's output shape for the map size.
+    """
+
+    name: str
+    model: keras.Model
+    preprocess: Preprocess
+    stride: int
+    channels: int
+    weights: str
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one encoder and where to cut it for attention.
+
+    ``build`` takes ``input_shape``, ``include_top`` and ``options`` and returns the network
+    with random weights. ``imagenet_file`` maps (image size, options) to the file name Keras
+    would download; ``None`` when Keras has no ImageNet weights for the network.
+    ``min_size`` is the smallest square input the network (without its top) accepts.
+    ``imagenet_fix`` finishes a network built without weights into the one Keras builds for
+    ``weights="imagenet"``, where the two differ.
+    """
+
+    name: str
+    build: Callable[..., keras.Model]
+    feature_layer: str
+    stride: int
+    preprocess: Preprocess
+    min_size: int = 32
+    imagenet_file: Callable[[int, Mapping[str, Any]], str] | None = None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    imagenet_fix: Callable[[keras.Model], None] | None = None
+
+
+def _copying(preprocess: Preprocess) -> Preprocess:
+    """Keras's NumPy preprocessing edits a float array in place; give it a copy instead."""
+
+    @functools.wraps(preprocess)
+    def wrapper(x: Any) -> Any:
+        if isinstance(x, np.ndarray):
+            x = x.astype(np.float32)
+        return preprocess(x)
+
+    return wrapper
+
+
+def _fixed_file(file_name: str) -> Callable[[int, Mapping[str, Any]], str]:
+    return lambda image_size, options: file_name
+
+
+# Keras picks a resolution-specific MobileNet file only for these square sizes, else 224's.
+_MOBILENET_SIZES = (128, 160, 192, 224)
+_MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)
+_MOBILENET_ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+_MOBILENET_V2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+def _mobilenet_file(image_size: int, options: Mapping[str, Any]) -> str:
+    alpha = float(options["alpha"])
+    if alpha not in _MOBILENET_ALPHA_TEXT:
+        raise BadConfigError(
+            f"Keras has ImageNet weights for MobileNet only with alpha in "
+            f"{sorted(_MOBILENET_ALPHA_TEXT)}, not {alpha}"
+        )
+    rows = image_size if image_size in _MOBILENET_SIZES else 224
+    return f"mobilenet_{_MOBILENET_ALPHA_TEXT[alpha]}_{rows}_tf_no_top.h5"
+
+
+def _mobilenet_v2_file(image_size: int, options: Mapping[str, Any]) -> str:
+    alpha = float(options["alpha"])
+    if alpha not in _MOBILENET_V2_ALPHAS:
+        raise BadConfigError(
+            f"Keras has ImageNet weights for MobileNetV2 only with alpha in "
+            f"{list(_MOBILENET_V2_ALPHAS)}, not {alpha}"
+        )
+    rows = image_size if image_size in _MOBILENET_V2_SIZES else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{rows}_no_top.h5"
+
+
+#: keras.src.applications.efficientnet.IMAGENET_STDDEV_RGB
+_EFFICIENTNET_STDDEV_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _efficientnet_imagenet_scaling(network: keras.Model) -> None:
+    """Reproduce the extra input scaling Keras gives EfficientNet for ImageNet weights only.
+
+    With ``weights="imagenet"`` Keras inserts ``Rescaling(1 / sqrt(stddev))`` after the
+    model's ``Normalization`` (tensorflow/tensorflow#49930: the original divides by the
+    variance, not the standard deviation). We build without weights, so that layer is
+    missing; ``(x - m) / sqrt(v) / sqrt(s) == (x - m) / sqrt(v * s)``, so the same scaling
+    is folded into the loaded variance instead.
+    """
+    norm = next(layer for layer in network.layers if isinstance(layer, keras.layers.Normalization))
+    norm.adapt_variance.assign(norm.adapt_variance * _EFFICIENTNET_STDDEV_RGB)
+    norm.finalize_state()
+
+
+def _without_weights(application: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+    return functools.partial(application, weights=None)
+
+
+_apps = keras.applications
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        # VGG stops before its last pool: 14 x 14 at 224, the map Show, Attend and Tell reads.
+        BackboneSpec(
+            "vgg16", _without_weights(_apps.VGG16), "block5_conv3", 16,
+            _copying(_apps.vgg16.preprocess_input),
+            imagenet_file=_fixed_file("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ),
+        BackboneSpec(
+            "vgg19", _without_weights(_apps.VGG19), "block5_conv4", 16,
+            _copying(_apps.vgg19.preprocess_input),
+            imagenet_file=_fixed_file("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ),
+        BackboneSpec(
+            "resnet50", _without_weights(_apps.ResNet50), "conv5_block3_out", 32,
+            _copying(_apps.resnet50.preprocess_input),
+            imagenet_file=_fixed_file("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ),
+        BackboneSpec(
+            "inception_v3", _without_weights(_apps.InceptionV3), "mixed10", 32,
+            _copying(_apps.inception_v3.preprocess_input),
+            min_size=75,
+            imagenet_file=_fixed_file("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ),
+        BackboneSpec(
+            "densenet121", _without_weights(_apps.DenseNet121), "relu", 32,
+            _copying(_apps.densenet.preprocess_input),
+            imagenet_file=_fixed_file("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ),
+        BackboneSpec(
+            "mobilenet", _without_weights(_apps.MobileNet), "conv_pw_13_relu", 32,
+            _copying(_apps.mobilenet.preprocess_input),
+            imagenet_file=_mobilenet_file, options=MappingProxyType({"alpha": 1.0}),
+        ),
+        # The width of the offline MobileNet file (shared/weights), usable by name.
+        BackboneSpec(
+            "mobilenet_025", _without_weights(_apps.MobileNet), "conv_pw_13_relu", 32,
+            _copying(_apps.mobilenet.preprocess_input),
+            imagenet_file=_mobilenet_file, options=MappingProxyType({"alpha": 0.25}),
+        ),
+        BackboneSpec(
+            "mobilenet_v2", _without_weights(_apps.MobileNetV2), "out_relu", 32,
+            _copying(_apps.mobilenet_v2.preprocess_input),
+            imagenet_file=_mobilenet_v2_file, options=MappingProxyType({"alpha": 1.0}),
+        ),
+        # EfficientNet rescales and normalises inside the model: its preprocess is identity.
+        BackboneSpec(
+            "efficientnet_b0", _without_weights(_apps.EfficientNetB0), "top_activation", 32,
+            _copying(_apps.efficientnet.preprocess_input),
+            imagenet_file=_fixed_file("efficientnetb0_notop.h5"),
+            imagenet_fix=_efficientnet_imagenet_scaling,
+        ),
+        # 67 px is the smallest input for which pool5 still has one cell.
+        BackboneSpec(
+            "alexnet", alexnet.build_alexnet, alexnet.FEATURE_LAYER, 16,
+            alexnet.preprocess_input, min_size=67,
+        ),
+        BackboneSpec(
+            "googlenet", googlenet.build_googlenet, googlenet.FEATURE_LAYER, 32,
+            googlenet.preprocess_input,
+        ),
+    )
+}
+
+
+def list_backbones() -> list[str]:
+    """Registry names, in a stable order for menus and CLI choices."""
+    return list(BACKBONES)
+
+
+def _spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise BadConfigError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def _options(spec: BackboneSpec, alpha: float | None) -> dict[str, Any]:
+    options = dict(spec.options)
+    if alpha is not None:
+        if "alpha" not in options:
+            raise BadConfigError(f"backbone {spec.name} has no alpha (width) option")
+        options["alpha"] = float(alpha)
+    return options
+
+
+def keras_cache_dir() -> Path:
+    """The folder Keras reads ImageNet weights from, by Keras 3.15's rules, evaluated now.
+
+    ``keras.src.backend.config`` takes ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras``
+    when the home folder is not writable); ``file_utils.get_file`` then falls back to
+    ``/tmp/.keras`` if that folder is not writable, and adds ``cache_subdir="models"``.
+    """
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        user = os.path.expanduser("~")
+        home = os.path.join(user if os.access(user, os.W_OK) else "/tmp", ".keras")
+    base = os.path.expanduser(home)
+    if not os.access(base, os.W_OK):
+        base = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
+    return Path(base) / "models"
+
+
+def imagenet_weights_file(name: str, image_size: int, alpha: float | None = None) -> str:
+    """The exact file name Keras looks for in its cache for this backbone without its top."""
+    spec = _spec(name)
+    if spec.imagenet_file is None:
+        raise BadConfigError(
+            f"{name} has no Keras ImageNet weights: pass a converted weights file by path "
+            f"(or none)"
+        )
+    return spec.imagenet_file(image_size, _options(spec, alpha))
+
+
+def _cached_imagenet_file(name: str, image_size: int, alpha: float | None) -> Path:
+    file_name = imagenet_weights_file(name, image_size, alpha)
+    folder = keras_cache_dir()
+    path = folder / file_name
+    if not path.is_file():
+        raise BadConfigError(
+            f"ImageNet weights for {name} are not in the Keras cache and cannot be downloaded "
+            f"offline: place {file_name} in {folder}/ (or pass --weights PATH / none)"
+        )
+    return path
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _legacy_layer_names(path: Path) -> set[str]:
+    """Layer names in a Keras 2-style weights .h5 (weights-only, or a whole saved model)."""
+    try:
+        with h5py.File(path, "r") as file:
+            group = file
+            if "layer_names" not in file.attrs and "model_weights" in file:
+                group = file["model_weights"]
+            names = group.attrs.get("layer_names")
+            if names is None:
+                raise BadConfigError(f"{path}: not a Keras weights file (no layer_names)")
+            return {n.decode("utf8") if isinstance(n, bytes) else str(n) for n in names}
+    except OSError as error:
+        raise BadConfigError(f"{path}: not a readable HDF5 file ({_first_line(error)})") from error
+
+
+def _load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec, layer: str) -> None:
+    """Load a user's weights file into the feature model, or say why it does not fit.
+
+    Keras 2-style ``.h5`` files load by layer name, which is how a file written for the
+    whole network (with or without its top), or converted from Caffe, fits the cut model;
+    every weighted layer up to the feature layer must be found in the file, so a file for
+    another network is refused rather than half-loaded. Keras 3 ``.weights.h5`` and
+    ``.keras`` files load by structure, as saved from ``Backbone.model``.
+    """
+    if not path.is_file():
+        raise BadConfigError(f"{path}: weights file not found")
+    suffix = path.name.lower()
+    try:
+        if suffix.endswith((".weights.h5", ".keras")):
+            model.load_weights(path)
+        elif suffix.endswith((".h5", ".hdf5")):
+            stored = _legacy_layer_names(path)
+            needed = [lay.name for lay in model.layers if lay.weights]
+            missing = [name for name in needed if name not in stored]
+            if missing:
+                raise BadConfigError(
+                    f"{path}: no weights for {len(missing)} of the {len(needed)} weighted layers "
+                    f"of {spec.name} up to {layer} (first: {', '.join(missing[:3])}); "
+                    f"it is not a weights file for {spec.name}"
+                )
+            model.load_weights(path, by_name=True)
+        else:
+            raise BadConfigError(
+                f"{path}: weights must be a .h5, .hdf5, .weights.h5 or .keras file"
+            )
+    except (ValueError, KeyError, OSError) as error:
+        raise BadConfigError(
+            f"{path}: does not fit {spec.name}: {_first_line(error)}"
+        ) from error
+
+
+def _feature_model(network: keras.Model, layer: str, name: str) -> keras.Model:
+    try:
+        output = network.get_layer(layer).output
+    except ValueError as error:
+        raise BadConfigError(f"feature layer {layer!r} is not a layer of {name}") from error
+    if len(output.shape) != 4:
+        raise BadConfigError(
+            f"feature layer {layer!r} of {name} gives shape {tuple(output.shape)}, "
+            f"not a (rows, cols, channels) map"
+        )
+    return keras.Model(network.input, output, name=f"{name}_{layer}")
+
+
+def measure_stride(name: str, feature_layer: str | None = None, alpha: float | None = None) -> int:
+    """Pixel distance between neighbouring cells of a feature layer, measured.
+
+    Builds the network once with a free input size and compares the map sizes of two inputs
+    ``_PROBE_STEP`` pixels apart; the registry's strides were checked this way.
+    """
+    spec = _spec(name)
+    layer = feature_layer or spec.feature_layer
+    options = _options(spec, alpha)
+    network = spec.build(input_shape=(None, None, 3), include_top=False, **options)
+    probe = _feature_model(network, layer, name)
+    size = max(spec.min_size, 64)
+    small = probe.compute_output_shape((1, size, size, 3))[1]
+    large = probe.compute_output_shape((1, size + _PROBE_STEP, size + _PROBE_STEP, 3))[1]
+    if large == small:
+        raise BadConfigError(f"feature layer {layer!r} of {name} has no spatial grid")
+    return round(_PROBE_STEP / (large - small))
+
+
+def build_backbone(
+    name: str,
+    image_size: int = 224,
+    weights: str | Path | None = IMAGENET,
+    feature_layer: str | None = None,
+    *,
+    alpha: float | None = None,
+) -> Backbone:
+    """Build ``name`` for square ``image_size`` inputs, cut at its feature layer.
+
+    ``weights``: ``"imagenet"`` (the Keras cache file; see the module docstring), a path to
+    a weights file, or ``None`` / ``"none"`` for random initialisation. As in Keras, only
+    ``"imagenet"`` gives EfficientNet its ImageNet-only input scaling; a path does not.
+    ``alpha`` sets the width of the MobileNet family (default: the registry entry's). A
+    ``feature_layer`` other than the registry's gets its stride measured.
+    """
+    spec = _spec(name)
+    options = _options(spec, alpha)
+    if image_size < spec.min_size:
+        raise BadConfigError(
+            f"{name} needs images of at least {spec.min_size} px, got {image_size}"
+        )
+    if weights is None or weights == NO_WEIGHTS:
+        source, label = None, NO_WEIGHTS
+    elif weights == IMAGENET:
+        source, label = _cached_imagenet_file(name, image_size, alpha), IMAGENET
+    else:
+        source, label = Path(weights), str(weights)
+    layer = feature_layer or spec.feature_layer
+    network = spec.build(input_shape=(image_size, image_size, 3), include_top=False, **options)
+    model = _feature_model(network, layer, name)
+    if label == IMAGENET:
+        # What keras.applications does with weights="imagenet": a topological load into
+        # the whole network without its top.
+        try:
+            network.load_weights(source)
+        except (ValueError, KeyError, OSError) as error:
+            raise BadConfigError(
+                f"{source}: not the ImageNet weights Keras expects for {name}: "
+                f"{_first_line(error)}"
+            ) from error
+        if spec.imagenet_fix is not None:
+            spec.imagenet_fix(network)
+    elif source is not None:
+        _load_weights_file(model, source, spec, layer)
+    stride = spec.stride if layer == spec.feature_layer else measure_stride(name, layer, alpha)
+    return Backbone(
+        name=name,
+        model=model,
+        preprocess=spec.preprocess,
+        stride=stride,
+        channels=int(model.output.shape[-1]),
+        weights=label,
+    )
