@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom import Dataset
+from pydicom.uid import JPEGLSLossless
 
 from core.errors import BadConfigError, BadFilmError
+from factories import dicom
 from core.films import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_SUFFIXES,
@@ -35,7 +36,6 @@ from core.films import (
 RNG = np.random.default_rng(20240611)
 GREY8 = RNG.integers(0, 256, (24, 32), dtype=np.uint8)
 GREY16 = RNG.integers(0, 65536, (24, 32), dtype=np.uint16)
-MAMMO_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage
 
 
 # --- builders -----------------------------------------------------------------------------
@@ -102,40 +102,6 @@ def jpeg_with_size(rows: int, cols: int) -> bytes:
     sof = data.find(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", rows, cols)
     return bytes(data)
-
-
-def dicom(
-    pixels: np.ndarray,
-    *,
-    bits_stored: int = 12,
-    photometric: str = "MONOCHROME2",
-    syntax: str = ExplicitVRLittleEndian,
-    pixel_data: bool = True,
-    **elements: object,
-) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MAMMO_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MAMMO_SOP_CLASS
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    if pixel_data:
-        ds.PixelData = pixels.tobytes()
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def dicom_without_preamble(pixels: np.ndarray) -> bytes:

@@ -10,14 +10,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from pydicom.dataset import Dataset as DicomDataset
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from core.data import load_dataset
 from core.data.cbis import REQUIRED, identify, is_mask, load, read_csv
 from core.data.records import PATHOLOGY_CLASSES
 from core.errors import BadConfigError, BadDatasetError
+from factories import dicom
 
 CALC_TRAIN = "calc_case_description_train_set.csv"
 #: (file, rows, patients, MALIGNANT, BENIGN, BENIGN_WITHOUT_CALLBACK), from the README.
@@ -34,25 +32,9 @@ FILM_SHAPE = (40, 30)
 
 
 def _dicom(path: Path, pixels: np.ndarray) -> Path:
-    """A minimal valid DICOM file (Part 10, explicit VR little endian)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = DicomDataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    """A minimal valid 16-bit DICOM file (Part 10, explicit VR little endian)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    path.write_bytes(dicom(pixels.astype(np.uint16), bits_stored=16))
     return path
 
 
