@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.errors import MammoError
+from core.errors import BadConfigError, MammoError
 
 log = logging.getLogger("core")
 
@@ -51,6 +52,71 @@ def _data_synth(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(out), "seed": args.seed, "size": args.size, **summary}
 
 
+def _import_keras_quietly() -> None:
+    """Import Keras (and its backend) with the process's stderr muted.
+
+    TensorFlow's C++ start-up notes (oneDNN, CPU features) bypass Python and every logging
+    switch; they would bury our one-line messages. Muting file descriptor 2 for the import
+    alone keeps everything after it, including real errors, visible. ``-v`` keeps them.
+    """
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """Defaults, then a ``--config`` JSON file, then the options given on the command line."""
+    from core.train.config import TrainConfig
+
+    values: dict[str, Any] = {}
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise BadConfigError(f"{args.config}: not a readable JSON config ({error})") from None
+    for name in TRAIN_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    if args.dataset == "cbis":
+        values.setdefault("dataset_options", {"abnormality": args.abnormality, "mode": args.mode})
+    if "root" in values:
+        values["root"] = str(values["root"])
+    return TrainConfig().with_overrides(**values)
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    if args.resume is None and args.root is None and args.config is None:
+        raise BadConfigError("--root is required (the dataset's folder), or --resume RUN")
+    config = None if args.resume else _train_config(args)
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.train.fit import resume, train  # Keras loads here, after the cheap checks
+
+    run = resume(args.resume) if config is None else train(config, args.out)
+    manifest = run.manifest
+    return {"run": str(run.path), "status": manifest["status"], "val": manifest.get("val"),
+            "seconds": manifest.get("seconds"), "warnings": manifest.get("warnings", [])}
+
+
+def _sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from core.train.sweep import parse_grid, run_sweep
+
+    base = _train_config(args)
+    if not args.verbose:
+        _import_keras_quietly()
+    rows = run_sweep(base, parse_grid(args.grid, base), args.out, sort_by=args.sort_by)
+    return {"sort_by": args.sort_by, "rows": rows}
+
+
 # -- human-readable output -------------------------------------------------------------------------
 def _render(document: dict[str, Any]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
@@ -79,6 +145,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Training options on the command line: TrainConfig field -> (type, help). Unset options
+#: keep the config file's or the default's value.
+TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
+    "dataset": (str, "mias, cbis or folder"),
+    "root": (Path, "the dataset's folder"),
+    "model": (str, "attention (encoder + RNN decoder) or transfer (backbone + new head)"),
+    "backbone": (str, "encoder name, e.g. mobilenet_v2, vgg16, alexnet, googlenet"),
+    "weights": (str, "imagenet, none, or a weights file"),
+    "image_size": (int, "model input side in pixels"),
+    "feature_layer": (str, "encoder layer the decoder/head reads"),
+    "cell": (str, "attention decoder cell: lstm, gru or simple"),
+    "steps": (int, "attention glimpse steps"),
+    "attention_supervision": (float, "weight of the loss pulling attention to known lesions"),
+    "epochs": (int, "epochs of the first (head) phase"),
+    "batch_size": (int, "batch size"),
+    "learning_rate": (float, "learning rate"),
+    "optimizer": (str, "adam, sgd or adamw"),
+    "weight_lr_factor": (float, "learn-rate factor of the head's weights"),
+    "bias_lr_factor": (float, "learn-rate factor of the head's biases"),
+    "l2_factor": (float, "L2 factor of the head (times 1e-4)"),
+    "patience": (int, "epochs without validation improvement before stopping (0: never)"),
+    "fine_tune_layers": (int, "top encoder layers to unfreeze in a second phase"),
+    "balance": (str, "augment, class_weights or none"),
+    "augment_target": (int, "total films after balancing augmentation (default: largest class x classes)"),
+    "seed": (int, "random seed"),
+}
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    for name, (kind, help_text) in TRAIN_OPTIONS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
+    parser.add_argument("--config", type=Path, help="JSON file of training settings")
+    parser.add_argument("--out", type=Path, help="folder for run folders (default: models/)")
+    parser.add_argument("--abnormality", choices=["calc", "mass", "both"], default="calc",
+                        help="CBIS-DDSM only")
+    parser.add_argument("--mode", choices=["film", "crop"], default="film", help="CBIS-DDSM only")
+    _add_json(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -105,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=_positive_int, default=1024, help="film side in pixels")
     _add_json(synth)
     synth.set_defaults(handler=_data_synth)
+
+    train = commands.add_parser("train", help="train a model into a new run folder")
+    _add_train_options(train)
+    train.add_argument("--resume", type=Path, help="continue an interrupted run folder")
+    train.set_defaults(handler=_train)
+
+    sweep = commands.add_parser("sweep", help="train a grid of settings, one run each")
+    _add_train_options(sweep)
+    sweep.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
+                       help="a setting and its values; repeat for more axes")
+    sweep.add_argument("--sort-by", default="macro_f1", help="validation metric to sort by")
+    sweep.set_defaults(handler=_sweep)
     return parser
 
 

@@ -42,3 +42,31 @@ def cbis_root() -> Path:
 def weights_root() -> Path:
     """Genuine ImageNet MobileNet weights in Keras's file names."""
     return _shared_folder("weights")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Feature caches and Keras's weights cache of the tests stay out of the user's home."""
+    os.environ["MAMMO_CACHE"] = str(tmp_path_factory.mktemp("mammo-cache"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def keras_home(weights_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras cache holding the shared ImageNet files, as a user would install them."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("keras-home")
+    (home / "models").mkdir()
+    for file in weights_root.glob("*.h5"):
+        shutil.copy(file, home / "models" / file.name)
+    os.environ["KERAS_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """28 small SYNTHETIC films (4 per class) for quick pipeline tests; read only."""
+    from core.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic") / "films", n=28, seed=0, size=128)

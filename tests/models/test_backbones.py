@@ -43,7 +43,7 @@ EXPECTED = {
     "densenet121": (64, 2, 1024, 32, "torch"),
     "mobilenet": (64, 2, 1024, 32, "tf"),
     "mobilenet_025": (64, 2, 256, 32, "tf"),
-    "mobilenet_v2": (64, 2, 1280, 32, "tf"),
+    "mobilenet_v2": (64, 4, 576, 16, "tf"),
     "efficientnet_b0": (64, 2, 1280, 32, "identity"),
     "alexnet": (67, 3, 256, 16, "caffe"),
     "googlenet": (64, 2, 1024, 32, "caffe"),

@@ -1,0 +1,62 @@
+"""Wall time and peak memory of the default training on real mini-MIAS films.
+
+Runs exactly what a user types, ``python -m core train --dataset mias --root ROOT --model
+attention --json``, in a child process with a cold feature cache (a fresh ``MAMMO_CACHE``),
+and prints one JSON line of figures and one line for people. Targets (issue 3): at most
+10 minutes, aimed at 5, and 4 GB of memory, on 2 CPU cores with MobileNetV2 and the shared
+ImageNet weights (installed into a private Keras cache here).
+
+    python bench/bench_train.py [--root ../shared/data/mias] [--weights ../shared/weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "mias")
+    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("extra", nargs="*", help="more `train` options, e.g. --epochs 5")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_path = Path(scratch)
+        (scratch_path / "keras" / "models").mkdir(parents=True)
+        for file in args.weights.glob("*.h5"):
+            shutil.copy(file, scratch_path / "keras" / "models" / file.name)
+        env = {**os.environ, "KERAS_HOME": str(scratch_path / "keras"),
+               "MAMMO_CACHE": str(scratch_path / "cache")}
+        command = [sys.executable, "-m", "core", "train", "--dataset", "mias", "--root",
+                   str(args.root), "--model", "attention", "--out", str(scratch_path / "runs"),
+                   "--json", *args.extra]
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            sys.exit(f"training failed: {result.stderr.strip().splitlines()[-1]}")
+        document = json.loads(result.stdout)
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    val = document["val"]
+    figures = {"wall_s": round(seconds, 1), "peak_rss_gb": round(peak_gb, 2),
+               "cpus": len(os.sched_getaffinity(0)), "extra": args.extra,
+               "val_n": val["n"], "val_macro_f1": round(val["macro_f1"], 3),
+               "val_auc_abnormal": val["auc_abnormal"]}
+    print(json.dumps(figures))
+    print(f"default MIAS training: {seconds / 60:.1f} min wall, {peak_gb:.2f} GB peak memory "
+          f"on {figures['cpus']} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Metrics, heatmaps and reports: how good a model is and where it looks."""

@@ -1,0 +1,130 @@
+"""Everything that defines a training run, in one JSON-serialisable object.
+
+A run's manifest stores ``TrainConfig.to_dict()``; ``from_dict`` rebuilds it, so a run can be
+repeated or resumed from its folder alone. Defaults are the configuration we measured best
+(see docs/RESULTS.md), not the papers'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from core.errors import BadConfigError
+from core.prep.augment import AugmentConfig
+from core.prep.preprocess import PrepConfig
+
+MODELS = ("attention", "transfer")
+CELLS = ("lstm", "gru", "simple")
+OPTIMIZERS = ("adam", "sgd", "adamw")
+BALANCING = ("augment", "class_weights", "none")
+CLASS_LOSSES = ("categorical", "mse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Groups of fields:
+
+    * data: ``dataset``, ``root``, ``dataset_options``, ``test_size`` (held out for
+      evaluation, grouped by patient), ``val_fraction`` (of the training patients, for early
+      stopping and the reported ``val`` metrics);
+    * encoder: ``backbone``, ``weights`` (``imagenet``, ``none`` or a file), ``image_size``,
+      ``feature_layer`` (the map the decoder reads; finer layers give finer heatmaps);
+    * model: ``model`` (``attention``: the first paper's encoder + RNN decoder;
+      ``transfer``: the second paper's backbone + new head) and its knobs;
+    * the second paper's head knobs: ``weight_lr_factor``, ``bias_lr_factor``, ``l2_factor``,
+      ``patience``;
+    * fine-tuning: ``fine_tune_layers`` > 0 unfreezes that many top encoder layers for a
+      second phase of ``fine_tune_epochs`` at ``learning_rate * fine_tune_lr_scale``;
+    * balance: ``augment`` (grow every class to ``augment_target``: None = the largest
+      class, an int = a total split equally, as the paper's 1300), ``class_weights`` or
+      ``none``.
+    """
+
+    dataset: str = "mias"
+    root: str = ""
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model: str = "attention"
+    backbone: str = "mobilenet_v2"
+    weights: str = "imagenet"
+    image_size: int = 512
+    feature_layer: str | None = None  # None: the registry's default layer for the backbone
+    # attention decoder
+    cell: str = "lstm"
+    steps: int = 6
+    units: int = 256
+    attention_units: int = 128
+    attention_supervision: float = 1.0
+    attention_regularization: float = 0.0
+    # head and optimisation
+    dropout: float = 0.3
+    class_loss: str = "categorical"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_lr_factor: float = 1.0
+    bias_lr_factor: float = 1.0
+    l2_factor: float = 1.0
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 8
+    fine_tune_layers: int = 0
+    fine_tune_epochs: int = 5
+    fine_tune_lr_scale: float = 0.1
+    # data handling
+    balance: str = "augment"
+    augment_target: int | None = None
+    test_size: float = 0.25
+    val_fraction: float = 0.2
+    seed: int = 0
+    mixed_precision: bool = False
+    prep: PrepConfig = field(default_factory=PrepConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        choices = {"model": MODELS, "cell": CELLS, "optimizer": OPTIMIZERS,
+                   "balance": BALANCING, "class_loss": CLASS_LOSSES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise BadConfigError(f"{name} must be one of {', '.join(allowed)}, "
+                                     f"got {getattr(self, name)!r}")
+        positive = ("image_size", "steps", "units", "attention_units", "epochs", "batch_size",
+                    "learning_rate")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise BadConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        non_negative = ("attention_supervision", "attention_regularization", "weight_lr_factor",
+                        "bias_lr_factor", "l2_factor", "patience", "fine_tune_layers",
+                        "fine_tune_epochs", "momentum")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise BadConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise BadConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0 < self.test_size < 1 or not 0 < self.val_fraction < 1:
+            raise BadConfigError("test_size and val_fraction must lie between 0 and 1")
+        if self.prep.size != self.image_size:  # one source of truth for the input size
+            object.__setattr__(self, "prep", replace(self.prep, size=self.image_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["prep"] = self.prep.to_dict()
+        data["augment"] = self.augment.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        values = dict(data)
+        if isinstance(values.get("prep"), dict):
+            values["prep"] = PrepConfig.from_dict(values["prep"])
+        if isinstance(values.get("augment"), dict):
+            values["augment"] = AugmentConfig.from_dict(values["augment"])
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        """A copy with some fields changed (what the CLI and sweeps build configs with)."""
+        return TrainConfig.from_dict({**self.to_dict(), **overrides})

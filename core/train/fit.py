@@ -1,0 +1,391 @@
+"""Train one model into one run folder: the two published methods on one pipeline.
+
+The path, in order: load the dataset; split it by patient (test held out, validation for
+early stopping); preprocess the films; grow the training classes by augmentation (or weight
+them); run the frozen encoder once per image through the feature cache; train the decoder
+(attention model) or head (transfer model) on the cached features; optionally unfreeze the
+encoder's top and fine-tune end to end; save the whole film -> prediction model.
+
+Every step reports to the run folder (``progress.jsonl``, ``history.csv``, the manifest), so
+the dashboard can follow a job and a killed job can be resumed from its last epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from core import backend
+from core.data import load_dataset
+from core.data.records import Dataset
+from core.errors import BadConfigError
+from core.evaluate.metrics import classification_summary
+from core.models.attention import (attach_encoder, build_attention_head,
+                                   compile_attention_model, lesion_target)
+from core.models.backbones import Backbone, build_backbone, film_encoder
+from core.models.optimizers import make_optimizer
+from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
+from core.prep.augment import balance
+from core.train.config import TrainConfig
+from core.train.data import FilmArrays, Splits, load_arrays, split_dataset
+from core.train.features import cached_features, encoder_key, file_digest
+from core.train.progress import RunProgress, checkpoint_model_path, checkpoint_state
+from core.train.runs import MODEL, WEIGHTS, Run, atomic_path, create_run, open_run
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("keras", "tensorflow-cpu", "tensorflow", "jax", "numpy", "opencv-python-headless",
+            "scikit-learn", "pydicom")
+
+
+@dataclass
+class TrainingSet:
+    """What the model is fitted on (after balancing) and validated on."""
+
+    fit: FilmArrays
+    fit_images: np.ndarray
+    fit_labels: np.ndarray
+    fit_lesions: list[np.ndarray]
+    val: FilmArrays
+    counts_before: np.ndarray
+    counts_after: np.ndarray
+
+
+# -- the run's description ----------------------------------------------------------------------
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "backend": backend.name()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _split_manifest(dataset: Dataset, splits: Splits) -> dict[str, Any]:
+    """Film ids and content hashes per part: what a result was measured on, exactly."""
+    return {part: [{"film": dataset.records[int(i)].film_id, "patient":
+                    dataset.records[int(i)].patient_id,
+                    "sha256": file_digest(dataset.records[int(i)].path)}
+                   for i in getattr(splits, part)]
+            for part in ("train", "val", "test")}
+
+
+def _run_name(config: TrainConfig) -> str:
+    model = f"{config.model}-{config.cell}" if config.model == "attention" else config.model
+    return f"{config.dataset}-{model}-{config.backbone}-{config.image_size}"
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _training_set(config: TrainConfig, dataset: Dataset, splits: Splits, run: Run,
+                  warnings: list[str]) -> TrainingSet:
+    fit = load_arrays([dataset.records[int(i)] for i in splits.train], config.prep, warnings)
+    val = load_arrays([dataset.records[int(i)] for i in splits.val], config.prep, warnings)
+    n_classes = len(dataset.classes)
+    if config.balance == "augment":
+        grown = balance(fit.images, fit.labels, fit.lesions, n_classes,
+                        target=config.augment_target, config=config.augment, seed=config.seed)
+        images, labels, lesions = grown.images, grown.labels, grown.lesions
+        before, after = grown.counts_before, grown.counts_after
+    else:
+        images, labels, lesions = fit.images, fit.labels, fit.lesions
+        before = after = np.bincount(fit.labels, minlength=n_classes)
+    run.log("data", train=len(fit), val=len(val), fit_samples=len(images),
+            counts_before=before.tolist(), counts_after=after.tolist())
+    return TrainingSet(fit, images, labels, lesions, val, before, after)
+
+
+def _class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-sample weights that make every present class weigh the same in the loss."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return per_class[labels].astype(np.float32)
+
+
+def _attention_targets(lesions: list[np.ndarray], image_size: int,
+                       grid: tuple[int, int]) -> np.ndarray:
+    targets = np.zeros((len(lesions), *grid), np.float32)
+    for i, rows in enumerate(lesions):
+        if len(rows):
+            targets[i] = lesion_target(rows[:, :2], rows[:, 2], (image_size, image_size), grid)
+    return targets
+
+
+def _targets(config: TrainConfig, labels: np.ndarray, lesions: list[np.ndarray],
+             n_classes: int, grid: tuple[int, int]) -> Any:
+    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
+    if config.model == "transfer":
+        return one_hot
+    return {"class": one_hot,
+            "attention": _attention_targets(lesions, config.image_size, grid)}
+
+
+# -- models ---------------------------------------------------------------------------------------
+def _encoder(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
+    backbone = build_backbone(config.backbone, config.image_size, config.weights,
+                              feature_layer=config.feature_layer)
+    weights_id = backbone.weights
+    if Path(config.weights).is_file():
+        weights_id = file_digest(config.weights)
+    key = encoder_key({"backbone": config.backbone, "layer": config.feature_layer,
+                       "weights": weights_id,
+                       "image_size": config.image_size, "prep": config.prep.to_dict(),
+                       "keras": keras.__version__})
+    return backbone, film_encoder(backbone), key
+
+
+def _head(config: TrainConfig, feature_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+    if config.model == "attention":
+        head = build_attention_head(feature_shape, n_classes, steps=config.steps,
+                                    cell=config.cell, units=config.units,
+                                    attention_units=config.attention_units,
+                                    dropout=config.dropout)
+    else:
+        head = build_transfer_head(feature_shape, n_classes, dropout=config.dropout,
+                                   l2_factor=config.l2_factor)
+    return head
+
+
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float) -> None:
+    factors = None
+    if config.model == "transfer" and (config.weight_lr_factor, config.bias_lr_factor) != (1, 1):
+        factors = head_factors(config.weight_lr_factor, config.bias_lr_factor)
+    optimizer = make_optimizer(config.optimizer, learning_rate, momentum=config.momentum,
+                               factors=factors)
+    if config.model == "attention":
+        compile_attention_model(model, optimizer, class_loss=config.class_loss,
+                                supervision=config.attention_supervision,
+                                regularization=config.attention_regularization,
+                                jit_compile=False)
+    else:
+        loss = ("categorical_crossentropy" if config.class_loss == "categorical"
+                else "mean_squared_error")
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
+
+
+def _callbacks(run: Run, config: TrainConfig, phase: str, epochs: int,
+               first_epoch: int) -> tuple[RunProgress, list[keras.callbacks.Callback]]:
+    progress = RunProgress(run, phase, epochs, first_epoch=first_epoch)
+    callbacks: list[keras.callbacks.Callback] = [progress]
+    if config.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    return progress, callbacks
+
+
+class _Batches(keras.utils.PyDataset):
+    """Inputs and targets in batches, cast to float32 one batch at a time.
+
+    Handing Keras whole arrays makes it hold a float32 copy of all of them (cached float16
+    features of a balanced MIAS set come to gigabytes); batches keep memory at one batch.
+    ``films=True`` adds the channel axis grey films need. Shuffled anew every epoch.
+    """
+
+    def __init__(self, inputs: np.ndarray, targets: Any, batch_size: int,
+                 weights: np.ndarray | None = None, seed: int | None = None,
+                 films: bool = False) -> None:
+        super().__init__()
+        self.inputs, self.targets, self.weights = inputs, targets, weights
+        self.batch_size, self.films = batch_size, films
+        self.rng = np.random.default_rng(seed) if seed is not None else None
+        self.order = np.arange(len(inputs))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.inputs) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.rng is not None:
+            self.order = self.rng.permutation(len(self.inputs))
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        batch = self.inputs[rows].astype(np.float32)
+        if self.films:
+            batch = batch[..., None]
+        targets = (self.targets[rows] if isinstance(self.targets, np.ndarray)
+                   else {k: v[rows] for k, v in self.targets.items()})
+        if self.weights is None:
+            return batch, targets
+        return batch, targets, self.weights[rows]
+
+
+# -- the pipeline ------------------------------------------------------------------------------------
+#: Films per encoder call when filling the feature cache: at 512 px MobileNetV2's early
+#: activations take ~80 MB per film, so a small batch bounds memory at no cost in speed.
+ENCODE_BATCH = 8
+
+
+def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str,
+              part: str) -> np.ndarray:
+    started = time.time()
+
+    def encode(batch: np.ndarray) -> np.ndarray:
+        # predict_on_batch runs a compiled graph; an eager call of the same model at 512 px
+        # held three times the memory (5.1 GB against 1.5 GB for 64 films, batch 8).
+        return np.asarray(encode_model.predict_on_batch(batch[..., None].astype(np.float32)))
+
+    def report(done: int, total: int) -> None:
+        run.log("features", part=part, done=done, total=total,
+                elapsed_s=round(time.time() - started, 2))
+
+    return cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report)
+
+
+def _fit_phase(run: Run, model: keras.Model, config: TrainConfig, phase: str, epochs: int,
+               batches: _Batches, val: _Batches, first_epoch: int) -> RunProgress:
+    progress, callbacks = _callbacks(run, config, phase, epochs, first_epoch)
+    model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
+              callbacks=callbacks, verbose=0)
+    return progress
+
+
+def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
+              warnings: list[str]) -> dict[str, Any]:
+    n_classes = len(dataset.classes)
+    data = _training_set(config, dataset, splits, run, warnings)
+    backbone, encoder, key = _encoder(config)
+    feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
+    grid = feature_shape[:2]
+    fit_features = _features(run, encoder, data.fit_images, key, "train")
+    val_features = _features(run, encoder, data.val.images, key, "val")
+    y_fit = _targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
+    y_val = _targets(config, data.val.labels, data.val.lesions, n_classes, grid)
+    weights = (_class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
+               else None)
+
+    state = checkpoint_state(run)
+    with backend.distribution_scope():
+        if state and state["phase"] == "head":
+            head = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
+            first_epoch = int(state["epoch"])
+            run.log("resume", phase="head", epoch=first_epoch)
+        else:
+            head = _head(config, feature_shape, n_classes)
+            _compile(head, config, config.learning_rate)
+            first_epoch = 0
+    cancelled = False
+    if not (state and state["phase"] == "fine-tune"):
+        batches = _Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
+        val_batches = _Batches(val_features, y_val, config.batch_size)
+        progress = _fit_phase(run, head, config, "head", config.epochs, batches, val_batches,
+                              first_epoch)
+        cancelled = progress.cancelled
+    model = attach_encoder(encoder, head, name=f"{config.model}_{config.backbone}")
+
+    if config.fine_tune_layers and not cancelled:
+        model, cancelled = _fine_tune(run, config, model, encoder, data, y_fit, y_val, weights,
+                                      state)
+    if cancelled:
+        return {"cancelled": True}
+    _save(run, model)
+    probabilities = _class_probabilities(model, config, data.val.images)
+    majority = int(np.bincount(data.fit.labels, minlength=n_classes).argmax())
+    val = classification_summary(data.val.labels, probabilities, dataset.classes, majority)
+    return {"val": val, "counts_before": data.counts_before.tolist(),
+            "counts_after": data.counts_after.tolist(), "feature_shape": list(feature_shape),
+            "backbone_weights": backbone.weights}
+
+
+def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras.Model,
+               data: TrainingSet, y_fit: Any, y_val: Any, weights: np.ndarray | None,
+               state: dict[str, Any] | None) -> tuple[keras.Model, bool]:
+    """Phase 2: the encoder's top layers trainable, end to end at a lower learning rate."""
+    first_epoch = 0
+    if state and state["phase"] == "fine-tune":
+        model = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
+        first_epoch = int(state["epoch"])
+        run.log("resume", phase="fine-tune", epoch=first_epoch)
+    else:
+        unfrozen = unfreeze_top(encoder, n_layers=config.fine_tune_layers)
+        run.log("unfreeze", layers=unfrozen)
+        _compile(model, config, config.learning_rate * config.fine_tune_lr_scale)
+    batches = _Batches(data.fit_images, y_fit, config.batch_size, weights, config.seed,
+                       films=True)
+    val = _Batches(data.val.images, y_val, config.batch_size, films=True)
+    progress = _fit_phase(run, model, config, "fine-tune", config.fine_tune_epochs, batches,
+                          val, first_epoch)
+    return model, progress.cancelled
+
+
+def _class_probabilities(model: keras.Model, config: TrainConfig, images: np.ndarray) -> np.ndarray:
+    output = model.predict(_Batches(images, np.zeros(len(images)), config.batch_size,
+                                    films=True), verbose=0)
+    return np.asarray(output["class"] if isinstance(output, dict) else output)
+
+
+def _save(run: Run, model: keras.Model) -> None:
+    with atomic_path(run.path / MODEL) as tmp:
+        model.save(tmp)
+    with atomic_path(run.path / WEIGHTS) as tmp:
+        model.save_weights(tmp)
+
+
+def _execute(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits) -> Run:
+    warnings = list(dataset.warnings)
+    started = time.time()
+    try:
+        result = _train_in(run, config, dataset, splits, warnings)
+    except KeyboardInterrupt:
+        run.set_status("cancelled", warnings=warnings)
+        raise
+    except BaseException as error:
+        run.set_status("failed", error=f"{type(error).__name__}: {error}", warnings=warnings)
+        raise
+    seconds = round(time.time() - started, 1)
+    if result.pop("cancelled", False):
+        run.set_status("cancelled", warnings=warnings, seconds=seconds)
+    else:
+        run.set_status("done", warnings=warnings, seconds=seconds, **result)
+    run.log("end", status=run.manifest["status"], seconds=seconds)
+    return run
+
+
+def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
+    backend.seed_everything(config.seed)
+    backend.set_mixed_precision(config.mixed_precision)
+    dataset = load_dataset(config.dataset, config.root, **config.dataset_options)
+    splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed)
+    return dataset, splits
+
+
+def train(config: TrainConfig, out_root: Path | None = None) -> Run:
+    """Train ``config`` into a new run folder under ``out_root`` and return the run."""
+    dataset, splits = _prepare(config)
+    manifest = {
+        "config": config.to_dict(),
+        "dataset": {"name": dataset.name, "root": str(dataset.root),
+                    "synthetic": dataset.synthetic, "classes": list(dataset.classes),
+                    "films": len(dataset)},
+        "split": _split_manifest(dataset, splits),
+        "versions": _versions(),
+        "seed": config.seed,
+        "pid": os.getpid(),
+    }
+    run = create_run(_run_name(config), manifest, out_root)
+    log.info("training into %s", run.path)
+    return _execute(run, config, dataset, splits)
+
+
+def resume(run_path: str | Path) -> Run:
+    """Continue a run that was killed or interrupted, from its last completed epoch."""
+    run = open_run(run_path)
+    manifest = run.manifest
+    config = TrainConfig.from_dict(manifest["config"])
+    dataset, splits = _prepare(config)
+    if _split_manifest(dataset, splits) != manifest["split"]:
+        raise BadConfigError(f"{run.path}: the dataset changed since this run started "
+                             "(other films or other content); start a new run instead")
+    run.set_status("running", error=None, pid=os.getpid())
+    run.log("resume_begin", checkpoint=checkpoint_state(run))
+    return _execute(run, config, dataset, splits)

@@ -1,0 +1,42 @@
+"""Sweeps: grids parse into typed settings, every combination runs, best first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import BadConfigError
+from core.train.config import TrainConfig
+from core.train.sweep import configs, parse_grid, run_sweep
+
+TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=1, batch_size=16,
+            units=16, attention_units=8, patience=0)
+
+
+def test_grid_values_take_the_type_of_their_setting() -> None:
+    base = TrainConfig(model="transfer")
+    grid = parse_grid(["patience=5,10", "weight-lr-factor=15,20", "cell=lstm,gru",
+                       "augment_target=none,1300"], base)
+    assert grid == {"patience": [5, 10], "weight_lr_factor": [15.0, 20.0],
+                    "cell": ["lstm", "gru"], "augment_target": [None, 1300]}
+    assert len(configs(base, grid)) == 16
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ("patience", "NAME=V1"), ("colour=red", "not a sweepable"), ("patience=soon", "not of type int"),
+    ("prep=x", "not a sweepable"), ("cell=lstm,banana", "cell must be one of"),
+])
+def test_bad_grids_fail_before_any_training(item: str, fragment: str) -> None:
+    with pytest.raises(BadConfigError, match=fragment):
+        configs(TrainConfig(), parse_grid([item], TrainConfig()))
+
+
+def test_sweep_trains_each_combination_and_sorts(synthetic_root: Path, tmp_path: Path) -> None:
+    base = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(**TINY)
+    rows = run_sweep(base, {"steps": [1, 2]}, tmp_path, sort_by="accuracy")
+    assert sorted(row["steps"] for row in rows) == [1, 2]
+    assert all(row["status"] == "done" and Path(row["run"]).is_dir() for row in rows)
+    assert rows[0]["accuracy"] >= rows[1]["accuracy"]
+    with pytest.raises(BadConfigError):
+        run_sweep(base, {"steps": [1]}, tmp_path, sort_by="loss")
