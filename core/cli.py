@@ -117,6 +117,15 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
     return {"sort_by": args.sort_by, "rows": rows}
 
 
+def _cv(args: argparse.Namespace) -> dict[str, Any]:
+    base = _train_config(args)
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.train.cv import run_cv
+
+    return run_cv(base, folds=args.folds, out_root=args.out)
+
+
 # -- human-readable output -------------------------------------------------------------------------
 def _render(document: dict[str, Any]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
@@ -222,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a setting and its values; repeat for more axes")
     sweep.add_argument("--sort-by", default="macro_f1", help="validation metric to sort by")
     sweep.set_defaults(handler=_sweep)
+
+    cv = commands.add_parser("cv", help="patient-grouped k-fold cross-validation")
+    _add_train_options(cv)
+    cv.add_argument("--folds", type=_positive_int, default=5)
+    cv.set_defaults(handler=_cv)
     return parser
 
 

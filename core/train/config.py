@@ -26,7 +26,8 @@ class TrainConfig:
     """One training run. Groups of fields:
 
     * data: ``dataset``, ``root``, ``dataset_options``, ``test_size`` (held out for
-      evaluation, grouped by patient), ``val_fraction`` (of the training patients, for early
+      evaluation, grouped by patient) or, for cross-validation, ``folds`` and ``fold`` (the
+      held-out part is that fold), ``val_fraction`` (of the training patients, for early
       stopping and the reported ``val`` metrics);
     * encoder: ``backbone``, ``weights`` (``imagenet``, ``none`` or a file), ``image_size``,
       ``feature_layer`` (the map the decoder reads; finer layers give finer heatmaps);
@@ -75,6 +76,8 @@ class TrainConfig:
     balance: str = "augment"
     augment_target: int | None = None
     test_size: float = 0.25
+    folds: int = 0  # > 1: the test split is fold ``fold`` of a patient-grouped k-fold
+    fold: int = 0
     val_fraction: float = 0.2
     seed: int = 0
     mixed_precision: bool = False
@@ -101,6 +104,9 @@ class TrainConfig:
                 raise BadConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             raise BadConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
+            raise BadConfigError(f"fold {self.fold} of {self.folds} folds: need folds >= 2 "
+                                 "and 0 <= fold < folds (or folds 0 for a plain split)")
         if not 0 < self.test_size < 1 or not 0 < self.val_fraction < 1:
             raise BadConfigError("test_size and val_fraction must lie between 0 and 1")
         if self.prep.size != self.image_size:  # one source of truth for the input size

@@ -17,7 +17,7 @@ from core.data.records import Dataset, FilmRecord
 from core.errors import MammoError
 from core.prep.geometry import Transform
 from core.prep.preprocess import PrepConfig, preprocess_files
-from core.prep.splits import train_test_split
+from core.prep.splits import kfold, train_test_split
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,15 @@ class Splits:
                 for part in ("train", "val", "test")}
 
 
-def split_dataset(dataset: Dataset, test_size: float, val_fraction: float, seed: int) -> Splits:
-    """Test split first (as the paper's 75/25), then validation patients from the rest."""
+def split_dataset(dataset: Dataset, test_size: float, val_fraction: float, seed: int,
+                  folds: int = 0, fold: int = 0) -> Splits:
+    """Test split first (as the paper's 75/25, or fold ``fold`` of ``folds`` for
+    cross-validation), then validation patients from the rest."""
     labels, groups = dataset.labels, dataset.groups
-    rest, test = train_test_split(labels, groups, test_size=test_size, seed=seed)
+    if folds:
+        rest, test = kfold(labels, groups, k=folds, seed=seed)[fold]
+    else:
+        rest, test = train_test_split(labels, groups, test_size=test_size, seed=seed)
     fit, val = train_test_split(labels[rest], groups[rest], test_size=val_fraction,
                                 seed=seed + 1)
     return Splits(train=np.sort(rest[fit]), val=np.sort(rest[val]), test=np.sort(test))

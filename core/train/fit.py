@@ -355,7 +355,8 @@ def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
     backend.seed_everything(config.seed)
     backend.set_mixed_precision(config.mixed_precision)
     dataset = load_dataset(config.dataset, config.root, **config.dataset_options)
-    splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed)
+    splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed,
+                           folds=config.folds, fold=config.fold)
     return dataset, splits
 
 
