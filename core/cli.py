@@ -23,7 +23,8 @@ log = logging.getLogger("core")
 
 USER_ERROR = 2
 
-Handler = Callable[[argparse.Namespace], dict[str, Any]]
+#: A command returns one JSON document: an object, or a table as a list of row objects.
+Handler = Callable[[argparse.Namespace], dict[str, Any] | list[dict[str, Any]]]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,14 +108,13 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": manifest.get("seconds"), "warnings": manifest.get("warnings", [])}
 
 
-def _sweep(args: argparse.Namespace) -> dict[str, Any]:
+def _sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     from core.train.sweep import parse_grid, run_sweep
 
     base = _train_config(args)
     if not args.verbose:
         _import_keras_quietly()
-    rows = run_sweep(base, parse_grid(args.grid, base), args.out, sort_by=args.sort_by)
-    return {"sort_by": args.sort_by, "rows": rows}
+    return run_sweep(base, parse_grid(args.grid, base), args.out, sort_by=args.sort_by)
 
 
 def _cv(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,8 +127,10 @@ def _cv(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- human-readable output -------------------------------------------------------------------------
-def _render(document: dict[str, Any]) -> str:
+def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
+    if isinstance(document, list):
+        return "\n\n".join(_render(row) for row in document)
     lines = []
     for key, value in document.items():
         if isinstance(value, dict):

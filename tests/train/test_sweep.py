@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from core.errors import BadConfigError
 from core.train.config import TrainConfig
 from core.train.sweep import configs, parse_grid, run_sweep
@@ -40,3 +44,17 @@ def test_sweep_trains_each_combination_and_sorts(synthetic_root: Path, tmp_path:
     assert rows[0]["accuracy"] >= rows[1]["accuracy"]
     with pytest.raises(BadConfigError):
         run_sweep(base, {"steps": [1]}, tmp_path, sort_by="loss")
+
+
+def test_cli_sweep_prints_a_list_of_rows(synthetic_root: Path, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "core", "sweep", "--dataset", "mias", "--root",
+            str(synthetic_root), "--out", str(tmp_path), "--model", "transfer",
+            "--backbone", "mobilenet_025", "--weights", "none", "--image-size", "64",
+            "--epochs", "1", "--grid", "weight-lr-factor=1,10", "--grid", "patience=0",
+            "--json"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout)
+    assert isinstance(rows, list) and len(rows) == 2
+    assert {row["weight_lr_factor"] for row in rows} == {1.0, 10.0}
+    assert all(row["patience"] == 0 and row["status"] == "done" for row in rows)
