@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from core.errors import BadConfigError
@@ -47,4 +48,5 @@ def run_cv(base: TrainConfig, folds: int = 5, out_root: Path | None = None) -> d
         if run.manifest["status"] != "done":
             raise BadConfigError(f"fold {fold}: run {run.path} ended {run.manifest['status']}")
         results.append({"fold": fold, "run": str(run.path), **evaluate_run(run)})
+        keras.backend.clear_session()  # each fold's graphs would otherwise pile up in memory
     return {"folds": results, **summarise_folds(results)}
