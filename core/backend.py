@@ -1,4 +1,4 @@
-"""The only module that knows which Keras backend runs: seeds, precision, devices.
+"""The only module that knows which Keras backend runs: seeds, precision, devices, gradients.
 
 Everything else is written against Keras 3's backend-neutral API. What cannot be (exact
 determinism switches, listing accelerators, spreading a batch over several of them) lives
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import keras
+import numpy as np
+
+from core.errors import BadConfigError
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +82,44 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def gradients(model: keras.Model, inputs: np.ndarray,
+              cotangent: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A one-output ``model``'s outputs on ``inputs`` and the gradient of ``sum(outputs * w)``
+    with respect to ``inputs``, where ``w = cotangent(outputs)``: one vector-Jacobian product.
+
+    ``w`` is chosen after the forward pass, so one pass serves both (Grad-CAM picks each
+    film's predicted class from the very scores it differentiates). Inference mode: dropout
+    off, batch normalisation on its moving statistics, so the rows of a batch do not interact
+    and a one-hot ``w`` per row gives each row its own gradient. TensorFlow records the pass on
+    a ``GradientTape``; JAX differentiates ``stateless_call``, a pure function of the
+    variables' current values, so nothing is traced into or written back to the model.
+    """
+    x = np.asarray(inputs, dtype=np.float32)
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        x_tf = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_tf)
+            y = model(x_tf, training=False)
+        w = tf.convert_to_tensor(np.asarray(cotangent(y.numpy()), dtype=np.float32))
+        grad = tape.gradient(y, x_tf, output_gradients=w,
+                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return y.numpy(), grad.numpy()
+    if name() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def forward(films: jax.Array) -> jax.Array:
+            return model.stateless_call(trainable, frozen, films, training=False)[0]
+
+        y, pullback = jax.vjp(forward, jnp.asarray(x))
+        (grad,) = pullback(jnp.asarray(cotangent(np.asarray(y)), dtype=y.dtype))
+        return np.asarray(y), np.asarray(grad)
+    raise BadConfigError(f"gradients (Grad-CAM) need the tensorflow or jax backend, "
+                         f"not {name()}")

@@ -1,0 +1,302 @@
+"""Where a model looks: attention maps and Grad-CAM(++) on its feature grid, and the way back
+onto the original film.
+
+The heatmap functions are pure, ``(model, films) -> array``, as in the keras-io Grad-CAM
+example; drawing and saving live in ``overlay``. Models are the project's
+``attach_encoder(encoder, head)``: films -> encoder (a feature map) -> head (probabilities,
+plus attention for the attention model). Films are what the saved model takes: float32
+``(B, S, S, 1)`` in [0, 255], as ``core.prep.preprocess`` makes them.
+
+Grad-CAM differentiates the *pre-softmax* class score. The probability saturates (a
+confident film has almost no gradient) and the log-probability ``z_c - logsumexp(z)``
+subtracts every other class's evidence from the gradient; the score ``z_c`` itself is the
+heads' last Dense layer before its softmax. It is recomputed from that layer's own kernel
+and bias (``_PreSoftmax``), so no model is copied or edited. The one backend-specific step,
+the gradient, is ``core.backend.gradients``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import keras
+import numpy as np
+from keras import ops
+
+from core import backend
+from core.errors import BadConfigError
+from core.models.attention import attention_maps
+from core.prep.geometry import Transform
+
+FILM_RANGE = (0.0, 255.0)
+
+
+# -- attention ----------------------------------------------------------------------------------
+def attention_heatmaps(model: keras.Model, films: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The attention model's own maps: ``(per_step (B, T, H', W'), combined (B, H', W'))``.
+
+    Each step's map is that glimpse's distribution over the grid (it sums to 1). The combined
+    map is their mean, the same average that lesion supervision trains towards the lesion,
+    so it is also a distribution: values are shares of attention, not normalised to a peak
+    of 1 (``to_film`` does that for display).
+    """
+    encoder, _ = _encoder_and_head(model)
+    films = _check_films(model, films)
+    if not isinstance(model.output, dict) or "attention" not in model.output:
+        raise BadConfigError(f"model {model.name!r} has no attention output: use grad_cam")
+    alpha = model.predict_on_batch(films)["attention"]
+    per_step = attention_maps(alpha, tuple(encoder.outputs[0].shape[1:3]))
+    return per_step, per_step.mean(axis=1)
+
+
+# -- Grad-CAM -----------------------------------------------------------------------------------
+def grad_cam(model: keras.Model, films: Any, class_index: int | Sequence[int] | None = None,
+             layer: str | None = None, plus: bool = False) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., 2017) or, with ``plus``, Grad-CAM++ (Chattopadhyay et al.,
+    2018): ``(B, h, w)`` maps in [0, 1] on the grid of ``layer``'s output.
+
+    ``class_index``: one class for every film, one per film, or ``None`` for each film's
+    predicted class. ``layer``: the name of a layer inside the encoder (nested models are
+    searched); ``None`` means the encoder's output, the feature map the head reads.
+
+    Grad-CAM weighs each channel by its mean gradient; Grad-CAM++ by the positive gradients
+    weighted with its closed-form ``alpha`` (the exponential-score form, which needs only
+    first derivatives): ``alpha = g^2 / (2 g^2 + sum_ij(A) g^3)``, set to 0 where the
+    denominator is 0. The map is ``relu(sum_k w_k A_k)`` divided by its maximum; a map with
+    no positive evidence stays all zero rather than becoming NaN.
+    """
+    films = _check_films(model, films)
+    graph = _graph(model, layer)
+    activations = np.asarray(graph.front.predict_on_batch(films), dtype=np.float32)
+    n_classes = int(graph.back.outputs[0].shape[-1])
+    classes = _class_indices(class_index, len(films), n_classes)
+
+    def pick(scores: np.ndarray) -> np.ndarray:
+        chosen = scores.argmax(axis=-1) if classes is None else classes
+        return np.eye(n_classes, dtype=np.float32)[chosen]
+
+    _, grads = backend.gradients(graph.back, activations, pick)
+    if plus:
+        g2 = grads * grads
+        denominator = 2.0 * g2 + activations.sum(axis=(1, 2), keepdims=True) * g2 * grads
+        alpha = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0)
+        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
+    else:
+        weights = grads.mean(axis=(1, 2))
+    cams = np.maximum(np.einsum("bhwk,bk->bhw", activations, weights), 0.0)
+    if not np.all(np.isfinite(cams)):
+        raise BadConfigError(f"model {model.name!r} gives non-finite activations or gradients: "
+                             "no heatmap can be drawn")
+    return np.stack([_unit(cam) for cam in cams])
+
+
+# -- back onto the film ---------------------------------------------------------------------------
+def to_film(map_on_grid: np.ndarray, transform: Transform,
+            input_size: int | None = None) -> np.ndarray:
+    """A map on a model grid -> the same map on the original film, in [0, 1].
+
+    The grid covers the model input like a resize (as ``lesion_target`` assumes), so the map
+    is first resized to the input grid (``transform.dst_shape``) with ``cv2.resize``, whose
+    half-pixel convention is ``Transform.resize``'s and which repeats edge cells rather than
+    fading them into a black border; ``transform.unapply`` then undoes padding, flip, resize
+    and crop. Film pixels outside the input grid get 0; where the input was padded, the map
+    shows what the model made of black padding. ``input_size``, when given, must agree with
+    the transform (a check against mixing up runs).
+    """
+    grid_map = np.asarray(map_on_grid, dtype=np.float32)
+    if grid_map.ndim != 2 or not np.all(np.isfinite(grid_map)):
+        raise BadConfigError(f"a heatmap must be a finite 2-D map, got shape {grid_map.shape}")
+    rows, cols = transform.dst_shape
+    if input_size is not None and (rows, cols) != (input_size, input_size):
+        raise BadConfigError(f"the film was prepared for a {rows} x {cols} input, not "
+                             f"{input_size} x {input_size}")
+    on_input = cv2.resize(grid_map, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    return _unit(np.maximum(transform.unapply(on_input), 0.0))
+
+
+def _unit(heatmap: np.ndarray) -> np.ndarray:
+    """Divide a finite, non-negative map by its maximum; an all-zero map stays all zero."""
+    peak = float(heatmap.max()) if heatmap.size else 0.0
+    if peak > 0.0:
+        return (heatmap / peak).astype(np.float32)
+    return np.zeros(heatmap.shape, np.float32)
+
+
+# -- model structure ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Graph:
+    """The model cut at the chosen layer: ``front`` maps films to its activations, ``back``
+    maps activations to pre-softmax class scores. ``front`` runs compiled
+    (``predict_on_batch``: half the time of an eager call for MobileNetV2 at 512 px)."""
+
+    front: keras.Model
+    back: keras.Model
+
+
+# Cutting a model builds small Keras models; building them again for every film would add
+# graph nodes to the model's layers each time, so each model keeps its cuts while it lives
+# (the app may ask from several threads at once, hence the lock).
+_GRAPHS: weakref.WeakKeyDictionary[keras.Model, dict[str | None, _Graph]] = \
+    weakref.WeakKeyDictionary()
+_GRAPHS_LOCK = threading.Lock()
+
+
+def _graph(model: keras.Model, layer: str | None) -> _Graph:
+    with _GRAPHS_LOCK:
+        cuts = _GRAPHS.setdefault(model, {})
+        if layer not in cuts:
+            cuts[layer] = _cut(model, layer)
+        return cuts[layer]
+
+
+def _cut(model: keras.Model, layer: str | None) -> _Graph:
+    encoder, head = _encoder_and_head(model)
+    if layer is None or layer == encoder.name:
+        front, back = [encoder], []
+    else:
+        front, back = _split(encoder, layer)
+    shape = tuple(front[-1].outputs[0].shape)  # the last front piece is always a Model
+    if len(shape) != 4 or None in shape[1:]:
+        raise BadConfigError(f"layer {layer or encoder.name!r} gives {shape}, not a fixed "
+                             "(rows, cols, channels) map that Grad-CAM can weigh")
+    return _Graph(_compose(front, encoder.inputs[0].shape[1:], f"{model.name}_activations"),
+                  _compose([*back, *_scores(head)], shape[1:], f"{model.name}_class_scores"))
+
+
+def _compose(pieces: list[Any], input_shape: tuple[int, ...], name: str) -> keras.Model:
+    """One model applying Keras callables in turn (the single piece itself when it is one)."""
+    if len(pieces) == 1 and isinstance(pieces[0], keras.Model):
+        return pieces[0]
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = inputs
+    for piece in pieces:
+        x = piece(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _encoder_and_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """The encoder and head of a model built by ``attach_encoder``."""
+    parts = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
+    if (len(model.inputs) != 1 or len(parts) != 2
+            or not all(isinstance(part, keras.Model) for part in parts)
+            or len(model.outputs) != len(parts[1].outputs)):
+        raise BadConfigError(f"model {model.name!r} is not films -> encoder -> head as "
+                             "attach_encoder builds it; heatmaps cannot find its feature map")
+    return parts[0], parts[1]
+
+
+class _PreSoftmax(keras.layers.Layer):
+    """A softmax Dense layer's pre-activation ``x @ kernel + bias``, read from the layer
+    itself (its variables, not copies), so the scores always match the model's weights."""
+
+    def __init__(self, dense: keras.layers.Dense, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dense = dense
+
+    def call(self, x: Any) -> Any:
+        scores = ops.matmul(x, self.dense.kernel)
+        return scores + self.dense.bias if self.dense.use_bias else scores
+
+
+def _scores(head: keras.Model) -> list[Any]:
+    """Keras callables from features to the pre-softmax class scores of ``head``, whose class
+    output (``"class"`` for the attention head, the only one for a transfer head) ends in a
+    softmax Dense layer, a softmax activation layer, or a Dense layer without activation
+    (already scores)."""
+    output = head.output
+    if isinstance(output, dict):
+        output = output.get("class")
+    last = next((lay for lay in head.layers if lay.output is output), None)
+    softmax = keras.activations.get("softmax")
+    if isinstance(last, keras.layers.Dense) and last.activation is softmax:
+        return [keras.Model(head.inputs, last.input, name=f"{head.name}_body"),
+                _PreSoftmax(last, name="pre_softmax")]
+    if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.linear:
+        return [keras.Model(head.inputs, output, name=f"{head.name}_scores")]
+    if isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and last.activation is softmax):
+        return [keras.Model(head.inputs, last.input, name=f"{head.name}_scores")]
+    raise BadConfigError(f"head {head.name!r}: cannot find the class scores before the softmax "
+                         f"(its class output comes from {getattr(last, 'name', None)!r})")
+
+
+def _split(container: keras.Model, name: str) -> tuple[list[Any], list[Any]]:
+    """Keras callables before and after layer ``name`` somewhere inside ``container``.
+
+    Where the layer is one of the container's own, Keras cuts the graph at its output (and
+    refuses when a skip connection goes around it). Where it is inside a nested model, the
+    container must pass one tensor from layer to layer, as ``film_encoder`` does
+    (``FilmToBackbone`` then the backbone): a model with one input and one output whose
+    layers each take one tensor is a chain, since every layer lies on the one path to the
+    output, so its layers can be applied in order.
+    """
+    layers = [lay for lay in container.layers if not isinstance(lay, keras.layers.InputLayer)]
+    for layer in layers:
+        if layer.name != name:
+            continue
+        if layer.output is container.outputs[0]:
+            return [container], []
+        try:
+            front = keras.Model(container.inputs, layer.output)
+            back = keras.Model(layer.output, container.outputs)
+        except ValueError as error:
+            raise BadConfigError(f"cannot cut {container.name!r} at {name!r}: another path "
+                                 "(a skip connection) goes around it; choose a layer "
+                                 "between blocks") from error
+        return [front], [back]
+    for index, child in enumerate(layers):
+        if isinstance(child, keras.Model) and _contains(child, name):
+            if not _is_chain(container, layers):
+                raise BadConfigError(f"cannot reach {name!r}: {container.name!r} is not a "
+                                     "chain of single-input layers")
+            front, back = _split(child, name)
+            return [*layers[:index], *front], [*back, *layers[index + 1:]]
+    raise BadConfigError(f"no layer {name!r} in the encoder")
+
+
+def _contains(model: keras.Model, name: str) -> bool:
+    return any(lay.name == name or (isinstance(lay, keras.Model) and _contains(lay, name))
+               for lay in model.layers)
+
+
+def _is_chain(container: keras.Model, layers: list[Any]) -> bool:
+    def single(layer: Any) -> bool:
+        if isinstance(layer, keras.Model):
+            return len(layer.inputs) == 1 and len(layer.outputs) == 1
+        return isinstance(layer.input, keras.KerasTensor) and \
+            isinstance(layer.output, keras.KerasTensor)
+
+    return len(container.inputs) == 1 and len(container.outputs) == 1 and \
+        all(single(layer) for layer in layers)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def _check_films(model: keras.Model, films: Any) -> np.ndarray:
+    films = np.asarray(films, dtype=np.float32)
+    expected = tuple(model.inputs[0].shape[1:])
+    if films.ndim != len(expected) + 1 or tuple(films.shape[1:]) != expected or not len(films):
+        raise BadConfigError(f"films of shape {films.shape} do not fit model "
+                             f"{model.name!r}, which takes a batch of {expected}")
+    if not (np.all(np.isfinite(films)) and films.min() >= FILM_RANGE[0]
+            and films.max() <= FILM_RANGE[1]):
+        raise BadConfigError(f"film pixels must be finite and in {list(FILM_RANGE)} "
+                             "(preprocessed films, as the model was trained on)")
+    return films
+
+
+def _class_indices(class_index: int | Sequence[int] | None, n_films: int,
+                   n_classes: int) -> np.ndarray | None:
+    if class_index is None:
+        return None
+    indices = np.broadcast_to(np.asarray(class_index), (n_films,)) \
+        if np.ndim(class_index) == 0 else np.asarray(class_index)
+    if (indices.shape != (n_films,) or not np.issubdtype(indices.dtype, np.integer)
+            or indices.min(initial=0) < 0 or indices.max(initial=0) >= n_classes):
+        raise BadConfigError(f"class_index must be a class from 0 to {n_classes - 1}, one or "
+                             f"one per film, got {class_index!r}")
+    return indices.astype(np.int64)
