@@ -38,3 +38,15 @@ class BadDatasetError(MammoError):
 
 class BadConfigError(MammoError):
     """A configuration value out of range or of the wrong kind."""
+
+
+def reject_unknown_settings(config_class: type, data: dict, what: str) -> None:
+    """Config files are typed by people: a misspelt setting must fail loudly, not be ignored.
+
+    ``config_class`` is a dataclass; ``what`` names the config in the message.
+    """
+    from dataclasses import fields
+
+    unknown = sorted(set(data) - {f.name for f in fields(config_class)})
+    if unknown:
+        raise BadConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}")

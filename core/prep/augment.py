@@ -17,13 +17,13 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from core.errors import BadConfigError
+from core.errors import BadConfigError, reject_unknown_settings
 from core.prep.geometry import Transform
 
 Target = None | int | Mapping[int, int]
@@ -76,9 +76,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise BadConfigError(f"augment config: unknown setting(s) {', '.join(unknown)}")
+        reject_unknown_settings(cls, data, "augment config")
         return cls(**data)
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from core.errors import BadConfigError, BadFilmError
+from core.errors import BadConfigError, BadFilmError, reject_unknown_settings
 from core.films import read_film
 from core.prep.geometry import Transform
 
@@ -82,10 +82,7 @@ class PrepConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PrepConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BadConfigError(f"prep config: unknown setting(s) {', '.join(unknown)}")
+        reject_unknown_settings(cls, data, "prep config")
         return cls(**data)
 
 

@@ -7,10 +7,10 @@ repeated or resumed from its folder alone. Defaults are the configuration we mea
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from core.errors import BadConfigError
+from core.errors import BadConfigError, reject_unknown_settings
 from core.prep.augment import AugmentConfig
 from core.prep.preprocess import PrepConfig
 
@@ -120,10 +120,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BadConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        reject_unknown_settings(cls, data, "training config")
         values = dict(data)
         if isinstance(values.get("prep"), dict):
             values["prep"] = PrepConfig.from_dict(values["prep"])
