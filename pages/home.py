@@ -21,7 +21,9 @@ st.table({"id": list(range(len(MIAS_CLASSES))), "class": list(MIAS_CLASSES),
 st.subheader("Use it today from the command line")
 st.code(
     "python -m core data summary --dataset mias --root PATH/TO/MIAS --json\n"
-    "python -m core data synth --out demo_films --n 70 --seed 0   # SYNTHETIC films",
+    "python -m core data synth --out demo_films --n 70 --seed 0   # SYNTHETIC films\n"
+    "python -m core train --dataset mias --root PATH/TO/MIAS --json\n"
+    "python -m core cv --dataset mias --root PATH/TO/MIAS --folds 5 --json",
     language="bash",
 )
 st.caption(f"core {__version__}. Synthetic films are drawn by the program and are labelled "
