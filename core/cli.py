@@ -126,6 +126,38 @@ def _cv(args: argparse.Namespace) -> dict[str, Any]:
     return run_cv(base, folds=args.folds, out_root=args.out)
 
 
+def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from core.train.runs import open_run
+
+    run = open_run(args.run)  # a missing run fails here, before Keras loads
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.evaluate.predict import predict_films
+
+    return predict_films(run, args.files, args.out)
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from core.train.runs import open_run
+
+    if (args.dataset is None) != (args.root is None):
+        raise BadConfigError("--dataset and --root go together (an external test set)")
+    run = open_run(args.run)
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.evaluate.evaluate import evaluate_run
+
+    root = None if args.root is None else str(args.root)
+    if args.report is None:
+        return evaluate_run(run, dataset=args.dataset, root=root)
+    from core.evaluate.report import write_report
+
+    evaluation = evaluate_run(run, dataset=args.dataset, root=root,
+                              gallery_dir=args.report / "gallery")
+    files = write_report(evaluation, args.report, evaluation["gallery"])
+    return {**evaluation, "report": files}
+
+
 # -- human-readable output -------------------------------------------------------------------------
 def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
@@ -238,6 +270,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(cv)
     cv.add_argument("--folds", type=_positive_int, default=5)
     cv.set_defaults(handler=_cv)
+
+    predict = commands.add_parser("predict", help="classify films with a run, with heatmaps")
+    predict.add_argument("run", type=Path, help="a run folder")
+    predict.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                         help="films: PGM, PNG, JPEG, TIFF or DICOM")
+    predict.add_argument("--out", type=Path, required=True, help="folder for the heatmap PNGs")
+    _add_json(predict)
+    predict.set_defaults(handler=_predict)
+
+    evaluate = commands.add_parser("evaluate", help="a run's figures on its test split or "
+                                   "on an external dataset")
+    evaluate.add_argument("run", type=Path, help="a run folder")
+    evaluate.add_argument("--dataset", choices=["mias", "cbis", "folder"],
+                          help="an external test set's kind (with --root)")
+    evaluate.add_argument("--root", type=Path, help="the external test set's folder")
+    evaluate.add_argument("--report", type=Path, metavar="DIR",
+                          help="also write JSON, CSV, PNG plots and an HTML page there")
+    _add_json(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

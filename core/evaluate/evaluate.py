@@ -4,25 +4,52 @@ The model is loaded from the run folder in Keras's safe mode (no code from the f
 and fed films prepared exactly as in training, from the preprocessing config in the run's
 manifest. The test films are the ones the manifest lists, checked against their hashes, so
 a figure always refers to the films it claims to.
+
+With a dataset and a root, every film of that dataset is scored instead (an external test
+set); its class list must be the run's, class for class, or the figures would compare
+unrelated labels. Beside the classification summary come the clinical pairs' AUCs, the
+pointing game of the model's heatmaps against located lesions (attention maps, or Grad-CAM
+for a transfer model), and patient-grouped bootstrap intervals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+# Saved models name the project's own layers and optimizers; loading finds them only once
+# these modules have registered them (a fresh `predict` process has imported nothing else).
+import core.models.layers
+import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
 from core.data.records import Dataset
-from core.errors import BadConfigError
-from core.evaluate.metrics import classification_summary
+from core.errors import BadConfigError, MammoError
+from core.evaluate.heatmaps import grad_cam, to_film
+from core.evaluate.localisation import localisation_scores
+from core.evaluate.metrics import (
+    add_confidence_intervals,
+    classification_summary,
+    clinical_pairs,
+    one_vs_rest,
+)
+from core.evaluate.overlay import save_png, viridis_overlay
+from core.films import read_film
+from core.models.attention import attention_maps
+from core.prep.preprocess import breast_mask
 from core.train.config import TrainConfig
-from core.train.data import load_arrays
+from core.train.data import FilmArrays, load_arrays
 from core.train.features import file_digest
 from core.train.runs import MODEL, Run
 
 PREDICT_BATCH = 16
+#: Bootstrap resamples of the confidence intervals (patients drawn with replacement).
+BOOTSTRAP_RESAMPLES = 1000
+#: Films drawn in an evaluation's gallery (the first paper's figure 11 shows a dozen).
+GALLERY_FILMS = 12
 
 
 def load_model(run: Run) -> keras.Model:
@@ -50,18 +77,144 @@ def _test_records(run: Run, dataset: Dataset) -> list[Any]:
     return records
 
 
-def evaluate_run(run: Run) -> dict[str, Any]:
-    """Metrics of a run on its own test split (with the training split's majority class as
-    the always-majority baseline)."""
+def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
+                 dataset_options: dict[str, Any] | None = None,
+                 gallery_dir: str | Path | None = None) -> dict[str, Any]:
+    """A run's figures: on its own test split (with the training split's majority class as
+    the always-majority baseline) or, with ``dataset`` and ``root``, on every film of that
+    dataset (whose own majority class is then the baseline: its training films may not be
+    at hand).
+
+    The ``classification_summary`` keys, plus ``auc_malignant`` (benign vs malignant among
+    films with a severity; None without), ``pointing_game`` (share of films with a located
+    lesion whose heatmap maximum falls on it; None when no film has one), ``localisation``
+    (``localisation_scores`` with chance rates), ``confidence_intervals`` (patient-grouped
+    bootstrap intervals), ``heatmap`` (which kind was scored), ``source``, ``synthetic``,
+    ``curves`` (ROC points of the clinical pairs and of each class against the rest, for
+    plots) and ``films`` (per film: actual and predicted class).
+
+    With ``gallery_dir``, up to ``GALLERY_FILMS`` films (spread over the classes) are also
+    drawn there as overlays with their lesion circles and predicted vs actual class, listed
+    under ``gallery``: the report's figure of films.
+    """
     manifest = run.manifest
     config = TrainConfig.from_dict(manifest["config"])
-    dataset = load_dataset(config.dataset, config.root, **config.dataset_options)
-    arrays = load_arrays(_test_records(run, dataset), config.prep)
+    classes = tuple(manifest.get("dataset", {}).get("classes") or ())
+    if dataset is None:
+        data = load_dataset(config.dataset, config.root, **config.dataset_options)
+        records = _test_records(run, data)
+        train_ids = {entry["film"] for entry in manifest["split"]["train"]}
+        train_labels = [r.class_id for r in data.records if r.film_id in train_ids]
+        majority: int | None = int(np.bincount(train_labels,
+                                               minlength=len(data.classes)).argmax())
+        source = {"kind": "test split", "dataset": config.dataset, "root": str(config.root)}
+    else:
+        if root is None:
+            raise BadConfigError("an external dataset needs its root folder (--root)")
+        data = load_dataset(dataset, root, **(dataset_options or {}))
+        records, majority = list(data.records), None
+        source = {"kind": "external", "dataset": dataset, "root": str(root)}
+    if classes and tuple(data.classes) != classes:
+        raise BadConfigError(f"{data.root}: classes {list(data.classes)} differ from the "
+                             f"run's {list(classes)}: a run of another class set cannot be "
+                             "scored on it")
+    arrays = load_arrays(records, config.prep)
     model = load_model(run)
-    output = model.predict(arrays.images[..., None].astype(np.float32),
-                           batch_size=PREDICT_BATCH, verbose=0)
+    probabilities, grid_maps, kind = _predict(model, arrays)
+    summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
+    severities = [r.severity for r in arrays.records]
+    pairs = clinical_pairs(arrays.labels, probabilities, data.classes,
+                           severities=severities if any(severities) else None)
+    summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
+    localisation = _localisation(arrays, grid_maps)
+    summary["pointing_game"] = localisation["overall"]["pointing_game"]
+    summary["localisation"] = localisation
+    summary["heatmap"] = kind
+    summary["source"] = source
+    summary["synthetic"] = bool(data.synthetic)
+    ovr = one_vs_rest(arrays.labels, probabilities, data.classes)
+    summary["curves"] = {
+        "abnormal": pairs["abnormal"]["roc"] if pairs["abnormal"] else None,
+        "malignant": pairs["malignant"]["roc"] if pairs["malignant"] else None,
+        "per_class": {name: entry["roc"] if entry else None
+                      for name, entry in ovr["per_class"].items()}}
+    predicted = probabilities.argmax(axis=1)
+    summary["films"] = [{"film": r.film_id, "actual": r.label,
+                         "predicted": data.classes[int(p)]}
+                        for r, p in zip(arrays.records, predicted)]
+    if gallery_dir is not None:
+        summary["gallery"] = _gallery(arrays, grid_maps, predicted, data.classes,
+                                      Path(gallery_dir))
+    return add_confidence_intervals(summary, arrays.labels, probabilities,
+                                    groups=[r.patient_id for r in arrays.records],
+                                    n=BOOTSTRAP_RESAMPLES)
+
+
+def _predict(model: keras.Model, arrays: FilmArrays) -> tuple[np.ndarray, np.ndarray, str]:
+    """Probabilities and one grid heatmap per film: the attention model's combined map (from
+    the same pass), or Grad-CAM of the predicted class for a model without attention."""
+    films = arrays.images[..., None].astype(np.float32)
+    output = model.predict(films, batch_size=PREDICT_BATCH, verbose=0)
+    if isinstance(output, dict) and "attention" in output:
+        alpha = np.asarray(output["attention"])
+        side = int(np.sqrt(alpha.shape[-1]))
+        if side * side != alpha.shape[-1]:
+            raise BadConfigError(f"attention over {alpha.shape[-1]} cells is not a square grid")
+        maps = attention_maps(alpha, (side, side)).mean(axis=1)
+        return np.asarray(output["class"]), maps, "attention"
     probabilities = np.asarray(output["class"] if isinstance(output, dict) else output)
-    train_ids = {entry["film"] for entry in manifest["split"]["train"]}
-    train_labels = [r.class_id for r in dataset.records if r.film_id in train_ids]
-    majority = int(np.bincount(train_labels, minlength=len(dataset.classes)).argmax())
-    return classification_summary(arrays.labels, probabilities, dataset.classes, majority)
+    predicted = probabilities.argmax(axis=1)
+    maps = np.concatenate([grad_cam(model, films[i:i + PREDICT_BATCH],
+                                    predicted[i:i + PREDICT_BATCH])
+                           for i in range(0, len(films), PREDICT_BATCH)])
+    return probabilities, maps, "grad_cam"
+
+
+def _localisation(arrays: FilmArrays, grid_maps: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Pointing game and overlap on the original films, with the chance rate from each
+    film's breast mask; only films with a located lesion are mapped back and re-read."""
+    maps: list[np.ndarray | None] = []
+    masks: list[np.ndarray | None] = []
+    for record, transform, grid_map in zip(arrays.records, arrays.transforms, grid_maps):
+        if not record.located_lesions:
+            maps.append(None)
+            masks.append(None)
+            continue
+        maps.append(to_film(grid_map, transform))
+        try:
+            masks.append(breast_mask(read_film(record.path).pixels))
+        except MammoError as error:
+            raise BadConfigError(f"{record.path}: cannot be re-read for localisation "
+                                 f"({error})") from None
+    return localisation_scores(maps, arrays.records, breast_masks=masks)
+
+
+def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.ndarray,
+             classes: Sequence[str], out: Path) -> list[dict[str, Any]]:
+    """Overlays of up to ``GALLERY_FILMS`` films, taken round-robin over the actual classes
+    so a rare class is shown too, each with lesion circles and predicted vs actual class."""
+    by_class: dict[str, list[int]] = {}
+    for index, record in enumerate(arrays.records):
+        by_class.setdefault(record.label, []).append(index)
+    queues = [by_class[name] for name in classes if name in by_class]
+    chosen: list[int] = []
+    while len(chosen) < GALLERY_FILMS and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < GALLERY_FILMS:
+                chosen.append(queue.pop(0))
+    entries = []
+    for index in sorted(chosen):
+        record = arrays.records[index]
+        try:
+            pixels = read_film(record.path).pixels
+        except MammoError as error:
+            raise BadConfigError(f"{record.path}: cannot be re-read for the gallery "
+                                 f"({error})") from None
+        label = classes[int(predicted[index])]
+        overlay = viridis_overlay(pixels, to_film(grid_maps[index], arrays.transforms[index]),
+                                  lesions=record.lesions, predicted=label, actual=record.label)
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.film_id)
+        path = save_png(overlay, out / f"{name}.png")
+        entries.append({"film": record.film_id, "actual": record.label, "predicted": label,
+                        "overlay": str(path)})
+    return entries

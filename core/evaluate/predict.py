@@ -1,0 +1,196 @@
+"""Predict films with a trained run: a class, its probabilities, and where the model looked.
+
+This is what ``python -m core predict`` and the app's upload page call. A film of any
+supported format is read, prepared exactly as the run's training films were (the
+preprocessing config in its manifest), and passed through the model in one compiled call
+(``predict_on_batch``) for the probabilities and, for the attention model, its attention.
+The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
+back through preprocessing and drawn as a Viridis overlay at the film's original size.
+
+A bad film (unreadable, blank, a text file named ``.png``) gets one error line in its
+entry and never stops the others; a run that cannot be loaded stops the call, since no
+film could be scored without it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from core.errors import BadConfigError, MammoError
+from core.evaluate.evaluate import load_model
+from core.evaluate.heatmaps import grad_cam, to_film
+from core.evaluate.overlay import save_png, viridis_overlay
+from core.films import Film, read_film
+from core.models.attention import attention_maps
+from core.prep.preprocess import Prepared, PrepConfig, preprocess
+from core.train.config import TrainConfig
+from core.train.runs import MODEL, Run, open_run
+
+#: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
+FilmSource = str | Path | tuple[str, bytes]
+
+#: Films per model call: bounds memory on long file lists (a 512-px batch of 16 is ~17 MB).
+BATCH = 16
+#: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
+CACHE_SIZE = 2
+HEATMAP_SUFFIX = "-heatmap.png"
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    model: keras.Model
+    prep: PrepConfig
+    classes: tuple[str, ...]
+    synthetic: bool
+    attention: bool
+
+
+_CACHE: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def loaded_run(run: Run | str | Path) -> _Loaded:
+    """The run's model and settings, loaded once and kept (keyed by the run folder and the
+    model file's modification time, so a retrained run is not served stale)."""
+    run = run if isinstance(run, Run) else open_run(run)
+    model_file = run.path / MODEL
+    key = (str(run.path.resolve()), model_file.stat().st_mtime_ns if model_file.is_file() else 0)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    manifest = run.manifest
+    try:
+        prep = TrainConfig.from_dict(manifest["config"]).prep
+        classes = tuple(manifest["dataset"]["classes"])
+        synthetic = bool(manifest["dataset"]["synthetic"])
+    except (KeyError, TypeError) as error:
+        raise BadConfigError(f"{run.path}: manifest lacks {error} (not a finished run)") from None
+    model = load_model(run)
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != (prep.size, prep.size, 1):
+        raise BadConfigError(f"{run.path}: the model takes {shape}, but the run prepares "
+                             f"{prep.size} x {prep.size} films")
+    outputs = model.output if isinstance(model.output, dict) else {"class": model.output}
+    if int(outputs["class"].shape[-1]) != len(classes):
+        raise BadConfigError(f"{run.path}: the model has {outputs['class'].shape[-1]} classes, "
+                             f"the manifest {len(classes)}")
+    loaded = _Loaded(model, prep, classes, synthetic, "attention" in outputs)
+    with _CACHE_LOCK:
+        _CACHE[key] = loaded
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return loaded
+
+
+def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
+                  out_dir: str | Path) -> list[dict[str, Any]]:
+    """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
+    "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``.
+
+    ``synthetic`` says whether the run was trained on SYNTHETIC films (its figures then say
+    nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
+    so two uploads both called ``film.png`` keep both overlays.
+    """
+    loaded = loaded_run(run)
+    out = Path(out_dir)
+    entries: list[dict[str, Any]] = []
+    for start in range(0, len(files), BATCH):
+        entries.extend(_predict_batch(loaded, files[start:start + BATCH], out))
+    return entries
+
+
+def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
+                   out: Path) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    ready: list[tuple[int, Film, Prepared]] = []
+    for source in files:
+        label = _label(source)
+        entries.append({"file": label})
+        try:
+            film = read_film(source[1], name=label) if isinstance(source, tuple) \
+                else read_film(source)
+            ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
+        except MammoError as error:
+            entries[-1]["error"] = _one_line(error)
+    if not ready:
+        return entries
+    inputs = np.stack([prepared.image for _, _, prepared in ready])[..., None]
+    probabilities, maps = _scores_and_maps(loaded, inputs.astype(np.float32))
+    for row, (index, film, prepared) in enumerate(ready):
+        entry = entries[index]
+        predicted = int(probabilities[row].argmax())
+        try:
+            overlay = viridis_overlay(film.pixels, to_film(maps[row], prepared.transform),
+                                      predicted=loaded.classes[predicted])
+            heatmap = _reserve(out, entry["file"])
+            try:
+                save_png(overlay, heatmap)
+            except MammoError:
+                heatmap.unlink(missing_ok=True)
+                raise
+        except MammoError as error:
+            entry["error"] = _one_line(error)
+            continue
+        entry.update(label=loaded.classes[predicted],
+                     probabilities={name: float(p) for name, p in
+                                    zip(loaded.classes, probabilities[row])},
+                     heatmap=str(heatmap), synthetic=loaded.synthetic)
+    return entries
+
+
+def _scores_and_maps(loaded: _Loaded, films: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and grid heatmaps from one compiled model call (plus Grad-CAM's
+    own gradient pass for a transfer model, which has no map of its own)."""
+    output = loaded.model.predict_on_batch(films)
+    if not loaded.attention:
+        probabilities = np.asarray(output, dtype=np.float64)
+        return probabilities, grad_cam(loaded.model, films, probabilities.argmax(axis=1))
+    alpha = np.asarray(output["attention"])
+    side = math.isqrt(alpha.shape[-1])  # square films on a square feature grid
+    if side * side != alpha.shape[-1]:
+        raise BadConfigError(f"attention over {alpha.shape[-1]} cells is not a square grid")
+    maps = attention_maps(alpha, (side, side)).mean(axis=1)
+    return np.asarray(output["class"], dtype=np.float64), maps
+
+
+def _label(source: FilmSource) -> str:
+    if isinstance(source, tuple):
+        name, _ = source
+        return str(name)
+    return str(source)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _reserve(out: Path, label: str) -> Path:
+    """A fresh heatmap path in ``out`` named after the film, claimed by creating it
+    exclusively (so concurrent calls cannot pick the same name); ``save_png`` then
+    replaces the empty file atomically."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadConfigError(f"{out}: cannot create the output folder ({error.strerror})") \
+            from None
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(label).stem) or "film"
+    for attempt in range(10_000):
+        path = out / f"{stem}{'' if attempt == 0 else f'-{attempt}'}{HEATMAP_SUFFIX}"
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise BadConfigError(f"{path}: cannot write ({error.strerror})") from None
+    raise BadConfigError(f"{out}: no free name for the heatmap of {label}")

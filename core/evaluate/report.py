@@ -1,0 +1,223 @@
+"""An evaluation as files a stakeholder can open: JSON, CSV tables, PNG plots and one
+self-contained HTML page (images inlined, no network, no plotting library).
+
+The plots are drawn with Pillow: matplotlib is not a dependency and plotly's static export
+needs a browser engine that is not available offline. The tables are the first paper's
+classification report and the second paper's one-vs-rest counts, rebuilt from the
+evaluation's confusion matrix, so page, CSV and JSON can never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from core.errors import BadConfigError
+from core.evaluate.metrics import classification_report, per_class_counts, report_rows
+from core.train.runs import atomic_path
+
+PLOT_SIDE = 480
+#: Line colours of the ROC plot (colour-blind-safe Okabe-Ito palette).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+           "#F0E442")
+
+
+def write_report(evaluation: dict[str, Any], out_dir: str | Path,
+                 gallery: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
+    """Write ``evaluation.json``, ``classification_report.csv``, ``per_class_counts.csv``,
+    ``confusion_matrix.csv``, ``confusion_matrix.png``, ``roc.png`` and ``report.html``
+    into ``out_dir``; returns their paths by name.
+
+    ``gallery``: films to show, each ``{"film", "actual", "predicted", "overlay": PNG path}``
+    (``evaluate_run(..., gallery_dir=...)`` makes them).
+    """
+    labels = list(evaluation["labels"])
+    cm = np.asarray(evaluation["confusion_matrix"], dtype=np.int64)
+    if cm.shape != (len(labels), len(labels)):
+        raise BadConfigError(f"confusion matrix of shape {cm.shape} for {len(labels)} classes")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadConfigError(f"{out}: cannot create the report folder ({error.strerror})") \
+            from None
+    rows = report_rows(classification_report(*_labels_of(cm), labels))
+    counts = [{"class": name, **row} for name, row in per_class_counts(cm, labels).items()]
+    tables = {"classification_report": pd.DataFrame(rows),
+              "per_class_counts": pd.DataFrame(counts),
+              "confusion_matrix": pd.DataFrame(cm, index=pd.Index(labels, name="actual"),
+                                               columns=labels)}
+    plots = {"confusion_matrix": confusion_matrix_plot(cm, labels),
+             "roc": roc_plot(evaluation.get("curves") or {})}
+
+    files: dict[str, Path] = {"evaluation": out / "evaluation.json"}
+    _write_bytes(files["evaluation"], json.dumps(evaluation, indent=2).encode())
+    for name, table in tables.items():
+        files[f"{name}.csv"] = out / f"{name}.csv"
+        _write_bytes(files[f"{name}.csv"],
+                     table.to_csv(index=name == "confusion_matrix").encode())
+    encoded = {}
+    for name, image in plots.items():
+        files[f"{name}.png"] = out / f"{name}.png"
+        encoded[name] = _png_bytes(image)
+        _write_bytes(files[f"{name}.png"], encoded[name])
+    files["html"] = out / "report.html"
+    _write_bytes(files["html"], _page(evaluation, tables, encoded, gallery).encode())
+    return {name: str(path) for name, path in files.items()}
+
+
+def _labels_of(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One (actual, predicted) pair per film counted in the matrix."""
+    actual, predicted = np.indices(cm.shape)
+    return np.repeat(actual.ravel(), cm.ravel()), np.repeat(predicted.ravel(), cm.ravel())
+
+
+# -- plots ----------------------------------------------------------------------------------
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def confusion_matrix_plot(cm: np.ndarray, labels: Sequence[str]) -> Image.Image:
+    """Rows actual, columns predicted; each cell shaded by its share of the row (so a rare
+    class's misses show as clearly as a common one's) and labelled with its count."""
+    n = len(labels)
+    margin, cell = 90, max(24, (PLOT_SIDE - 90) // max(n, 1))
+    image = Image.new("RGB", (margin + n * cell + 10, margin + n * cell + 10), "white")
+    draw, font = ImageDraw.Draw(image), _font(12)
+    totals = cm.sum(axis=1, keepdims=True)
+    shares = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
+    for i in range(n):
+        for j in range(n):
+            x, y = margin + j * cell, margin + i * cell
+            level = round(255 - 200 * float(shares[i, j]))
+            draw.rectangle((x, y, x + cell, y + cell), fill=(level, level, 255),
+                           outline="grey")
+            draw.text((x + cell / 2, y + cell / 2), str(cm[i, j]), font=font, anchor="mm",
+                      fill="black" if shares[i, j] < 0.6 else "white")
+        draw.text((margin - 6, margin + i * cell + cell / 2), labels[i], font=font,
+                  anchor="rm", fill="black")
+        draw.text((margin + i * cell + cell / 2, margin - 6), labels[i][:6], font=font,
+                  anchor="mb", fill="black")
+    draw.text((4, 4), "actual (rows) vs predicted (columns)", font=font, fill="black")
+    return image
+
+
+def roc_plot(curves: dict[str, Any]) -> Image.Image:
+    """ROC curves of the clinical pairs and each class against the rest, one colour each,
+    with the chance diagonal; a curve that is None (one kind of film only) is left out."""
+    lines = [(name, curve) for name, curve in (("abnormal vs normal", curves.get("abnormal")),
+                                               ("malignant vs benign", curves.get("malignant")))
+             if curve]
+    lines += [(f"{name} vs rest", curve)
+              for name, curve in (curves.get("per_class") or {}).items() if curve]
+    margin, top, side = 50, 26, PLOT_SIDE - 76
+    image = Image.new("RGB", (PLOT_SIDE + 200, PLOT_SIDE), "white")
+    draw, font = ImageDraw.Draw(image), _font(12)
+
+    def point(fpr: float, tpr: float) -> tuple[float, float]:
+        return margin + fpr * side, top + (1.0 - tpr) * side
+
+    draw.rectangle((*point(0, 1), *point(1, 0)), outline="black")
+    draw.line((*point(0, 0), *point(1, 1)), fill="grey", width=1)
+    for tick in (0.0, 0.5, 1.0):
+        draw.text(point(tick, 0), f"{tick:.1f}", font=font, anchor="mt", fill="black")
+        draw.text((margin - 4, point(0, tick)[1]), f"{tick:.1f}", font=font, anchor="rm",
+                  fill="black")
+    draw.text((margin + side / 2, PLOT_SIDE - 14), "false positive rate", font=font,
+              anchor="mm", fill="black")
+    draw.text((4, 4), "true positive rate", font=font, fill="black")
+    if not lines:
+        draw.text(point(0.5, 0.5), "no ROC curve: one kind of film only", font=font,
+                  anchor="mm", fill="black")
+    for index, (name, curve) in enumerate(lines):
+        colour = PALETTE[index % len(PALETTE)]
+        draw.line([point(f, t) for f, t in zip(curve["fpr"], curve["tpr"])], fill=colour,
+                  width=2)
+        draw.text((margin + side + 14, 20 + 18 * index), name, font=font, fill=colour)
+    return image
+
+
+# -- files ----------------------------------------------------------------------------------
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_bytes(path: Path, content: bytes) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(content)
+    except OSError as error:
+        raise BadConfigError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _page(evaluation: dict[str, Any], tables: dict[str, pd.DataFrame],
+          plots: dict[str, bytes], gallery: Sequence[dict[str, Any]]) -> str:
+    escape = html.escape
+    headline = ["n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                "auc_abnormal", "auc_malignant", "pointing_game"]
+    intervals = evaluation.get("confidence_intervals") or {}
+    rows = []
+    for name in headline:
+        ci = intervals.get(name)
+        band = (f" (95% CI {_figure(ci['low'])} to {_figure(ci['high'])})"
+                if ci and ci.get("low") is not None else "")
+        rows.append(f"<tr><th>{escape(name)}</th><td>{_figure(evaluation.get(name))}"
+                    f"{escape(band)}</td></tr>")
+    warning = ("<p class='warn'>SYNTHETIC films: these figures say nothing about real "
+               "mammograms.</p>" if evaluation.get("synthetic") else "")
+    cards = []
+    for entry in gallery:
+        try:
+            png = Path(entry["overlay"]).read_bytes()
+        except OSError as error:
+            raise BadConfigError(f"{entry['overlay']}: cannot read the overlay "
+                                 f"({error.strerror})") from None
+        mark = "right" if entry["predicted"] == entry["actual"] else "wrong"
+        cards.append(f"<figure class='{mark}'><img src='{_data_uri(png)}' alt=''>"
+                     f"<figcaption>{escape(str(entry['film']))}: predicted "
+                     f"{escape(entry['predicted'])}, actual {escape(entry['actual'])}"
+                     "</figcaption></figure>")
+    source = evaluation.get("source") or {}
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Evaluation report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+.warn {{ color: #b00; font-weight: bold; }} .grid {{ display: flex; flex-wrap: wrap; }}
+figure {{ width: 240px; margin: 6px; }} figure img {{ width: 100%; }}
+figure.wrong figcaption {{ color: #b00; }}
+</style></head><body>
+<h1>Evaluation report</h1>
+<p>{escape(str(source.get('kind', '')))} of {escape(str(source.get('dataset', '')))}
+({escape(str(source.get('root', '')))}); heatmaps: {escape(str(evaluation.get('heatmap')))}</p>
+{warning}
+<h2>Headline figures</h2><table>{''.join(rows)}</table>
+<h2>Classification report</h2>{tables['classification_report'].to_html(index=False,
+                                                                        float_format='%.3f')}
+<h2>Per class, one against the rest</h2>{tables['per_class_counts'].to_html(
+    index=False, float_format='%.3f', na_rep='n/a')}
+<h2>Confusion matrix</h2>{tables['confusion_matrix'].to_html()}
+<img src="{_data_uri(plots['confusion_matrix'])}" alt="confusion matrix">
+<h2>ROC curves</h2><img src="{_data_uri(plots['roc'])}" alt="ROC curves">
+<h2>Films: predicted vs actual, with heatmaps</h2><div class="grid">{''.join(cards)}</div>
+</body></html>
+"""

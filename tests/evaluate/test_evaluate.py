@@ -1,0 +1,154 @@
+"""Evaluating a run: on its own test split, on an external dataset, and refusing a dataset
+of another class set; the command line keeps its contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+from test_predict import tiny_run
+
+from core.errors import BadConfigError
+from core.evaluate.evaluate import GALLERY_FILMS, evaluate_run
+from core.evaluate.predict import predict_films
+from core.evaluate.report import write_report
+from core.train.runs import Run
+
+KEYS = {"n", "labels", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "per_class",
+        "confusion_matrix", "auc_abnormal", "auc_malignant", "pointing_game", "localisation",
+        "confidence_intervals", "baselines"}
+PER_CLASS = {"precision", "recall", "f1", "support", "sensitivity", "specificity"}
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return tiny_run(synthetic_root, tmp_path_factory.getbasetemp() / "runs")
+
+
+@pytest.fixture(scope="module")
+def own_split(run: Run) -> dict:
+    return evaluate_run(run)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_own_test_split(run: Run, own_split: dict) -> None:
+    result = own_split
+    assert KEYS <= set(result)
+    assert result["n"] == len(run.manifest["split"]["test"])
+    assert result["labels"] == run.manifest["dataset"]["classes"]
+    assert all(set(row) >= PER_CLASS for row in result["per_class"].values())
+    assert np.array(result["confusion_matrix"]).sum() == result["n"]
+    assert result["source"]["kind"] == "test split" and result["synthetic"] is True
+    assert result["heatmap"] == "attention"
+    # Synthetic films have located lesions (all but the normal ones): the game is played.
+    local = result["localisation"]
+    assert local["n_scored"] > 0 and local["n_scored"] + local["n_skipped_no_location"] == \
+        result["n"]
+    assert 0.0 <= result["pointing_game"] <= 1.0
+    assert result["pointing_game"] == local["overall"]["pointing_game"]
+    assert 0.0 < local["overall"]["chance"] < 1.0
+    # MIAS severities give the benign-vs-malignant pair (None if one kind is missing here).
+    assert result["auc_malignant"] is None or 0.0 <= result["auc_malignant"] <= 1.0
+    intervals = result["confidence_intervals"]
+    assert intervals["accuracy"]["unit"] == "patient"
+    assert intervals["accuracy"]["low"] <= result["accuracy"] <= intervals["accuracy"]["high"]
+    json.dumps(result)  # a JSON document, as the CLI prints it
+
+
+def test_external_dataset_of_the_same_classes(run: Run, synthetic_root: Path,
+                                              own_split: dict) -> None:
+    result = evaluate_run(run, dataset="mias", root=str(synthetic_root))
+    assert result["n"] == 28 and result["source"]["kind"] == "external"
+    assert result["labels"] == own_split["labels"]
+
+
+def test_external_dataset_of_another_class_set_is_refused(run: Run, synthetic_root: Path,
+                                                          tmp_path: Path) -> None:
+    film = cv2.imread(str(next(synthetic_root.glob("*.pgm"))), cv2.IMREAD_GRAYSCALE)
+    for name in ("benign", "malignant"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), film)
+    with pytest.raises(BadConfigError, match="run of another class set"):
+        evaluate_run(run, dataset="folder", root=str(tmp_path))
+    result = _cli("evaluate", str(run.path), "--dataset", "folder", "--root", str(tmp_path),
+                  "--json")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "run of another class set" in result.stderr
+
+
+def test_cli_evaluate_prints_the_summary(run: Run, own_split: dict, tmp_path: Path) -> None:
+    result = _cli("evaluate", str(run.path), "--report", str(tmp_path / "report"), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert KEYS <= set(document)
+    assert document["confusion_matrix"] == own_split["confusion_matrix"]
+    assert document["pointing_game"] == pytest.approx(own_split["pointing_game"])
+    assert Path(document["report"]["html"]).is_file() and document["gallery"]
+
+
+def test_report_files_agree_with_the_evaluation(run: Run, tmp_path: Path) -> None:
+    evaluation = evaluate_run(run, gallery_dir=tmp_path / "gallery")
+    gallery = evaluation["gallery"]
+    assert 0 < len(gallery) <= GALLERY_FILMS
+    assert {g["actual"] for g in gallery} == {f["actual"] for f in evaluation["films"]}
+    files = write_report(evaluation, tmp_path / "report", gallery)
+
+    assert json.loads(Path(files["evaluation"]).read_text()) == evaluation
+    report = pd.read_csv(files["classification_report.csv"])
+    labels = evaluation["labels"]
+    assert list(report["label"]) == [*labels, "micro avg", "macro avg", "weighted avg"]
+    for name in labels:
+        row = report.set_index("label").loc[name]
+        assert row["support"] == evaluation["per_class"][name]["support"]
+        assert row["f1"] == pytest.approx(evaluation["per_class"][name]["f1"])
+    assert report.set_index("label").loc["micro avg", "precision"] == \
+        pytest.approx(evaluation["accuracy"])
+    counts = pd.read_csv(files["per_class_counts.csv"]).set_index("class")
+    assert counts["tp"].sum() == np.trace(evaluation["confusion_matrix"])
+    matrix = pd.read_csv(files["confusion_matrix.csv"], index_col=0)
+    assert matrix.to_numpy().tolist() == evaluation["confusion_matrix"]
+    for plot in ("confusion_matrix.png", "roc.png"):
+        assert cv2.imread(files[plot]) is not None
+
+    page = Path(files["html"]).read_text()
+    assert page.count("data:image/png;base64,") == 2 + len(gallery)
+    assert "src='http" not in page and 'src="http' not in page  # self-contained
+    assert "SYNTHETIC" in page and f"actual {gallery[0]['actual']}" in page
+    overlay = cv2.imread(gallery[0]["overlay"])
+    film = next(r for r in evaluation["films"] if r["film"] == gallery[0]["film"])
+    assert overlay.ndim == 3 and film["predicted"] == gallery[0]["predicted"]
+
+
+@pytest.mark.parametrize("args", [["--dataset", "folder"], []])
+def test_cli_evaluate_bad_requests_are_one_line(tmp_path: Path, run: Run,
+                                                args: list[str]) -> None:
+    target = str(run.path) if args else str(tmp_path / "missing-run")
+    result = _cli("evaluate", target, *args, "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+
+
+def test_transfer_run_uses_grad_cam(synthetic_root: Path,
+                                    tmp_path_factory: pytest.TempPathFactory,
+                                    tmp_path: Path) -> None:
+    run = tiny_run(synthetic_root, tmp_path_factory.getbasetemp() / "runs", "transfer")
+    result = evaluate_run(run)
+    assert result["heatmap"] == "grad_cam"
+    assert result["n"] == len(run.manifest["split"]["test"])
+    assert result["pointing_game"] is None or 0.0 <= result["pointing_game"] <= 1.0
+    film = next(synthetic_root.glob("*.pgm"))
+    (entry,) = predict_films(run, [film], tmp_path)
+    assert "error" not in entry, entry
+    assert cv2.imread(entry["heatmap"]).shape[:2] == cv2.imread(str(film)).shape[:2]

@@ -1,0 +1,123 @@
+"""Predicting films with a trained run: good films get a class and an overlay at their own
+size, bad ones one line each, and the command line keeps its contract."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO
+
+from core.errors import BadConfigError
+from core.evaluate.predict import predict_films
+from core.train.config import TrainConfig
+from core.train.runs import Run
+
+#: As tests/train/test_fit.py: small enough to train in seconds.
+TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
+        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
+
+
+@functools.cache
+def tiny_run(root: Path, out: Path, model: str = "attention") -> Run:
+    """One trained run per kind for the whole session (test_evaluate.py shares it)."""
+    from core.train.fit import train
+
+    config = TrainConfig(dataset="mias", root=str(root)).with_overrides(**TINY, model=model)
+    run = train(config, out / model)
+    assert run.manifest["status"] == "done"
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return tiny_run(synthetic_root, tmp_path_factory.getbasetemp() / "runs")
+
+
+@pytest.fixture(scope="module")
+def films(synthetic_root: Path) -> list[Path]:
+    return sorted(synthetic_root.glob("*.pgm"))[:3]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_good_and_bad_films_side_by_side(run: Run, films: list[Path], tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(films[0].read_bytes()[:200])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all\n")
+    missing = tmp_path / "missing.png"
+    upload = ("upload.png", films[1].read_bytes())
+    sources = [films[0], corrupt, text, films[1], missing, upload]
+
+    entries = predict_films(run, sources, tmp_path / "out")
+
+    assert [e["file"] for e in entries] == [str(films[0]), str(corrupt), str(text),
+                                            str(films[1]), str(missing), "upload.png"]
+    classes = run.manifest["dataset"]["classes"]
+    for entry, source in zip([entries[0], entries[3], entries[5]], [films[0], films[1], films[1]]):
+        assert "error" not in entry, entry
+        assert set(entry) == {"file", "label", "probabilities", "heatmap", "synthetic"}
+        assert list(entry["probabilities"]) == classes
+        assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
+        assert entry["synthetic"] is True
+        overlay = cv2.imread(entry["heatmap"], cv2.IMREAD_UNCHANGED)
+        original = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
+        assert overlay.shape == (*original.shape[:2], 3)
+    for entry, fault in zip([entries[1], entries[2], entries[4]],
+                            ["truncated", "text file", "not found"]):
+        assert set(entry) == {"file", "error"}
+        assert "\n" not in entry["error"] and fault in entry["error"].lower()
+    # Two films with one name keep two overlays, none overwritten.
+    heatmaps = [entries[i]["heatmap"] for i in (0, 3, 5)]
+    assert len(set(heatmaps)) == 3
+    again = predict_films(run, [films[0]], tmp_path / "out")
+    assert again[0]["heatmap"] not in heatmaps and Path(again[0]["heatmap"]).is_file()
+    assert not [p for p in (tmp_path / "out").iterdir() if p.stat().st_size == 0]
+
+
+def test_heatmap_follows_the_film_not_the_model_input(run: Run, films: list[Path],
+                                                      tmp_path: Path) -> None:
+    """A film twice as large gives an overlay twice as large (the map goes back through
+    preprocessing onto the original grid), and the same class."""
+    film = cv2.imread(str(films[2]), cv2.IMREAD_GRAYSCALE)
+    big = tmp_path / "big.tif"
+    cv2.imwrite(str(big), cv2.resize(film, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
+    small, large = predict_films(run, [films[2], big], tmp_path / "out")
+    assert cv2.imread(large["heatmap"]).shape[:2] == (2 * film.shape[0], 2 * film.shape[1])
+    assert cv2.imread(small["heatmap"]).shape[:2] == film.shape
+
+
+def test_a_folder_that_is_no_run_is_refused(tmp_path: Path, films: list[Path]) -> None:
+    with pytest.raises(BadConfigError, match="not a run folder"):
+        predict_films(tmp_path, films, tmp_path / "out")
+
+
+def test_cli_predict_prints_one_entry_per_file(run: Run, films: list[Path],
+                                               tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    result = _cli("predict", str(run.path), str(films[0]), str(bad), "--out",
+                  str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    assert [e["file"] for e in entries] == [str(films[0]), str(bad)]
+    assert Path(entries[0]["heatmap"]).is_file() and "error" in entries[1]
+    assert np.isclose(sum(entries[0]["probabilities"].values()), 1.0, atol=1e-5)
+
+
+def test_cli_predict_with_a_missing_run_is_one_line(tmp_path: Path, films: list[Path]) -> None:
+    result = _cli("predict", str(tmp_path / "nope"), str(films[0]), "--out", str(tmp_path),
+                  "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "not a run folder" in result.stderr
