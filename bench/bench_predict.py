@@ -17,13 +17,13 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from scratch import private_caches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,11 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        (scratch_path / "keras" / "models").mkdir(parents=True)
-        for file in args.weights.glob("*.h5"):
-            shutil.copy(file, scratch_path / "keras" / "models" / file.name)
-        os.environ["KERAS_HOME"] = str(scratch_path / "keras")
-        os.environ["MAMMO_CACHE"] = str(scratch_path / "cache")
+        os.environ.update(private_caches(args.weights, scratch_path))
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         sys.path.insert(0, str(REPO))
         logging.basicConfig(level=logging.WARNING)

@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from scratch import private_caches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,11 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        (scratch_path / "keras" / "models").mkdir(parents=True)
-        for file in args.weights.glob("*.h5"):
-            shutil.copy(file, scratch_path / "keras" / "models" / file.name)
-        env = {**os.environ, "KERAS_HOME": str(scratch_path / "keras"),
-               "MAMMO_CACHE": str(scratch_path / "cache")}
+        env = {**os.environ, **private_caches(args.weights, scratch_path)}
         command = [sys.executable, "-m", "core", "train", "--dataset", "mias", "--root",
                    str(args.root), "--model", "attention", "--out", str(scratch_path / "runs"),
                    "--json", *args.extra]

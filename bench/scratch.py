@@ -1,0 +1,18 @@
+"""What every benchmark sets up first: a private Keras cache holding the shared ImageNet
+weights and a private feature cache, so a figure never depends on what the machine's own
+caches happen to hold (a warm feature cache would make training look fast)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def private_caches(weights: Path, scratch: Path) -> dict[str, str]:
+    """Copy the ``*.h5`` weights into ``scratch/keras/models`` and return the environment
+    variables (``KERAS_HOME``, ``MAMMO_CACHE``) that point Keras and ``core`` there."""
+    models = scratch / "keras" / "models"
+    models.mkdir(parents=True)
+    for file in weights.glob("*.h5"):
+        shutil.copy(file, models / file.name)
+    return {"KERAS_HOME": str(scratch / "keras"), "MAMMO_CACHE": str(scratch / "cache")}
