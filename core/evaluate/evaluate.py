@@ -126,6 +126,7 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     pairs = clinical_pairs(arrays.labels, probabilities, data.classes,
                            severities=severities if any(severities) else None)
     summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
+    summary["malignancy_score"] = pairs["malignant"]["score"] if pairs["malignant"] else None
     localisation = _localisation(arrays, grid_maps)
     summary["pointing_game"] = localisation["overall"]["pointing_game"]
     summary["localisation"] = localisation
