@@ -4,6 +4,7 @@ size, bad ones one line each, and the command line keeps its contract."""
 from __future__ import annotations
 
 import functools
+import shutil
 import json
 import subprocess
 import sys
@@ -121,3 +122,39 @@ def test_cli_predict_with_a_missing_run_is_one_line(tmp_path: Path, films: list[
                   "--json")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "not a run folder" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a keras archive",
+                                     b"\x89HDF\r\n\x1a\n" + b"\0" * 64])
+def test_corrupt_or_foreign_model_file_is_one_line(run: Run, films: list[Path], tmp_path: Path,
+                                                   content: bytes) -> None:
+    copy = tmp_path / "copied-run"
+    shutil.copytree(run.path, copy)
+    (copy / "model.keras").write_bytes(content)
+    result = _cli("predict", str(copy), str(films[0]), "--out", str(tmp_path / "out"), "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "model.keras" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+BAD_FILMS = {
+    "empty.pgm": b"",
+    "truncated.pgm": b"P5\n64 64\n255\n" + b"\0" * 100,
+    "wrong-magic.png": b"GIF89a" + b"\0" * 64,
+    "random.dcm": bytes(range(256)) * 4,
+    "bomb.pgm": b"P5\n200000 200000\n255\n",
+    "notes.txt": b"a text file, not a film\n",
+}
+
+
+def test_every_kind_of_bad_film_is_one_line_and_the_rest_go_on(run: Run, films: list[Path],
+                                                              tmp_path: Path) -> None:
+    paths = []
+    for name, content in BAD_FILMS.items():
+        (tmp_path / name).write_bytes(content)
+        paths.append(tmp_path / name)
+    entries = predict_films(run, [*paths, films[0]], tmp_path / "out")
+    for entry, path in zip(entries[:-1], paths):
+        assert entry["file"] == str(path) and path.name in entry["error"]
+        assert "\n" not in entry["error"]
+    assert "label" in entries[-1] and Path(entries[-1]["heatmap"]).is_file()
