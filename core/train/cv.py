@@ -21,7 +21,8 @@ from core.train.fit import train
 log = logging.getLogger(__name__)
 
 #: Figures summarised as mean and standard deviation across folds.
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal", "auc")
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
+            "auc_malignant", "auc", "pointing_game")
 
 
 def summarise_folds(results: list[dict[str, Any]]) -> dict[str, Any]:
