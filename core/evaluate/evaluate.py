@@ -118,7 +118,8 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
         raise BadConfigError(f"{data.root}: classes {list(data.classes)} differ from the "
                              f"run's {list(classes)}: a run of another class set cannot be "
                              "scored on it")
-    arrays = load_arrays(records, config.prep)
+    left_out: list[str] = []
+    arrays = load_arrays(records, config.prep, left_out)
     model = load_model(run)
     probabilities, grid_maps, kind = _predict(model, arrays)
     summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
@@ -133,6 +134,7 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     summary["heatmap"] = kind
     summary["source"] = source
     summary["synthetic"] = bool(data.synthetic)
+    summary["warnings"] = left_out  # films that could not be read, one line each
     ovr = one_vs_rest(arrays.labels, probabilities, data.classes)
     summary["curves"] = {
         "abnormal": pairs["abnormal"]["roc"] if pairs["abnormal"] else None,

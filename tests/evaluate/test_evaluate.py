@@ -4,6 +4,7 @@ of another class set; the command line keeps its contract."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,14 @@ def test_transfer_run_uses_grad_cam(synthetic_root: Path,
     (entry,) = predict_films(run, [film], tmp_path)
     assert "error" not in entry, entry
     assert cv2.imread(entry["heatmap"]).shape[:2] == cv2.imread(str(film)).shape[:2]
+
+
+def test_an_unreadable_film_is_left_out_and_named(run: Run, synthetic_root: Path,
+                                                  tmp_path: Path) -> None:
+    copy = tmp_path / "films"
+    shutil.copytree(synthetic_root, copy)
+    victim = sorted(copy.glob("*.pgm"))[0]
+    victim.write_bytes(b"P5\n128 128\n255\n")  # the header survives, the pixels are gone
+    result = evaluate_run(run, dataset="mias", root=copy)
+    assert result["n"] == 27
+    assert len(result["warnings"]) == 1 and victim.name in result["warnings"][0]
