@@ -239,7 +239,10 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str,
         run.log("features", part=part, done=done, total=total,
                 elapsed_s=round(time.time() - started, 2))
 
-    return cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report)
+    features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report)
+    # Also when every film came from the cache, so a follower always sees the step end.
+    run.log("features", part=part, films=len(images), elapsed_s=round(time.time() - started, 2))
+    return features
 
 
 def _fit_phase(run: Run, model: keras.Model, config: TrainConfig, phase: str, epochs: int,
