@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.atomic import atomic_path
 from core.data.records import Lesion
 from core.errors import BadConfigError
 from core.prep.preprocess import NORMALISE_PERCENTILES
-from core.train.runs import atomic_path
 
 LESION_RGB = (255, 0, 0)
 CAPTION_RGB = (255, 255, 255)

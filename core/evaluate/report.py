@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from core.atomic import atomic_path
 from core.errors import BadConfigError
 from core.evaluate.metrics import classification_report, per_class_counts, report_rows
-from core.train.runs import atomic_path
 
 PLOT_SIDE = 480
 #: Line colours of the ROC plot (colour-blind-safe Okabe-Ito palette).

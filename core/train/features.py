@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.atomic import atomic_path
+
 
 def cache_root() -> Path:
     """``$MAMMO_CACHE`` or ``~/.cache/mammo`` (read at call time, so tests can redirect it);
@@ -47,15 +49,9 @@ def _image_key(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _save_atomic(target: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".npy", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save(target: Path, array: np.ndarray) -> None:
+    with atomic_path(target) as tmp:
+        np.save(tmp, array)
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -97,7 +93,7 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
         output = _allocate(output, len(images), batch[0])
         for index, features in zip(chunk, batch):
             output[index] = features
-            _save_atomic(folder / f"{keys[index]}.npy", features)
+            _save(folder / f"{keys[index]}.npy", features)
         if on_batch:
             on_batch(min(start + batch_size, len(todo)), len(todo))
     if output is None:  # no images at all

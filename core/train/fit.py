@@ -26,12 +26,17 @@ import keras
 import numpy as np
 
 from core import backend
+from core.atomic import atomic_path
 from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError
 from core.evaluate.metrics import classification_summary
-from core.models.attention import (attach_encoder, build_attention_head,
-                                   compile_attention_model, lesion_target)
+from core.models.attention import (
+    attach_encoder,
+    build_attention_head,
+    compile_attention_model,
+    lesion_target,
+)
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.optimizers import make_optimizer
 from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
@@ -40,7 +45,7 @@ from core.train.config import TrainConfig
 from core.train.data import FilmArrays, Splits, load_arrays, split_dataset
 from core.train.features import cached_features, encoder_key, file_digest
 from core.train.progress import RunProgress, checkpoint_model_path, checkpoint_state
-from core.train.runs import MODEL, WEIGHTS, Run, atomic_path, create_run, open_run
+from core.train.runs import MODEL, WEIGHTS, Run, create_run, open_run
 
 log = logging.getLogger(__name__)
 

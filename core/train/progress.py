@@ -16,7 +16,8 @@ from typing import Any
 
 import keras
 
-from core.train.runs import CHECKPOINT, HISTORY, Run, atomic_path, write_json_atomic
+from core.atomic import atomic_path, write_json_atomic
+from core.train.runs import CHECKPOINT, HISTORY, Run
 
 CANCEL = "CANCEL"
 CHECKPOINT_MODEL = "model.keras"

@@ -22,15 +22,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_json_atomic
 from core.errors import BadConfigError
 
 MANIFEST = "manifest.json"
@@ -48,30 +46,6 @@ STATUSES = ("running", "done", "failed", "cancelled")
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
-
-    The temporary file keeps ``target``'s suffix, because Keras chooses the file format
-    from it (``.keras``, ``.weights.h5``).
-    """
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix="".join(target.suffixes),
-                               dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json_atomic(target: Path, document: Any) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, default=str))
 
 
 @dataclass
