@@ -38,8 +38,13 @@ MODEL = "model.keras"
 WEIGHTS = "model.weights.h5"
 CHECKPOINT = "checkpoint"
 
-#: Where runs go unless told otherwise: ``models/`` beside ``core/``, or ``$MAMMO_MODELS``.
-DEFAULT_ROOT = Path(os.environ.get("MAMMO_MODELS", Path(__file__).resolve().parents[2] / "models"))
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def default_root() -> Path:
+    """Where runs go unless told otherwise: ``models/`` beside ``core/``, or ``$MAMMO_MODELS``
+    (read on every call, so a test or a second app instance can point elsewhere)."""
+    return Path(os.environ.get("MAMMO_MODELS") or REPO_MODELS)
 
 STATUSES = ("running", "done", "failed", "cancelled")
 
@@ -103,7 +108,7 @@ def _slug(text: str) -> str:
 
 def create_run(name: str, manifest: dict[str, Any], root: Path | None = None) -> Run:
     """Make a new run folder whose name no other run has, with its first manifest."""
-    root = Path(root or DEFAULT_ROOT)
+    root = Path(root or default_root())
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -137,7 +142,7 @@ def open_run(path: str | Path) -> Run:
 
 def list_runs(root: Path | None = None) -> list[Run]:
     """All run folders under root, newest first; folders without a manifest are ignored."""
-    root = Path(root or DEFAULT_ROOT)
+    root = Path(root or default_root())
     if not root.is_dir():
         return []
     runs = [Run(p) for p in root.iterdir() if (p / MANIFEST).is_file()]
