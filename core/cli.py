@@ -158,6 +158,38 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return {**evaluation, "report": files}
 
 
+def _jobs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from core.train.jobs import list_jobs
+
+    return [asdict(job) for job in list_jobs(args.root)]
+
+
+def _jobs_cancel(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from core.train.jobs import cancel
+
+    return asdict(cancel(args.job, args.root))
+
+
+def _jobs_work(args: argparse.Namespace) -> dict[str, Any]:
+    from core.train.jobs import work
+
+    return {"jobs_run": work(args.root)}
+
+
+def _jobs_run(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.verbose:
+        _import_keras_quietly()
+    from dataclasses import asdict
+
+    from core.train.jobs import run_job
+
+    return asdict(run_job(args.job, args.root))
+
+
 # -- human-readable output -------------------------------------------------------------------------
 def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
@@ -289,6 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write JSON, CSV, PNG plots and an HTML page there")
     _add_json(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    jobs = commands.add_parser("jobs", help="the training queue the app submits to")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, parser_class=_Parser)
+    for name, handler, help_text in (
+            ("list", _jobs_list, "every job, oldest first"),
+            ("cancel", _jobs_cancel, "drop a queued job or stop a running one"),
+            ("work", _jobs_work, "run queued jobs until none is left (one worker at a time)"),
+            ("run", _jobs_run, "do one job in this process (what the worker starts)")):
+        command = job_commands.add_parser(name, help=help_text)
+        if name in ("cancel", "run"):
+            command.add_argument("job", help="the job's id")
+        command.add_argument("--root", type=Path, help="the runs folder (default: models/)")
+        _add_json(command)
+        command.set_defaults(handler=handler)
     return parser
 
 

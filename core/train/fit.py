@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -368,8 +369,13 @@ def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
     return dataset, splits
 
 
-def train(config: TrainConfig, out_root: Path | None = None) -> Run:
-    """Train ``config`` into a new run folder under ``out_root`` and return the run."""
+def train(config: TrainConfig, out_root: Path | None = None,
+          on_created: Callable[[Run], None] | None = None) -> Run:
+    """Train ``config`` into a new run folder under ``out_root`` and return the run.
+
+    ``on_created`` hears of the folder as soon as it exists, long before training ends: how
+    a job supervisor learns which run to follow and, if it must, to cancel or mark failed.
+    """
     dataset, splits = _prepare(config)
     manifest = {
         "config": config.to_dict(),
@@ -383,6 +389,8 @@ def train(config: TrainConfig, out_root: Path | None = None) -> Run:
     }
     run = create_run(_run_name(config), manifest, out_root)
     log.info("training into %s", run.path)
+    if on_created is not None:
+        on_created(run)
     return _execute(run, config, dataset, splits)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.errors import BadConfigError, MammoError
 from core.train.config import TrainConfig
 from core.train.fit import train
+from core.train.runs import Run
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +66,24 @@ def configs(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConfig]:
 
 
 def run_sweep(base: TrainConfig, grid: dict[str, list[Any]], out_root: Path | None = None,
-              sort_by: str = "macro_f1") -> list[dict[str, Any]]:
+              sort_by: str = "macro_f1", on_created: Callable[[Run], None] | None = None,
+              stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
     """Train every combination and return one row per run, best first.
 
     A run that fails on bad input is recorded with its error and the sweep goes on.
+    ``on_created`` is passed to each ``train``; ``stop`` is asked before each run (a
+    cancelled sweep job ends after its current run instead of starting the next).
     """
     if sort_by not in SORT_METRICS:
         raise BadConfigError(f"sort metric must be one of {', '.join(SORT_METRICS)}")
     rows = []
     for index, config in enumerate(configs(base, grid), start=1):
+        if stop is not None and stop():
+            break
         settings = {name: getattr(config, name) for name in grid}
         log.info("sweep %d: %s", index, settings)
         try:
-            run = train(config, out_root)
+            run = train(config, out_root, on_created)
         except MammoError as error:
             rows.append({**settings, "run": None, "status": "failed", "error": str(error)})
             continue
