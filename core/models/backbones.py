@@ -270,6 +270,16 @@ def imagenet_weights_file(name: str, image_size: int, alpha: float | None = None
     return spec.imagenet_file(image_size, _options(spec, alpha))
 
 
+def imagenet_installed(name: str, image_size: int, alpha: float | None = None) -> bool:
+    """Whether ``weights="imagenet"`` would load offline for this backbone and input size
+    (what menus say beside each backbone, and what the demo falls back from)."""
+    try:
+        _cached_imagenet_file(name, image_size, alpha)
+    except BadConfigError:
+        return False
+    return True
+
+
 def _cached_imagenet_file(name: str, image_size: int, alpha: float | None) -> Path:
     file_name = imagenet_weights_file(name, image_size, alpha)
     folder = keras_cache_dir()

@@ -45,7 +45,13 @@ from core.prep.augment import balance
 from core.train.config import TrainConfig
 from core.train.data import FilmArrays, Splits, load_arrays, split_dataset
 from core.train.features import cached_features, encoder_key, file_digest
-from core.train.progress import RunProgress, checkpoint_model_path, checkpoint_state
+from core.train.progress import (
+    RunProgress,
+    TrainingCancelled,
+    cancel_requested,
+    checkpoint_model_path,
+    checkpoint_state,
+)
 from core.train.runs import MODEL, WEIGHTS, Run, create_run, open_run
 
 log = logging.getLogger(__name__)
@@ -244,6 +250,8 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str,
     def report(done: int, total: int) -> None:
         run.log("features", part=part, done=done, total=total,
                 elapsed_s=round(time.time() - started, 2))
+        if cancel_requested(run):  # the feature pass of a big set takes minutes: listen here too
+            raise TrainingCancelled(f"{run.path}: cancelled while encoding films")
 
     features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report)
     # Also when every film came from the cache, so a follower always sees the step end.
@@ -345,6 +353,8 @@ def _execute(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits) ->
     started = time.time()
     try:
         result = _train_in(run, config, dataset, splits, warnings)
+    except TrainingCancelled:
+        result = {"cancelled": True}
     except KeyboardInterrupt:
         run.set_status("cancelled", warnings=warnings)
         raise

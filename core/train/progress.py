@@ -36,6 +36,11 @@ def _is_number(value: Any) -> bool:
     return True
 
 
+class TrainingCancelled(Exception):
+    """Raised between batches of a step that has no Keras callback (the feature pass) when
+    the run has been asked to stop; training ends the run as cancelled, not failed."""
+
+
 def request_cancel(run: Run) -> None:
     (run.path / CANCEL).touch()
 
