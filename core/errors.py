@@ -32,6 +32,16 @@ class BadAnnotationError(MammoError):
         super().__init__(f"{self.path}: {fault}")
 
 
+class BadArchiveError(MammoError):
+    """An uploaded or downloaded archive that is refused: unsafe member names or types,
+    too big, a likely zip bomb, corrupt, or not a zip/tar at all."""
+
+    def __init__(self, path: str | Path, fault: str) -> None:
+        self.path = str(path)
+        self.fault = fault
+        super().__init__(f"{self.path}: {fault}")
+
+
 class BadDatasetError(MammoError):
     """A dataset root that does not hold what its loader needs (no Info.txt, no CSVs, ...)."""
 
