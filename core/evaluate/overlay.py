@@ -27,13 +27,15 @@ PIXELS_PER_LINE = 256
 
 def viridis_overlay(film_pixels: np.ndarray, heatmap: np.ndarray, opacity: float = 0.45,
                     lesions: Sequence[Lesion] = (), predicted: str | None = None,
-                    actual: str | None = None) -> np.ndarray:
+                    actual: str | None = None, stretch: bool = True) -> np.ndarray:
     """The film in grey, the heatmap blended over it in Viridis with ``opacity``, the
     located ``lesions`` as circles, and a caption when ``predicted`` or ``actual`` is given.
 
     ``film_pixels``: the original film (2-D uint8 or uint16), stretched to 8 bits between
-    preprocessing's percentiles. ``heatmap``: the same shape, values in [0, 1] (``to_film``
-    gives that). Returns RGB uint8 of the film's shape.
+    preprocessing's percentiles, or, with ``stretch=False``, an 8-bit film already stretched
+    by ``display_grey`` (the app redraws a kept, shrunken film at each opacity, and
+    stretching it again would shift its contrast). ``heatmap``: the same shape, values in
+    [0, 1] (``to_film`` gives that). Returns RGB uint8 of the film's shape.
     """
     film = np.asarray(film_pixels)
     if film.ndim != 2 or film.dtype not in (np.uint8, np.uint16) or min(film.shape) < 1:
@@ -47,8 +49,10 @@ def viridis_overlay(film_pixels: np.ndarray, heatmap: np.ndarray, opacity: float
         raise BadConfigError("heatmap values must be finite and in [0, 1]")
     if not 0.0 <= float(opacity) <= 1.0:
         raise BadConfigError(f"opacity must be in [0, 1], got {opacity!r}")
+    if not stretch and film.dtype != np.uint8:
+        raise BadConfigError("an unstretched overlay needs the 8-bit film display_grey gives")
 
-    grey = cv2.cvtColor(_to_8bit(film), cv2.COLOR_GRAY2RGB)
+    grey = cv2.cvtColor(display_grey(film) if stretch else film, cv2.COLOR_GRAY2RGB)
     colours = cv2.cvtColor(cv2.applyColorMap(np.round(heat * 255.0).astype(np.uint8),
                                              cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
     rgb = cv2.addWeighted(colours, float(opacity), grey, 1.0 - float(opacity), 0.0)
@@ -63,29 +67,35 @@ def viridis_overlay(film_pixels: np.ndarray, heatmap: np.ndarray, opacity: float
     return rgb
 
 
+def png_bytes(rgb: np.ndarray, what: str = "the overlay") -> bytes:
+    """An RGB uint8 image encoded as PNG, for a download button or a file."""
+    image = np.asarray(rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise BadConfigError(f"a PNG needs an RGB uint8 image, got {image.dtype} "
+                             f"{image.shape}")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise BadConfigError(f"{what}: OpenCV could not encode the PNG")
+    return encoded.tobytes()
+
+
 def save_png(rgb: np.ndarray, path: str | Path) -> Path:
     """Write an RGB uint8 image as a PNG, atomically: a reader (the app, a report page)
     never sees half a file, and a failed write leaves no file behind."""
-    image = np.asarray(rgb)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise BadConfigError(f"save_png needs an RGB uint8 image, got {image.dtype} "
-                             f"{image.shape}")
     target = Path(path)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise BadConfigError(f"{target}: OpenCV could not encode the PNG")
+    encoded = png_bytes(rgb, str(target))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
-            tmp.write_bytes(encoded.tobytes())
+            tmp.write_bytes(encoded)
     except OSError as error:
         raise BadConfigError(f"{target}: cannot write the PNG ({error.strerror})") from None
     return target
 
 
-def _to_8bit(film: np.ndarray) -> np.ndarray:
-    """Stretch between preprocessing's percentiles: a few hot pixels or a bright label must
-    not squash the breast's grey levels."""
+def display_grey(film: np.ndarray) -> np.ndarray:
+    """The film as 8-bit grey, stretched between preprocessing's percentiles: a few hot
+    pixels or a bright label must not squash the breast's grey levels."""
     low, high = np.percentile(film, NORMALISE_PERCENTILES)
     high = max(float(high), float(low) + 1.0)
     stretched = (film.astype(np.float32) - float(low)) * (255.0 / (high - float(low)))

@@ -1,7 +1,8 @@
 """Predict films with a trained run: a class, its probabilities, and where the model looked.
 
-This is what ``python -m core predict`` and the app's upload page call. A film of any
-supported format is read, prepared exactly as the run's training films were (the
+This is what ``python -m core predict`` (``predict_films``: overlays written as PNGs) and the
+app's upload page (``predict_uploads``: film and heatmap arrays kept for redrawing) call. A
+film of any supported format is read, prepared exactly as the run's training films were (the
 preprocessing config in its manifest), and passed through the model in one compiled call
 (``predict_on_batch``) for the probabilities and, for the attention model, its attention.
 The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
@@ -17,18 +18,19 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import keras
 import numpy as np
 
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model
 from core.evaluate.heatmaps import grad_cam, to_film
-from core.evaluate.overlay import save_png, viridis_overlay
+from core.evaluate.overlay import display_grey, save_png, viridis_overlay
 from core.films import Film, read_film
 from core.models.attention import attention_maps
 from core.prep.preprocess import Prepared, PrepConfig, preprocess
@@ -43,6 +45,8 @@ BATCH = 16
 #: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
 CACHE_SIZE = 2
 HEATMAP_SUFFIX = "-heatmap.png"
+#: Long side of the film and heatmap ``predict_uploads`` keeps (the app's display size).
+DISPLAY_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,57 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
     nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
     so two uploads both called ``film.png`` keep both overlays.
     """
-    loaded = loaded_run(run)
     out = Path(out_dir)
+
+    def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
+        overlay = viridis_overlay(film.pixels, heat, predicted=predicted)
+        heatmap = _reserve(out, label)
+        try:
+            save_png(overlay, heatmap)
+        except MammoError:
+            heatmap.unlink(missing_ok=True)
+            raise
+        return {"heatmap": str(heatmap)}
+
+    return _predict(loaded_run(run), files, save)
+
+
+def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
+                    side: int = DISPLAY_SIDE) -> list[dict[str, Any]]:
+    """As ``predict_films``, but nothing is written: each good film's entry holds, instead of
+    a PNG path, ``"film"`` (8-bit grey, stretched as overlays are, long side at most
+    ``side``) and ``"heat"`` (float32 in [0, 1], the same shape).
+
+    The app keeps these arrays and redraws the overlay at any opacity with
+    ``viridis_overlay(film, heat, opacity, stretch=False)``, without calling the model
+    again. Shrinking bounds what a session holds (about 5 MB a film at 1024 px) however
+    large the uploaded film.
+    """
+    if side < 1:
+        raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
+
+    def keep(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
+        return {"film": _shrink(display_grey(film.pixels), side),
+                "heat": np.clip(_shrink(heat, side), 0.0, 1.0)}
+
+    return _predict(loaded_run(run), files, keep)
+
+
+#: What becomes of a good film once scored: ``(file label, film, heatmap on the film in
+#: [0, 1], predicted class) -> extra entry fields``; a MammoError becomes the entry's error.
+_Finish = Callable[[str, Film, np.ndarray, str], dict[str, Any]]
+
+
+def _predict(loaded: _Loaded, files: Sequence[FilmSource],
+             finish: _Finish) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for start in range(0, len(files), BATCH):
-        entries.extend(_predict_batch(loaded, files[start:start + BATCH], out))
+        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish))
     return entries
 
 
 def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
-                   out: Path) -> list[dict[str, Any]]:
+                   finish: _Finish) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     ready: list[tuple[int, Film, Prepared]] = []
     for source in files:
@@ -128,24 +173,29 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
     probabilities, maps = _scores_and_maps(loaded, inputs.astype(np.float32))
     for row, (index, film, prepared) in enumerate(ready):
         entry = entries[index]
-        predicted = int(probabilities[row].argmax())
+        predicted = loaded.classes[int(probabilities[row].argmax())]
         try:
-            overlay = viridis_overlay(film.pixels, to_film(maps[row], prepared.transform),
-                                      predicted=loaded.classes[predicted])
-            heatmap = _reserve(out, entry["file"])
-            try:
-                save_png(overlay, heatmap)
-            except MammoError:
-                heatmap.unlink(missing_ok=True)
-                raise
+            extra = finish(entry["file"], film, to_film(maps[row], prepared.transform),
+                           predicted)
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue
-        entry.update(label=loaded.classes[predicted],
+        entry.update(label=predicted,
                      probabilities={name: float(p) for name, p in
                                     zip(loaded.classes, probabilities[row])},
-                     heatmap=str(heatmap), synthetic=loaded.synthetic)
+                     **extra, synthetic=loaded.synthetic)
     return entries
+
+
+def _shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` with its long side cut to ``side`` (area averaging, which neither aliases a
+    fine texture nor invents values outside the image's range); smaller images are kept."""
+    rows, cols = image.shape
+    scale = side / max(rows, cols)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _scores_and_maps(loaded: _Loaded, films: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
