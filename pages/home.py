@@ -1,9 +1,28 @@
-"""Landing page: what this tool is, what it can do today, and how to point it at data."""
+"""Landing page: what the tool is, a one-click demo that works with no data and no GPU, and
+the way through the other pages."""
+
+from __future__ import annotations
 
 import streamlit as st
 
 from core import __version__
 from core.data.records import CLASS_NAMES, MIAS_CLASSES
+from core.errors import MammoError
+from core.train.jobs import active_jobs, submit
+from core.train.presets import DEMO_FILMS, demo_job
+from ui.jobs import job_panel
+from ui.state import (
+    ActiveDataset,
+    data_root,
+    enter_through_app,
+    runs_root,
+    set_active_dataset,
+    show_error,
+)
+
+enter_through_app()
+
+DEMO_FOLDER = "demo-synthetic"
 
 st.title("Mammogram classification and malignancy localisation")
 st.write(
@@ -14,17 +33,56 @@ st.write(
     "intervals, beside trivial baselines."
 )
 
+st.subheader("Try it with no data")
+st.write(
+    f"The demo draws {DEMO_FILMS} **SYNTHETIC** films (drawn by the program, not mammograms; "
+    "each says so on the film), then trains a small attention model on them on this CPU in "
+    "a minute or two. Then look at its report on Evaluate and upload a film on Predict."
+)
+
+if flash := st.session_state.pop("home_flash", None):
+    st.success(flash, icon=":material/schedule:")
+if st.button("Run the demo", type="primary", icon=":material/play_arrow:"):
+    running, queued = active_jobs(runs_root())
+    if any(job.kind == "demo" for job in [running, *queued] if job is not None):
+        st.info("The demo is already running: its progress is below.")
+    else:
+        films = data_root() / DEMO_FOLDER
+        try:
+            submit("demo", demo_job(str(films)), label="demo on SYNTHETIC films",
+                   root=runs_root())
+        except MammoError as error:
+            show_error(error, "demo not started")
+        else:
+            set_active_dataset(ActiveDataset("mias", str(films), {}, synthetic=True))
+            st.session_state["home_flash"] = "Demo queued; it is now the active dataset."
+            st.rerun()
+job_panel("home")
+
+st.subheader("The way through")
+st.page_link("pages/data.py", label="Data: pick MIAS, CBIS-DDSM or synthetic films; see the "
+             "class histograms before and after augmentation", icon=":material/photo_library:")
+st.page_link("pages/train.py", label="Train: set the knobs, start, follow, cancel",
+             icon=":material/model_training:")
+st.page_link("pages/evaluate.py", label="Evaluate: report, confusion matrix, ROC, heatmaps",
+             icon=":material/analytics:")
+st.page_link("pages/predict.py", label="Predict: upload films, see class and heatmap",
+             icon=":material/image_search:")
+st.page_link("pages/runs.py", label="Runs: compare, download, delete",
+             icon=":material/folder_open:")
+
 st.subheader("The seven mini-MIAS classes")
 st.table({"id": list(range(len(MIAS_CLASSES))), "class": list(MIAS_CLASSES),
           "meaning": [CLASS_NAMES[c] for c in MIAS_CLASSES]})
 
-st.subheader("Use it today from the command line")
-st.code(
-    "python -m core data summary --dataset mias --root PATH/TO/MIAS --json\n"
-    "python -m core data synth --out demo_films --n 70 --seed 0   # SYNTHETIC films\n"
-    "python -m core train --dataset mias --root PATH/TO/MIAS --json\n"
-    "python -m core cv --dataset mias --root PATH/TO/MIAS --folds 5 --json",
-    language="bash",
-)
+with st.expander("The same from the command line"):
+    st.code(
+        "python -m core data summary --dataset mias --root PATH/TO/MIAS --json\n"
+        "python -m core data synth --out demo_films --n 70 --seed 0   # SYNTHETIC films\n"
+        "python -m core train --dataset mias --root PATH/TO/MIAS --json\n"
+        "python -m core cv --dataset mias --root PATH/TO/MIAS --folds 5 --json\n"
+        "python -m core jobs list   # the queue the app trains through",
+        language="bash",
+    )
 st.caption(f"core {__version__}. Synthetic films are drawn by the program and are labelled "
            "as synthetic wherever they appear; they are not mammograms.")

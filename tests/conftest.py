@@ -70,3 +70,23 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from core.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic") / "films", n=28, seed=0, size=128)
+
+
+@pytest.fixture(autouse=True)
+def served_navigation_mode(request: pytest.FixtureRequest,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """App tests run the app in the navigation mode a served app is in.
+
+    A served app leaves Streamlit's legacy ``pages/``-folder mode on its first request, for
+    good (see ``ui.state.enter_through_app``; the browser test covers that first request).
+    AppTest clears the flag before every run, so each run would start in that mode, where
+    a page reruns once and drops the button click being tested; pointing AppTest at a
+    subclass makes its clearing leave the real flag alone.
+    """
+    if "app" not in request.node.path.parts:
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
+    monkeypatch.setattr(app_test, "PagesManager", type("ServedPagesManager", (PagesManager,), {}))

@@ -18,7 +18,7 @@ from core.models.backbones import imagenet_installed
 from core.train.config import TrainConfig
 
 #: Films the demo draws: enough for a patient-grouped split with every class in the test part.
-DEMO_FILMS = 70
+DEMO_FILMS = 140
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ PRESETS: dict[str, Preset] = {
     "demo": _preset(
         "Quick demo (SYNTHETIC films, a CPU minute)",
         "A small input and few epochs, for the landing page's walkthrough on synthetic films.",
-        image_size=256, epochs=12, patience=0, batch_size=16),
+        image_size=256, epochs=40, patience=0, batch_size=16),
 }
 
 

@@ -15,14 +15,18 @@ Layout::
         model.keras       the trained model (native Keras format)
         model.weights.h5  its weights as HDF5 (the first paper saved .h5)
         checkpoint/       the latest epoch's model and state, for resuming
+        report/           the latest evaluation (evaluation.json, tables, plots, gallery)
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +41,11 @@ HISTORY = "history.csv"
 MODEL = "model.keras"
 WEIGHTS = "model.weights.h5"
 CHECKPOINT = "checkpoint"
+REPORT = "report"
+EVALUATION = "evaluation.json"
+#: Where deleted runs wait for removal: inside the root (so the rename is atomic) but one
+#: level down, where ``list_runs`` never looks.
+TRASH = ".trash"
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -147,3 +156,162 @@ def list_runs(root: Path | None = None) -> list[Run]:
         return []
     runs = [Run(p) for p in root.iterdir() if (p / MANIFEST).is_file()]
     return sorted(runs, key=lambda run: run.name, reverse=True)
+
+
+def is_live(run: Run) -> bool:
+    """True while the run's training process is alive on this machine.
+
+    A run whose process was killed keeps status "running" in its manifest; its pid is dead
+    (or a zombie nobody reaped), and it is no longer live. A run without a pid cannot be
+    shown to be alive.
+    """
+    manifest = run.manifest
+    pid = manifest.get("pid")
+    if manifest.get("status") != "running" or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or the process just ended
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def delete_run(run: Run) -> None:
+    """Remove a run folder, refusing one whose training is still going.
+
+    The folder is first renamed into the root's trash (one atomic step, so a listing sees
+    either the whole run or nothing of it) and only then removed; leftovers of an earlier
+    interrupted delete go with it (the next delete retries whatever could not be removed).
+    """
+    path = Path(run.path)
+    if path.is_symlink() or not (path / MANIFEST).is_file():
+        raise BadConfigError(f"{path}: not a run folder (no {MANIFEST})")
+    try:
+        live = is_live(run)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        live = False  # an unreadable manifest names no process
+    if live:
+        raise BadConfigError(f"{path.name}: still training (process {run.manifest['pid']}); "
+                             "cancel it first")
+    trash = path.parent / TRASH
+    target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        trash.mkdir(exist_ok=True)
+        path.rename(target)
+    except OSError as error:
+        raise BadConfigError(f"{path}: cannot delete ({error.strerror})") from None
+    for leftover in trash.iterdir():  # out of sight already: a failure here only wastes disk
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def saved_evaluation(run: Run) -> dict[str, Any] | None:
+    """The evaluation stored in ``report/``, or None when there is none or the model was
+    written after it (a resumed run's new model makes the old figures stale)."""
+    file, model = run.path / REPORT / EVALUATION, run.path / MODEL
+    try:
+        if not model.is_file() or file.stat().st_mtime < model.stat().st_mtime:
+            return None
+        return json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_history(run: Run) -> list[dict[str, Any]]:
+    """``history.csv`` as rows in file order: ``phase`` a string, ``epoch`` an int, every
+    other column a float or None (a later phase may log metrics an earlier one did not)."""
+    file = run.path / HISTORY
+    if not file.is_file():
+        return []
+    with open(file, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{key: _history_value(key, value) for key, value in row.items() if key}
+            for row in rows]
+
+
+def _history_value(key: str, value: str | None) -> Any:
+    if key == "phase":
+        return value
+    try:
+        number = float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+    if key == "epoch" and number is not None:
+        return int(number)
+    return number
+
+
+#: Headline figures a runs table shows, from the manifest's validation summary (``val_``)
+#: and from the saved evaluation on the test split (``test_``).
+TABLE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
+                 "auc", "auc_ovr_macro")
+TEST_ONLY_METRICS = ("auc_malignant", "pointing_game")
+
+
+def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
+    """One flat row per run: what it is, how it went and its figures, for a table or a
+    comparison. A run whose manifest cannot be read still gets a row saying so."""
+    return [_row(run) for run in runs]
+
+
+def _row(run: Run) -> dict[str, Any]:
+    try:
+        manifest = run.manifest
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        return {"name": run.name, "status": "unreadable", "error": str(error)}
+    config = manifest.get("config") or {}
+    dataset = manifest.get("dataset") or {}
+    status = manifest.get("status")
+    if status == "running" and not is_live(run):
+        status = "interrupted"
+    row: dict[str, Any] = {
+        "name": run.name, "status": status, "started": manifest.get("started"),
+        "seconds": manifest.get("seconds"), "dataset": dataset.get("name"),
+        "synthetic": bool(dataset.get("synthetic")), "model": config.get("model"),
+        "backbone": config.get("backbone"), "weights": config.get("weights"),
+        "image_size": config.get("image_size"), "epochs": config.get("epochs"),
+        "error": manifest.get("error")}
+    val = manifest.get("val") or {}
+    row["val_n"] = val.get("n")
+    row.update({f"val_{name}": val.get(name) for name in TABLE_METRICS})
+    test = saved_evaluation(run) if status == "done" else None
+    test = test or {}
+    row["test_n"] = test.get("n")
+    row.update({f"test_{name}": test.get(name) for name in TABLE_METRICS + TEST_ONLY_METRICS})
+    return row
+
+
+def config_differences(runs: list[Run]) -> list[dict[str, Any]]:
+    """The configuration settings on which the runs disagree, one row per setting
+    (``setting`` and one column per run name); nested settings read ``prep.size``."""
+    flat = {run.name: _flatten({"dataset": (run.manifest.get("dataset") or {}).get("name"),
+                                "synthetic": (run.manifest.get("dataset") or {}).get(
+                                    "synthetic"),
+                                **(run.manifest.get("config") or {})})
+            for run in runs}
+    settings = sorted({key for values in flat.values() for key in values})
+    rows = []
+    for setting in settings:
+        values = {name: values.get(setting) for name, values in flat.items()}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
+            rows.append({"setting": setting, **values})
+    return rows
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

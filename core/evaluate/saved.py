@@ -1,0 +1,100 @@
+"""A run's evaluation, computed once and kept in the run folder.
+
+Evaluating reloads the model and re-reads every test film, which takes seconds to minutes;
+the figures only change when the model does. So the evaluation and its report are written
+into ``<run>/report/`` and read back while they are newer than the model file: the Evaluate
+page is instant on a second visit, the downloadable report always exists, and the Runs
+table can show test figures without evaluating anything.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import BadConfigError
+from core.evaluate.evaluate import evaluate_run
+from core.evaluate.metrics import classification_report, report_rows
+from core.evaluate.report import write_report
+from core.train.runs import REPORT, Run, saved_evaluation
+
+GALLERY = "gallery"
+#: Headline figures in the order a reader compares them with the trivial baselines.
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
+            "auc_malignant", "pointing_game")
+
+
+def run_evaluation(run: Run) -> dict[str, Any]:
+    """The run's evaluation on its own test split: the saved one while it is newer than the
+    model, otherwise a fresh one, saved with its report (tables, plots, gallery, HTML)."""
+    status = run.manifest.get("status")
+    if status != "done":
+        raise BadConfigError(f"{run.name}: only a finished run can be evaluated (status "
+                             f"{status!r})")
+    saved = saved_evaluation(run)
+    if saved is not None:
+        return _rebased(saved, run)
+    report = run.path / REPORT
+    evaluation = evaluate_run(run, gallery_dir=report / GALLERY)
+    write_report(evaluation, report, gallery=evaluation.get("gallery") or ())
+    return evaluation
+
+
+def _rebased(evaluation: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Gallery paths pointing into this run's own report, wherever the folder was when the
+    evaluation was written (runs are copied and moved as whole folders)."""
+    gallery = [{**entry, "overlay": str(run.path / REPORT / GALLERY
+                                        / Path(entry["overlay"]).name)}
+               for entry in evaluation.get("gallery") or ()]
+    return {**evaluation, "gallery": gallery}
+
+
+def report_zip(run: Run) -> bytes:
+    """The run's report folder as one zip archive (paths relative to the folder)."""
+    folder = run.path / REPORT
+    if not folder.is_dir():
+        raise BadConfigError(f"{run.name}: no report yet; evaluate the run first")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() and not file.name.startswith("."):  # skip half-written files
+                archive.write(file, file.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each headline figure beside its 95% interval and what two models that learnt nothing
+    score on the same films: always answering the training split's majority class, and
+    chance (a uniform guess among the classes; 0.5 for an AUC; a random point in the
+    breast for the pointing game). Figures that do not apply here (None) are left out."""
+    intervals = evaluation.get("confidence_intervals") or {}
+    baselines = evaluation.get("baselines") or {}
+    majority = baselines.get("majority") or {}
+    uniform = baselines.get("chance_accuracy")
+    pointing = ((evaluation.get("localisation") or {}).get("overall") or {}).get("chance")
+    chance = {"accuracy": uniform, "balanced_accuracy": uniform, "auc_abnormal": 0.5,
+              "auc_malignant": 0.5, "pointing_game": pointing}
+    rows = []
+    for name in HEADLINE:
+        if evaluation.get(name) is None:
+            continue
+        interval = intervals.get(name) or {}
+        rows.append({"figure": name, "model": evaluation[name],
+                     "ci_low": interval.get("low"), "ci_high": interval.get("high"),
+                     "majority": majority.get(name), "chance": chance.get(name)})
+    return rows
+
+
+def report_table(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first paper's classification report (per class, then the micro, macro and
+    weighted averages), rebuilt from the evaluation's confusion matrix so that it can never
+    disagree with it."""
+    cm = np.asarray(evaluation["confusion_matrix"], dtype=np.int64)
+    actual, predicted = np.indices(cm.shape)
+    return report_rows(classification_report(np.repeat(actual.ravel(), cm.ravel()),
+                                             np.repeat(predicted.ravel(), cm.ravel()),
+                                             list(evaluation["labels"])))

@@ -1,0 +1,184 @@
+"""Evaluate: a finished run's figures on its held-out test films, beside what a model that
+learnt nothing would score, with where it looked on a dozen of those films.
+
+The evaluation is computed once per model and kept in the run's ``report/`` folder (see
+``core.evaluate.saved``); within a server process it is also cached by run and model time, so
+moving between pages costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.evaluate.charts import (
+    confusion_heatmap,
+    roc_curves,
+    sensitivity_specificity,
+    training_curves,
+)
+from core.evaluate.metrics import per_class_counts
+from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.train.runs import MODEL, REPORT, Run, open_run, read_history
+from ui.runs import choose_run, finished_runs, is_synthetic
+from ui.state import enter_through_app, show_error
+
+enter_through_app()
+
+_RUN_WIDGET = "evaluate_run"
+GALLERY_COLUMNS = 4
+FIGURE_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                "macro_f1": "macro F1", "weighted_f1": "weighted F1",
+                "auc_abnormal": "AUC abnormal vs normal", "auc_malignant": "AUC malignant vs benign",
+                "pointing_game": "pointing game"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def evaluation_of(path: str, model_time: float) -> dict[str, Any]:
+    """``model_time`` is in the key so that a retrained model is never shown old figures."""
+    return run_evaluation(open_run(path))
+
+
+def _model_time(path: str) -> float:
+    try:
+        return (Path(path) / MODEL).stat().st_mtime
+    except OSError:
+        return 0.0  # evaluating then says the run has no model
+
+
+def headline(evaluation: dict[str, Any]) -> None:
+    rows = headline_rows(evaluation)
+    majority = ((evaluation.get("baselines") or {}).get("majority") or {}).get("class")
+    focus = [row for row in rows if row["figure"] in ("accuracy", "macro_f1", "auc_abnormal",
+                                                       "auc_malignant", "pointing_game")]
+    for column, row in zip(st.columns(len(focus)) if focus else [], focus):
+        baseline = row["majority"] if row["majority"] is not None else row["chance"]
+        column.metric(FIGURE_NAMES[row["figure"]], f"{row['model']:.3f}",
+                      delta=None if baseline is None else f"{row['model'] - baseline:+.3f}",
+                      help="difference from always answering the majority class (AUC and "
+                           "pointing game: from chance)")
+    table = pd.DataFrame(rows).rename(columns={
+        "model": "this model", "ci_low": "95% CI low", "ci_high": "95% CI high",
+        "majority": f"always {majority}", "chance": "chance"})
+    table["figure"] = table["figure"].map(FIGURE_NAMES)
+    st.dataframe(table, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.3f") for name in table.columns[1:]})
+
+
+def localisation(evaluation: dict[str, Any]) -> None:
+    scores = evaluation.get("localisation") or {}
+    overall = scores.get("overall") or {}
+    if not scores.get("n_scored"):
+        st.info("No test film has a located lesion, so where the model looked cannot be "
+                "scored.")
+        return
+    left, right = st.columns(2)
+    left.metric("pointing game", f"{overall['pointing_game']:.2f}",
+                help=f"share of films whose heatmap maximum lies within the lesion radius + "
+                     f"{scores['tolerance_px']:.0f} px")
+    if overall.get("chance") is not None:
+        right.metric("chance (a random point in the breast)", f"{overall['chance']:.2f}")
+    rows = [{"class": name, **group} for name, group in
+            {"all": overall, **(scores.get("per_class") or {})}.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.2f")
+        for name in ("pointing_game", "iou", "inside", "chance")})
+    st.caption(f"{scores['n_scored']} films with a located lesion scored; "
+               f"{scores['n_skipped_no_location']} without one left out. Heatmaps: "
+               f"{evaluation.get('heatmap')}.")
+
+
+def gallery(evaluation: dict[str, Any]) -> None:
+    entries = [entry for entry in evaluation.get("gallery") or ()
+               if Path(entry["overlay"]).is_file()]
+    if not entries:
+        st.info("No film overlays saved for this evaluation.")
+        return
+    for start in range(0, len(entries), GALLERY_COLUMNS):
+        for column, entry in zip(st.columns(GALLERY_COLUMNS),
+                                 entries[start:start + GALLERY_COLUMNS]):
+            right = entry["predicted"] == entry["actual"]
+            mark = "✓ right" if right else "✗ wrong"
+            column.image(entry["overlay"], caption=f"{mark}: {entry['film']} predicted "
+                                                   f"{entry['predicted']}, actual "
+                                                   f"{entry['actual']}")
+
+
+def downloads(run: Run) -> None:
+    left, right = st.columns(2)
+    left.download_button("Download the report (zip)", data=functools.partial(report_zip, run),
+                         file_name=f"{run.name}-report.zip", mime="application/zip",
+                         on_click="ignore", icon=":material/download:")
+    html = run.path / REPORT / "report.html"
+    if html.is_file():
+        right.download_button("Download report.html", data=html.read_bytes,
+                              file_name=f"{run.name}-report.html", mime="text/html",
+                              on_click="ignore", icon=":material/description:")
+
+
+st.title("Evaluate")
+runs = finished_runs()
+if not runs:
+    st.info("No finished run yet: train one on the Train page.")
+    st.stop()
+path = choose_run(runs, "Run", _RUN_WIDGET)
+manifest = runs[path]
+if is_synthetic(manifest):
+    st.warning("SYNTHETIC: this run was trained and is tested on synthetic films drawn by the "
+               "program. Its figures say nothing about real mammograms.",
+               icon=":material/science:")
+try:
+    run = open_run(path)
+    with st.spinner("Evaluating on the held-out test films (once per model)..."):
+        evaluation = evaluation_of(path, _model_time(path))
+except Exception as error:  # noqa: BLE001 - one line (MammoError or a bug), never a traceback
+    show_error(error, "Cannot evaluate this run")
+    st.stop()
+
+source = evaluation.get("source") or {}
+st.caption(f"{evaluation['n']} films of the {source.get('kind', 'test split')} of "
+           f"{source.get('dataset')} ({source.get('root')}); classes "
+           f"{', '.join(evaluation['labels'])}.")
+for warning in evaluation.get("warnings") or ():
+    st.warning(warning, icon=":material/warning:")
+
+st.subheader("Headline figures and trivial baselines")
+headline(evaluation)
+
+st.subheader("Classification report")
+st.dataframe(pd.DataFrame(report_table(evaluation)), hide_index=True, column_config={
+    name: st.column_config.NumberColumn(format="%.2f") for name in ("precision", "recall", "f1")})
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Confusion matrix")
+    st.plotly_chart(confusion_heatmap(evaluation["confusion_matrix"], evaluation["labels"]))
+with right:
+    st.subheader("Sensitivity and specificity per class")
+    st.plotly_chart(sensitivity_specificity(
+        per_class_counts(evaluation["confusion_matrix"], evaluation["labels"])))
+
+st.subheader("ROC curves")
+st.plotly_chart(roc_curves(evaluation.get("curves") or {},
+                           aucs={"abnormal": evaluation.get("auc_abnormal"),
+                                 "malignant": evaluation.get("auc_malignant")}))
+
+st.subheader("Training curves")
+history = read_history(run)
+if history:
+    st.plotly_chart(training_curves(history))
+else:
+    st.info("This run has no training history.")
+
+st.subheader("Localisation: does the heatmap point at the lesion?")
+localisation(evaluation)
+
+st.subheader("Films: predicted vs actual, with heatmaps")
+gallery(evaluation)
+
+st.subheader("Report")
+downloads(run)

@@ -1,0 +1,127 @@
+"""The Evaluate page: a finished run's figures, charts, localisation, films and report,
+driven through the whole app as a browser session would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from conftest import REPO
+from streamlit.testing.v1 import AppTest
+
+from core.evaluate import saved
+from core.train.config import TrainConfig
+from core.train.runs import REPORT, Run
+
+PAGE = "pages/evaluate.py"
+TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
+        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
+
+
+@pytest.fixture(scope="module")
+def models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder with one tiny run trained on SYNTHETIC films, a copy of it under an
+    older name, and a run that failed (which the page must not offer)."""
+    from core.train.fit import train
+
+    root = tmp_path_factory.mktemp("models")
+    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(**TINY)
+    run = train(config, root)
+    shutil.copytree(run.path, root / "00000000-000000-copy")
+    failed = Run(shutil.copytree(run.path, root / "00000000-000000-failed"))
+    failed.set_status("failed", error="RuntimeError: out of memory")
+    return root
+
+
+@pytest.fixture()
+def app(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("MAMMO_MODELS", str(models))
+    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _trace_names(chart: dict) -> list[str]:
+    return [trace.get("name") for trace in chart["data"]]
+
+
+def test_evaluate_shows_figures_charts_films_and_report(app: AppTest, models: Path) -> None:
+    assert "Evaluate" in app.title[0].value
+    choices = app.selectbox(key="evaluate_run").options
+    assert not any("failed" in choice for choice in choices)
+    assert all("(SYNTHETIC)" in choice for choice in choices)
+    assert any("SYNTHETIC" in warning.value for warning in app.warning)
+
+    headline = app.dataframe[0].value
+    assert "accuracy" in headline["figure"].tolist()
+    assert any(column.startswith("always ") for column in headline.columns)
+    assert "chance" in headline.columns
+    report = app.dataframe[1].value
+    assert {"NORM", "CALC", "macro avg", "weighted avg"} <= set(report["label"])
+
+    charts = _charts(app)
+    heatmap = next(c for c in charts if c["data"][0]["type"] == "heatmap")
+    assert heatmap["layout"]["xaxis"]["title"]["text"] == "predicted"
+    roc = next(c for c in charts if any("vs rest" in str(n) for n in _trace_names(c)))
+    assert _trace_names(roc)[0].startswith("chance")
+    training = next(c for c in charts if "loss (train)" in _trace_names(c))
+    assert "loss (val)" in _trace_names(training)
+    assert any(_trace_names(c)[:2] == ["sensitivity", "specificity"] for c in charts)
+
+    assert any("pointing game" in metric.label for metric in app.metric)
+    captions = [caption for image in app.image for caption in image.captions]
+    assert captions and all(caption.startswith(("✓ right", "✗ wrong")) for caption in captions)
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert any("zip" in label for label in labels) and any("html" in label for label in labels)
+    run = Path(app.selectbox(key="evaluate_run").value)
+    assert (run / REPORT / "report.html").is_file()
+
+
+def test_choosing_a_run_makes_it_active_and_a_second_visit_reads_the_saved_report(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    picker = app.selectbox(key="evaluate_run")
+    other = picker.options[-1]
+    name = other.removesuffix(" (SYNTHETIC)")
+    picker.select(other).run()
+    assert not app.exception
+    assert Path(app.session_state["active_run"]).name == name
+    assert app.get("plotly_chart")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated again")
+
+    st.cache_data.clear()  # as after a server restart: only the run folder remembers
+    monkeypatch.setattr(saved, "evaluate_run", fail)
+    app.switch_page("pages/home.py").run()
+    app.switch_page(PAGE).run()
+    assert not app.exception and not app.error
+    assert Path(app.selectbox(key="evaluate_run").value).name == name  # the active run
+    assert app.get("plotly_chart") and app.image
+
+
+def test_a_run_whose_films_are_gone_shows_one_error(models: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "models"
+    source = next(p for p in sorted(models.iterdir()) if p.name.endswith("-copy"))
+    run = Run(shutil.copytree(source, root / source.name, ignore=shutil.ignore_patterns(REPORT)))
+    manifest = run.manifest
+    manifest["config"]["root"] = str(tmp_path / "missing")
+    run.update_manifest(config=manifest["config"])
+    monkeypatch.setenv("MAMMO_MODELS", str(root))
+    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("Cannot evaluate" in error.value for error in at.error)
+    assert not at.get("plotly_chart")

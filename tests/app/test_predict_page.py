@@ -1,0 +1,117 @@
+"""The Predict page: pick a finished run, upload films, and see a class, the probabilities
+and a heatmap for each good film, one error for each bad one; moving the opacity slider or
+switching to side by side redraws without running the model again."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO
+from streamlit.testing.v1 import AppTest
+
+from core.evaluate import predict
+from core.train.config import TrainConfig
+from core.train.runs import Run
+
+PAGE = "pages/predict.py"
+TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
+        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
+
+
+@pytest.fixture(scope="module")
+def models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder with one tiny run trained on SYNTHETIC films and a copy of it under a
+    later name (so there is a second run to choose), plus one that failed."""
+    from core.train.fit import train
+
+    root = tmp_path_factory.mktemp("models")
+    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(**TINY)
+    run = train(config, root)
+    shutil.copytree(run.path, root / f"{run.name}-copy")
+    failed = Run(root / "00000000-000000-failed")
+    shutil.copytree(run.path, failed.path)
+    failed.set_status("failed")
+    return root
+
+
+@pytest.fixture()
+def app(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("MAMMO_MODELS", str(models))
+    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+@pytest.fixture()
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many films each ``predict_uploads`` call scored (the page imports it afresh on
+    every run, so the wrapper sees every call)."""
+    calls: list[int] = []
+    real = predict.predict_uploads
+
+    def counting(run: Any, files: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        calls.append(len(files))
+        return real(run, files, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_uploads", counting)
+    return calls
+
+
+def _plotly_charts(at: AppTest) -> list[Any]:
+    return list(at.main.get("plotly_chart"))
+
+
+def test_no_run_points_to_home_and_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAMMO_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert "No trained model yet" in at.info[0].value
+    assert not at.file_uploader
+
+
+def test_uploads_good_and_bad_films(app: AppTest, models: Path, synthetic_root: Path,
+                                    model_calls: list[int]) -> None:
+    runs = app.selectbox[0].options
+    assert len(runs) == 2 and all("(SYNTHETIC)" in name for name in runs)  # not the failed
+    assert any("SYNTHETIC" in warning.value for warning in app.warning)
+    films = sorted(synthetic_root.glob("*.pgm"))[:2]
+    app.file_uploader[0].set_value([
+        (films[0].name, films[0].read_bytes(), "image/x-portable-graymap"),
+        ("x.dcm", bytes(range(256)) * 8, "application/dicom"),
+        (films[1].name, films[1].read_bytes(), "image/x-portable-graymap"),
+        ("y.png", b"a text file, not a film\n", "image/png"),
+    ]).run()
+    assert not app.exception
+    assert model_calls == [1, 1, 1, 1]  # one film at a time: one fault cannot hide the rest
+
+    assert [metric.label for metric in app.metric] == ["Predicted class"] * 2
+    assert all(metric.value.split()[0] in {"ARCH", "ASYM", "CALC", "CIRC", "MISC", "NORM",
+                                           "SPIC"} for metric in app.metric)
+    assert len(_plotly_charts(app)) == 2
+    errors = [error.value for error in app.error]
+    assert len(errors) == 2 and "x.dcm" in errors[0] and "y.png" in errors[1]
+    assert len(app.slider) == 2 and len(app.download_button) == 2
+    assert len(app.image) == 2
+
+    app.slider[0].set_value(0.9).run()
+    app.toggle[1].set_value(True).run()
+    assert not app.exception
+    assert len(app.image) == 3  # the second film shown beside its overlay
+    assert "0.90" in app.image[0].captions[0]
+    assert model_calls == [1, 1, 1, 1]  # redrawn from the kept arrays
+
+    app.selectbox[0].select_index(1).run()  # another run: each film scored again, once
+    assert not app.exception
+    assert model_calls == [1] * 8
+    chosen = app.selectbox[0].value
+    assert app.session_state["active_run"] == chosen
+    app.switch_page("pages/home.py").run()
+    app.switch_page(PAGE).run()  # back again: the active run is the default
+    assert app.selectbox[0].value == chosen and not app.exception

@@ -1,0 +1,118 @@
+"""The job panel: the running training with live progress and a cancel button, the queue,
+and the last finished jobs. Home and Train show it; both read the same files, so every tab
+and every reload sees the one job that runs, never a copy of it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import MammoError
+from core.train.follow import follow
+from core.train.jobs import Job, active_jobs, cancel, list_jobs
+from ui.state import runs_root, set_active_run, show_error
+
+#: Seconds between refreshes of the panel while a job runs or waits.
+REFRESH_S = 1.0
+RECENT = 3
+_SEEN_KEY = "jobs_seen_active"
+
+
+def job_panel(key: str) -> None:
+    """Draw the panel; while anything runs or waits it redraws itself every ``REFRESH_S``."""
+    running, queued = active_jobs(runs_root())
+    busy = running is not None or bool(queued)
+    st.session_state.setdefault(_SEEN_KEY, False)
+    if busy:
+        st.session_state[_SEEN_KEY] = True
+    _panel(key, refresh=REFRESH_S if busy else None)
+
+
+def _panel(key: str, refresh: float | None) -> None:
+    @st.fragment(run_every=refresh)
+    def body() -> None:
+        running, queued = active_jobs(runs_root())
+        if running is None and not queued and st.session_state.get(_SEEN_KEY):
+            # What we followed has ended: redraw the whole page, so run lists catch up and
+            # the panel stops polling.
+            st.session_state[_SEEN_KEY] = False
+            st.rerun()
+        if running is not None:
+            _running(running, key)
+        else:
+            st.caption("No training is running.")
+        if queued:
+            _queue(queued, key)
+        _recent(key)
+
+    body()
+
+
+def _running(job: Job, key: str) -> None:
+    tag = " · SYNTHETIC films" if job.spec.get("synthetic") else ""
+    st.markdown(f"**Running: {job.label}** ({job.kind}{tag})")
+    run = job.latest_run
+    if run is None:
+        st.progress(0.0, text=job.stage or "starting")
+    else:
+        progress = follow(run)
+        eta = f" · about {timedelta(seconds=round(progress.eta_s))} left" \
+            if progress.eta_s is not None else ""
+        label = f"{progress.stage}: {progress.detail}{eta}" if progress.detail \
+            else progress.stage
+        st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
+        if len(job.runs) > 1:
+            st.caption(f"run {len(job.runs)} of this sweep: {run.name}")
+        else:
+            st.caption(f"run folder: {run.name}")
+        if progress.curves:
+            curves = pd.DataFrame(progress.curves).set_index("epoch")
+            losses = [c for c in curves.columns if c.endswith("loss")]
+            scores = [c for c in curves.columns if c.endswith("accuracy")]
+            left, right = st.columns(2)
+            if losses:
+                left.line_chart(curves[losses], x_label="epoch", y_label="loss")
+            if scores:
+                right.line_chart(curves[scores], x_label="epoch", y_label="accuracy")
+    if job.cancel:
+        st.caption("Cancelling: training stops after the current batch.")
+    elif st.button("Cancel this training", key=f"{key}-cancel-{job.id}",
+                   icon=":material/stop_circle:"):
+        _cancel(job)
+
+
+def _queue(queued: list[Job], key: str) -> None:
+    st.markdown(f"**Waiting: {len(queued)}** (one training runs at a time)")
+    for position, job in enumerate(queued, start=1):
+        left, right = st.columns([4, 1])
+        left.caption(f"{position}. {job.label} ({job.kind}), queued {job.submitted}")
+        if right.button("Drop", key=f"{key}-drop-{job.id}", icon=":material/close:"):
+            _cancel(job)
+
+
+def _recent(key: str) -> None:
+    finished = [job for job in list_jobs(runs_root()) if job.finished][-RECENT:]
+    if not finished:
+        return
+    with st.expander("Recently finished", expanded=False):
+        for job in reversed(finished):
+            line = f"{job.label}: **{job.state}**" + (f" ({job.error})" if job.error else "")
+            left, right = st.columns([4, 1])
+            left.markdown(line)
+            run = job.latest_run
+            if run is not None and job.state == "done" and right.button(
+                    "Use model", key=f"{key}-use-{job.id}"):
+                set_active_run(run.path)
+                st.rerun()
+
+
+def _cancel(job: Job) -> None:
+    try:
+        cancel(job.id, runs_root())
+    except MammoError as error:
+        show_error(error, "cancel")
+        return
+    st.toast(f"Cancelling {job.label}")

@@ -1,0 +1,45 @@
+"""Picking a finished run, the same way on every page that needs a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.train.runs import list_runs
+from ui.state import active_run, runs_root, set_active_run
+
+
+def finished_runs() -> dict[str, dict[str, Any]]:
+    """Runs that have a model, newest first, by folder: a run still training, failed, or
+    with an unreadable manifest is left out rather than failing the page (the Runs page
+    lists those)."""
+    runs: dict[str, dict[str, Any]] = {}
+    for run in list_runs(runs_root()):
+        try:
+            manifest = run.manifest
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("status") == "done":
+            runs[str(run.path)] = manifest
+    return runs
+
+
+def is_synthetic(manifest: dict[str, Any]) -> bool:
+    dataset = manifest.get("dataset")
+    return isinstance(dataset, dict) and bool(dataset.get("synthetic"))
+
+
+def choose_run(runs: dict[str, dict[str, Any]], label: str, key: str) -> str:
+    """The session's active run when it is finished, else the newest; choosing another one
+    makes it the active run (in a callback, so the sidebar drawn before the page shows it)."""
+    paths = list(runs)
+    active = active_run()
+    resolved = [Path(path).resolve() for path in paths]
+    index = resolved.index(active.resolve()) if active and active.resolve() in resolved else 0
+    return st.selectbox(
+        label, paths, index=index, key=key,
+        format_func=lambda path: Path(path).name + (" (SYNTHETIC)" if is_synthetic(runs[path])
+                                                    else ""),
+        on_change=lambda: set_active_run(st.session_state[key]))
