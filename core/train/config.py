@@ -26,9 +26,10 @@ class TrainConfig:
     """One training run. Groups of fields:
 
     * data: ``dataset``, ``root``, ``dataset_options``, ``test_size`` (held out for
-      evaluation, grouped by patient) or, for cross-validation, ``folds`` and ``fold`` (the
-      held-out part is that fold), ``val_fraction`` (of the training patients, for early
-      stopping and the reported ``val`` metrics);
+      evaluation, grouped by patient unless ``split_by_patient`` is off) or, for
+      cross-validation, ``folds`` and ``fold`` (the held-out part is that fold),
+      ``val_fraction`` (of the training patients, for early stopping and the reported ``val``
+      metrics);
     * encoder: ``backbone``, ``weights`` (``imagenet``, ``none`` or a file), ``image_size``,
       ``feature_layer`` (the map the decoder reads; finer layers give finer heatmaps);
     * model: ``model`` (``attention``: the first paper's encoder + RNN decoder;
@@ -79,6 +80,7 @@ class TrainConfig:
     folds: int = 0  # > 1: the test split is fold ``fold`` of a patient-grouped k-fold
     fold: int = 0
     val_fraction: float = 0.2
+    split_by_patient: bool = True  # False: films split at random (the first paper's protocol)
     seed: int = 0
     mixed_precision: bool = False
     prep: PrepConfig = field(default_factory=PrepConfig)

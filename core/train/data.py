@@ -50,10 +50,15 @@ class Splits:
 
 
 def split_dataset(dataset: Dataset, test_size: float, val_fraction: float, seed: int,
-                  folds: int = 0, fold: int = 0) -> Splits:
+                  folds: int = 0, fold: int = 0, by_patient: bool = True) -> Splits:
     """Test split first (as the paper's 75/25, or fold ``fold`` of ``folds`` for
-    cross-validation), then validation patients from the rest."""
-    labels, groups = dataset.labels, dataset.groups
+    cross-validation), then validation patients from the rest.
+
+    ``by_patient=False`` splits films, not patients: the first paper's protocol, kept only to
+    reproduce it; a patient's left and right films can then fall on both sides.
+    """
+    labels = dataset.labels
+    groups = dataset.groups if by_patient else np.arange(len(labels))
     if folds:
         rest, test = kfold(labels, groups, k=folds, seed=seed)[fold]
     else:

@@ -375,7 +375,8 @@ def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
     backend.set_mixed_precision(config.mixed_precision)
     dataset = load_dataset(config.dataset, config.root, **config.dataset_options)
     splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed,
-                           folds=config.folds, fold=config.fold)
+                           folds=config.folds, fold=config.fold,
+                           by_patient=config.split_by_patient)
     return dataset, splits
 
 

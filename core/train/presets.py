@@ -42,11 +42,11 @@ PRESETS: dict[str, Preset] = {
         "What `python -m core train` does with no options; see docs/RESULTS.md."),
     "paper1": _preset(
         "Paper 1: VGG16 + RNN decoder",
-        "224 px, a plain RNN, squared-error loss, 15 epochs, a random 75/25 split and "
-        "augmentation to a balanced 1300 films (Krishnakumar et al.).",
+        "224 px, a plain RNN, squared-error loss, 15 epochs, a random 75/25 split of films "
+        "(not patients) and augmentation to a balanced 1300 films (Krishnakumar et al.).",
         backbone="vgg16", image_size=224, cell="simple", class_loss="mse",
         attention_supervision=0.0, epochs=15, patience=0, augment_target=1300,
-        test_size=0.25),
+        test_size=0.25, split_by_patient=False),
     "paper2": _preset(
         "Paper 2: AlexNet transfer head (their best row, AL3)",
         "227 px AlexNet with a new head: weight / bias learn-rate factors 15 / 20, L2 factor "
