@@ -16,13 +16,15 @@ from core.errors import BadDatasetError
 #: Dataset names accepted by the CLI and the app, and the module that loads each.
 LOADERS: dict[str, str] = {
     "mias": "core.data.mias",
+    "mias-lesions": "core.data.mias_lesions",
     "cbis": "core.data.cbis",
     "folder": "core.data.folder",
 }
 
 
 def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
-    """Load a dataset by name (``mias``, ``cbis`` or ``folder``) from a root folder."""
+    """Load a dataset by name (``mias``, ``mias-lesions``, ``cbis`` or ``folder``) from a
+    root folder."""
     if name not in LOADERS:
         raise BadDatasetError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     root = Path(root)
