@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from core.models.backbones import imagenet_installed
+from core.models.backbones import imagenet_installed, imagenet_weights_file
 from core.train.config import TrainConfig
 
 #: Films the demo draws: enough for a patient-grouped split with every class in the test part.
 DEMO_FILMS = 140
+DEMO_BACKBONE = "mobilenet_v2"
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,19 @@ PRESETS: dict[str, Preset] = {
     "demo": _preset(
         "Quick demo (SYNTHETIC films, a CPU minute)",
         "A small input and few epochs, for the landing page's walkthrough on synthetic films.",
-        image_size=256, epochs=40, patience=0, batch_size=16),
+        backbone=DEMO_BACKBONE, image_size=256, epochs=40, patience=0, batch_size=16),
 }
+
+
+def demo_pretrained() -> bool:
+    """Whether the demo's encoder has its ImageNet weights here (without them it learns next
+    to nothing, and the landing page says so)."""
+    return imagenet_installed(DEMO_BACKBONE, int(PRESETS["demo"].overrides["image_size"]))
+
+
+def demo_weights_file() -> str:
+    """The file name to place in the Keras cache for a pretrained demo."""
+    return imagenet_weights_file(DEMO_BACKBONE, int(PRESETS["demo"].overrides["image_size"]))
 
 
 def demo_job(films_dir: str) -> dict[str, Any]:
@@ -67,7 +79,7 @@ def demo_job(films_dir: str) -> dict[str, Any]:
     random-init encoder (said so in the run's config) where they are not."""
     preset = PRESETS["demo"]
     size = int(preset.overrides["image_size"])
-    weights = "imagenet" if imagenet_installed("mobilenet_v2", size) else "none"
+    weights = "imagenet" if demo_pretrained() else "none"
     config = preset.config(dataset="mias", root=films_dir).with_overrides(weights=weights)
     return {"synthetic": True, "films": {"out": films_dir, "n": DEMO_FILMS, "seed": 0, "size": size},
             "config": config.to_dict()}

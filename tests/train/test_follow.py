@@ -65,3 +65,4 @@ def test_the_demo_uses_imagenet_weights_only_where_installed(
     assert installed["config"]["weights"] == "imagenet" and installed["synthetic"]
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     assert demo_job(str(tmp_path))["config"]["weights"] == "none"
+
