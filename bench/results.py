@@ -316,6 +316,33 @@ def _best_section(document: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _variants_section() -> list[str]:
+    """Other configurations, each measured with ``python -m core cv ... --json`` saved as
+    ``variants/<name>.json`` beside the command that made it (``<name>.cmd``)."""
+    folder = OUT / "variants"
+    documents = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not documents:
+        return []
+    lines = ["## Other configurations measured (same 5 patient-grouped folds)", "",
+             ("Each row is one `python -m core cv` command (printed in the row) whose JSON "
+              "output is kept in `bench/out/results/variants/`. Mean ± standard deviation over "
+              "the folds."), "",
+             "| command | macro-F1 | weighted F1 | accuracy | AUC abnormal | pointing |",
+             "|---|---|---|---|---|---|"]
+    for path in documents:
+        result = json.loads(path.read_text())
+        command = path.with_suffix(".cmd").read_text().strip()
+        cells = [_spread(result, name) for name in ("macro_f1", "weighted_f1", "accuracy",
+                                                    "auc_abnormal", "pointing_game")]
+        lines.append(f"| `{command}` | {' | '.join(cells)} |")
+    return [*lines, ""]
+
+
+def _spread(result: dict[str, Any], name: str) -> str:
+    mean, std = result["mean"].get(name), result["std"].get(name)
+    return "" if mean is None else f"{mean:.2f} ± {std or 0:.2f}"
+
+
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
@@ -341,6 +368,7 @@ def render() -> None:
         sections += _best_section(json.loads(best_json.read_text()))
     else:
         sections += ["## 3. Our configuration", "", "Not run yet.", ""]
+    sections += _variants_section()
     DOCS.mkdir(exist_ok=True)
     (DOCS / "RESULTS.md").write_text("\n".join(sections))
     print(f"wrote {DOCS / 'RESULTS.md'}")

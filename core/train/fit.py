@@ -143,7 +143,9 @@ def _targets(config: TrainConfig, labels: np.ndarray, lesions: list[np.ndarray],
 
 
 # -- models ---------------------------------------------------------------------------------------
-def _encoder(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
+def encoder_for(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
+    """The frozen film encoder a config trains on, and its feature-cache key (content, not
+    names: a changed weights file or preprocessing gets new features)."""
     backbone = build_backbone(config.backbone, config.image_size, config.weights,
                               feature_layer=config.feature_layer)
     weights_id = backbone.weights
@@ -271,7 +273,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
               warnings: list[str]) -> dict[str, Any]:
     n_classes = len(dataset.classes)
     data = _training_set(config, dataset, splits, run, warnings)
-    backbone, encoder, key = _encoder(config)
+    backbone, encoder, key = encoder_for(config)
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
     fit_features = _features(run, encoder, data.fit_images, key, "train")

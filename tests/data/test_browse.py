@@ -111,7 +111,7 @@ def counts_of(table, part: str, stage: str) -> list[int]:
                                                                      "seed": 3}])
 def test_class_counts_follow_trainings_split_and_balancing(mias: Dataset,
                                                            overrides: dict) -> None:
-    config = TrainConfig(dataset="mias", root=str(mias.root), **overrides)
+    config = TrainConfig(dataset="mias", root=str(mias.root), balance="augment", **overrides)
     table = class_counts(mias, config)
     assert list(table.columns) == ["class", "part", "stage", "films"]
     assert len(table) == len(MIAS_CLASSES) * len(PARTS) * 2
@@ -137,7 +137,8 @@ def test_class_counts_follow_trainings_split_and_balancing(mias: Dataset,
 
 def test_class_counts_on_synthetic_films_with_folds_and_without_balancing(
         synthetic: Dataset) -> None:
-    config = TrainConfig(dataset="mias", root=str(synthetic.root), folds=4, fold=1)
+    config = TrainConfig(dataset="mias", root=str(synthetic.root), folds=4, fold=1,
+                         balance="augment")
     table = class_counts(synthetic, config)
     splits = split_dataset(synthetic, config.test_size, config.val_fraction, config.seed,
                            folds=4, fold=1)
@@ -151,11 +152,12 @@ def test_class_counts_on_synthetic_films_with_folds_and_without_balancing(
 
 def test_an_impossible_target_is_a_config_error(synthetic: Dataset) -> None:
     with pytest.raises(BadConfigError, match="fewer than"):
-        class_counts(synthetic, TrainConfig(root=str(synthetic.root), augment_target=3))
+        class_counts(synthetic, TrainConfig(root=str(synthetic.root), balance="augment",
+                                            augment_target=3))
 
 
 def test_counts_figure_shows_both_stages_with_every_part(synthetic: Dataset) -> None:
-    table = class_counts(synthetic, TrainConfig(root=str(synthetic.root)))
+    table = class_counts(synthetic, TrainConfig(root=str(synthetic.root), balance="augment"))
     figure = counts_figure(table, synthetic=True)
     assert len(figure.data) == 2 * len(PARTS)
     assert "SYNTHETIC" in figure.layout.title.text
