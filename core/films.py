@@ -6,6 +6,13 @@ always arrives as one ``BadFilmError`` naming the file and its fault. The format
 from the content's magic bytes, never the suffix, because uploads are often misnamed. The
 size is checked against a pixel limit from the header alone, before anything is
 decompressed, so a decompression bomb costs a few header bytes rather than gigabytes.
+
+Colour files are read, not refused, because exports and screenshots of films often are RGB:
+RGB(A), grey + alpha and palette images become grey by luminance (ITU-R BT.601,
+0.299 R + 0.587 G + 0.114 B, OpenCV's weights), alpha is dropped, 16-bit colour stays
+16-bit, and ``metadata["rgb_converted"]`` says it happened (``metadata["channels"]`` how
+many there were). A PNG named ``.pgm`` is read as the PNG it is, with
+``metadata["format_mismatch"]`` saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import codecs
 import io
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +71,10 @@ _JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
 # Real files carry a few dozen segments (APPn, DQT, DHT ...) before the frame header; the
 # bound stops a crafted file of endless fill bytes or empty segments from costing seconds.
 _JPEG_MAX_SEGMENTS = 4096
+# PNG writers use chunks of 8 KiB or more (one per row at the least); the bound keeps the
+# chunk walk of a crafted file of empty chunks to milliseconds.
+_PNG_MAX_CHUNKS = 100_000
+_PNG_CHUNK = struct.Struct(">I4s")
 # Pillow modes OpenCV decodes to 8 or 16-bit unsigned samples; float and 32-bit are refused.
 _TIFF_BITS_OF_MODE = dict.fromkeys(("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK"), 8)
 _TIFF_BITS_OF_MODE.update(dict.fromkeys(("I;16", "I;16B", "I;16L"), 16))
@@ -97,18 +109,34 @@ class Film:
 
 
 def probe_film(source: str | Path | bytes, name: str | None = None) -> FilmInfo:
-    """Read only the header: format, size and storage depth, or BadFilmError.
+    """The header's format, size and storage depth, or BadFilmError, without decoding pixels.
 
-    No pixel limit is applied here because nothing is decoded; ``read_film`` applies it.
+    Dataset loaders probe every film, so a film cut short is also refused here wherever that
+    shows without decoding: a binary PGM shorter than its header says, a PNG whose chunks
+    run past the end or stop before IEND, a JPEG without its end-of-image marker, a DICOM
+    without pixel data or, uncompressed, with fewer bytes than its header says. No pixel
+    limit is applied here because nothing is decoded; ``read_film`` applies it.
     """
     data, label = _load(source, name)
     fmt = _sniff(data, label)
     if fmt == "dicom":
-        ds = _dicom_dataset(data, label, stop_before_pixels=True)
+        # The whole dataset: parsing only slices the (still encoded) pixel bytes in memory.
+        ds = _dicom_dataset(data, label, stop_before_pixels=False)
         header = _dicom_header(ds, label)
+        _check_dicom_pixel_data(ds, header, label)
         return FilmInfo("dicom", header.rows, header.cols, header.bits_stored)
     rows, cols, bits = _raster_header(data, fmt, label)
+    _check_complete(data, fmt, label)
     return FilmInfo(fmt, rows, cols, 16 if bits > 8 else 8)
+
+
+def check_pixel_limit(info: FilmInfo, label: str, max_pixels: int | None = None) -> None:
+    """Raise the BadFilmError ``read_film`` would raise for a probed film's size.
+
+    Dataset loaders call it after ``probe_film``, so that a film which can never be read
+    under the current limit is left out with its reason up front, not counted as a film.
+    """
+    _check_size(label, info.rows, info.cols, _pixel_limit(max_pixels))
 
 
 def read_film(
@@ -147,11 +175,15 @@ def _load(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
     path = Path(source)
     label = name or str(path)
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise BadFilmError(label, "is a directory, not a film file")
+        # A FIFO or a device (/dev/zero) would block or never end: only regular files are read.
+        if not stat.S_ISREG(mode):
+            raise BadFilmError(label, "is not a regular file (a device, FIFO or socket)")
         return path.read_bytes(), label
     except FileNotFoundError:
         raise BadFilmError(label, "file not found") from None
-    except IsADirectoryError:
-        raise BadFilmError(label, "is a directory, not a film file") from None
     except PermissionError:
         raise BadFilmError(label, "permission denied: the file cannot be read") from None
     except OSError as error:
@@ -328,6 +360,7 @@ def _tiff_header(data: bytes, label: str) -> tuple[int, int, int]:
         image = TiffImagePlugin.TiffImageFile(io.BytesIO(data))
         cols, rows = image.size
         mode = image.mode
+        sample_bits = image.tag_v2.get(258)  # BitsPerSample, one value per sample
     except Exception as error:  # Pillow raises SyntaxError, OSError, ValueError, struct.error ...
         raise BadFilmError(label, f"corrupt or truncated TIFF header ({error})") from None
     bits = _TIFF_BITS_OF_MODE.get(mode)
@@ -335,6 +368,9 @@ def _tiff_header(data: bytes, label: str) -> tuple[int, int, int]:
         raise BadFilmError(
             label, f"TIFF pixel type {mode!r} is not supported (8 or 16-bit unsigned only)"
         )
+    # Pillow names 16-bit colour "RGB"/"RGBA" like 8-bit colour; OpenCV decodes it to 16 bits.
+    if isinstance(sample_bits, tuple) and sample_bits and max(sample_bits) == 16:
+        bits = 16
     return rows, cols, bits
 
 
@@ -350,13 +386,7 @@ def _read_pgm(
     metadata.update(pgm_variant=data[:2].decode(), maxval=maxval, rgb_converted=False)
     dtype = np.uint16 if maxval > 255 else np.uint8
     if data[1:2] == b"5":
-        sample_bytes = 2 if maxval > 255 else 1
-        if len(data) - offset < count * sample_bytes:
-            raise BadFilmError(
-                label,
-                f"PGM is truncated: header says {cols} x {rows} pixels "
-                f"({count * sample_bytes:,} bytes) but only {len(data) - offset:,} bytes follow",
-            )
+        _check_pgm_length(data, label, rows, cols, maxval, offset)
         # 16-bit PGM samples are big-endian; astype makes a native, writable copy.
         raw = np.frombuffer(data, ">u2" if maxval > 255 else np.uint8, count, offset)
         pixels = raw.astype(dtype)
@@ -380,20 +410,41 @@ def _read_pgm(
     return pixels.reshape(rows, cols), maxval.bit_length(), rows, cols
 
 
+def _check_pgm_length(
+    data: bytes, label: str, rows: int, cols: int, maxval: int, offset: int
+) -> None:
+    """A binary PGM's raster holds exactly what its header promises (or more)."""
+    needed = rows * cols * (2 if maxval > 255 else 1)
+    if len(data) - offset < needed:
+        raise BadFilmError(
+            label,
+            f"PGM is truncated: header says {cols} x {rows} pixels "
+            f"({needed:,} bytes) but only {len(data) - offset:,} bytes follow",
+        )
+
+
+def _check_complete(data: bytes, fmt: str, label: str) -> None:
+    """Refuse a PGM, PNG or JPEG cut short, from its structure alone (TIFF is left to the
+    decoder). OpenCV decodes what it can salvage from a cut-off PNG/JPEG, so the end is
+    looked for here. Entropy-coded JPEG data cannot contain FF DA or FF D9."""
+    if fmt == "pgm" and data[1:2] == b"5":
+        rows, cols, maxval, offset = _pgm_header(data, label)
+        _check_pgm_length(data, label, rows, cols, maxval, offset)
+    elif fmt == "png":
+        _check_png_chunks(data, label)
+    elif fmt == "jpeg":
+        last_scan = data.rfind(b"\xff\xda")
+        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
+            raise BadFilmError(label, "JPEG is truncated (no end-of-image marker)")
+
+
 def _read_raster(
     data: bytes, fmt: str, label: str, limit: int, metadata: dict[str, Any]
 ) -> tuple[np.ndarray, int, int, int]:
     """PNG, JPEG and TIFF: header check first, then one OpenCV decode (the fast path)."""
     rows, cols, bits = _raster_header(data, fmt, label)
     _check_size(label, rows, cols, limit)
-    # OpenCV decodes what a decoder can salvage from a cut-off PNG/JPEG, so look for the end
-    # marker ourselves. Entropy-coded JPEG data cannot contain FF DA or FF D9.
-    if fmt == "png" and data.rfind(b"IEND") < 0:
-        raise BadFilmError(label, "PNG is truncated (no IEND chunk)")
-    if fmt == "jpeg":
-        last_scan = data.rfind(b"\xff\xda")
-        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
-            raise BadFilmError(label, "JPEG is truncated (no end-of-image marker)")
+    _check_complete(data, fmt, label)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
@@ -420,6 +471,30 @@ def _read_raster(
     return image, bits if image.dtype == np.uint16 else 8, rows, cols
 
 
+def _check_png_chunks(data: bytes, label: str) -> None:
+    """Every chunk up to IEND lies inside the file.
+
+    OpenCV's PNG reader allocates a chunk's declared length before reading it, so one
+    corrupt length field in a 2 KB upload would otherwise cost up to 4 GB of memory.
+    """
+    pos, end = 8, len(data)
+    for _ in range(_PNG_MAX_CHUNKS):
+        if pos + 12 > end:
+            raise BadFilmError(label, "PNG is truncated (no IEND chunk)")
+        length, kind = _PNG_CHUNK.unpack_from(data, pos)
+        if length > end - pos - 12:
+            name = kind.decode("latin-1").encode("unicode_escape").decode()
+            raise BadFilmError(
+                label,
+                f"PNG is corrupt or truncated: its {name!r} chunk at byte {pos:,} claims "
+                f"{length:,} bytes but only {end - pos - 12:,} follow",
+            )
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+    raise BadFilmError(label, f"corrupt PNG: more than {_PNG_MAX_CHUNKS:,} chunks")
+
+
 # --- DICOM ---------------------------------------------------------------------------------
 
 
@@ -431,6 +506,7 @@ class _DicomHeader:
     samples: int
     photometric: str
     transfer_syntax: UID
+    bits_allocated: int | None  # None when absent or not a number; the decoder then says why
 
 
 def _dicom_dataset(data: bytes, label: str, stop_before_pixels: bool) -> Dataset:
@@ -460,6 +536,7 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
         samples = ds.get("SamplesPerPixel", 1)
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
         frames = ds.get("NumberOfFrames", 1)
+        bits_allocated = ds.get("BitsAllocated")
         syntax = _transfer_syntax(ds)
     except Exception as error:  # element values are converted lazily and may be malformed
         raise BadFilmError(label, f"corrupt DICOM header ({error})") from None
@@ -496,7 +573,8 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
             f"compressed DICOM ({syntax.name}, {syntax}) needs a decoder that is not "
             f"installed: {'; '.join(decoder.missing_dependencies)}",
         )
-    return _DicomHeader(rows, cols, bits_stored, samples, photometric, syntax)
+    allocated = bits_allocated if isinstance(bits_allocated, int) else None
+    return _DicomHeader(rows, cols, bits_stored, samples, photometric, syntax, allocated)
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
@@ -522,8 +600,7 @@ def _read_dicom(
     ds = _dicom_dataset(data, label, stop_before_pixels=False)
     header = _dicom_header(ds, label)
     _check_size(label, header.rows, header.cols, limit)
-    if "PixelData" not in ds:
-        raise BadFilmError(label, "DICOM has no pixel data (no PixelData element)")
+    _check_dicom_pixel_data(ds, header, label)
     metadata.update(
         photometric_interpretation=header.photometric,
         transfer_syntax=f"{header.transfer_syntax.name} ({header.transfer_syntax})",
@@ -542,6 +619,30 @@ def _read_dicom(
     except Exception as error:  # malformed LUTs, zero window widths, ...
         raise BadFilmError(label, f"DICOM grey-level transform failed ({error})") from None
     return pixels, bits, header.rows, header.cols
+
+
+def _check_dicom_pixel_data(ds: Dataset, header: _DicomHeader, label: str) -> None:
+    """Pixel data is present and, when uncompressed, as long as the header says.
+
+    pydicom parses a file cut inside its pixel data without complaint (only decoding
+    fails), so the length is compared here, where it costs nothing.
+    """
+    if "PixelData" not in ds:
+        raise BadFilmError(label, "DICOM has no pixel data (no PixelData element)")
+    allocated = header.bits_allocated
+    if header.transfer_syntax.is_compressed or allocated not in (1, 8, 16, 32):
+        return  # encapsulated fragments, or a header the decoder will refuse with its reason
+    needed = (header.rows * header.cols * header.samples * allocated + 7) // 8
+    try:
+        present = len(ds.PixelData)
+    except Exception as error:  # element values are converted lazily and may be malformed
+        raise BadFilmError(label, f"corrupt DICOM pixel data element ({error})") from None
+    if present < needed:
+        raise BadFilmError(
+            label,
+            f"DICOM pixel data is corrupt or truncated: {present:,} bytes where {header.rows} x "
+            f"{header.cols} pixels of {allocated} bits need {needed:,}",
+        )
 
 
 def _dicom_colour(

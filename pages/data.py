@@ -88,7 +88,7 @@ def _cached_counts(active: ActiveDataset, stamp: tuple[int, int, int], test_size
     """Class counts per split part; cached so that paging through films does not re-split."""
     config = TrainConfig(dataset=active.name, root=active.root,
                          dataset_options=dict(active.options), test_size=test_size,
-                         augment_target=target, seed=seed)
+                         balance="augment", augment_target=target, seed=seed)
     return class_counts(_dataset(active.name, active.root, active.options), config)
 
 
@@ -255,7 +255,11 @@ def show_summary(dataset: Dataset) -> None:
     right.dataframe(pd.DataFrame({"tissue": [describe(t, "tissue") for t in summary["tissue"]],
                                   "films": list(summary["tissue"].values())}), hide_index=True)
     warnings = summary["warnings"]
-    with st.expander(f"{len(warnings)} warning(s) while reading", expanded=False):
+    if warnings:  # in view, not only in a closed expander: the counts above leave these out
+        st.warning(f"{len(warnings)} warning(s) while reading: some annotation rows, films "
+                   "or files are missing or could not be used, and are left out; the list "
+                   "below says which and why.", icon=":material/warning:")
+    with st.expander(f"{len(warnings)} warning(s) while reading", expanded=bool(warnings)):
         for line in warnings:
             st.text(line)
         if not warnings:
@@ -300,6 +304,9 @@ def show_browser(dataset: Dataset, key: str) -> None:
                 cell.image(_thumbnail(record), caption=caption)
             except BadFilmError as error:
                 cell.warning(f"{record.film_id}: {error.fault}", icon=":material/broken_image:")
+            except Exception as error:  # noqa: BLE001 - one odd film must not stop the page
+                cell.warning(f"{record.film_id}: {type(error).__name__}: {error}",
+                             icon=":material/broken_image:")
 
 
 def show_counts(active: ActiveDataset) -> None:

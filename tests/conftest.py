@@ -73,8 +73,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def served_navigation_mode(request: pytest.FixtureRequest,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def served_navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """App tests run the app in the navigation mode a served app is in.
 
     A served app leaves Streamlit's legacy ``pages/``-folder mode on its first request, for
@@ -83,8 +82,6 @@ def served_navigation_mode(request: pytest.FixtureRequest,
     a page reruns once and drops the button click being tested; pointing AppTest at a
     subclass makes its clearing leave the real flag alone.
     """
-    if "app" not in request.node.path.parts:
-        return
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import app_test
 

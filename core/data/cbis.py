@@ -28,6 +28,7 @@ different folders (``Calc-...`` vs ``Mass-...``, as TCIA stores them); with
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections import defaultdict
@@ -137,26 +138,42 @@ def read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[Abnormality], 
     """The usable rows of one description CSV and the warnings about it.
 
     A CSV that cannot be parsed or lacks required columns gives no rows and one warning;
-    a bad row is skipped and reported in one warning per file.
+    a bad row (an unknown value, an empty required cell, more cells than the header, the
+    same film and abnormality as an earlier row) is skipped and reported in one warning per
+    file, so that one damaged line never costs the other rows.
     """
     match = _CSV_NAME.fullmatch(path.name)
     if match is None:
         raise ValueError(f"{path.name} is not a CBIS-DDSM description CSV name")
     kind, split = match.group(1).lower(), match.group(2).lower()
+    long_lines: list[int] = []
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        return [], [f"{path}: cannot be read as CSV ({error}); skipped"]
+        # The python engine hands over-long lines to a callback instead of failing the file.
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, engine="python",
+                            on_bad_lines=lambda cells: long_lines.append(len(cells)))
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as error:
+        return [], [f"{path}: cannot be read as CSV ({' '.join(str(error).split())}); skipped"]
     table.columns = [_normalise(c) for c in table.columns]
     absent = [c for c in required if c not in table.columns]
     if absent:
         return [], [f"{path}: lacks column(s) {', '.join(absent)}; skipped"]
     rows, faults = [], []
+    first_row: dict[tuple[str, str], int] = {}
     for index, cells in enumerate(table.to_dict("records"), start=1):
         try:
-            rows.append(_abnormality(path.name, index, kind, split, cells))
+            row = _abnormality(path.name, index, kind, split, cells)
         except ValueError as fault:
             faults.append(f"row {index}: {fault}")
+            continue
+        key = (row.film_id, row.number)
+        if key in first_row:
+            faults.append(f"row {index}: duplicate of row {first_row[key]} (film {row.film_id}, "
+                          f"abnormality {row.number})")
+            continue
+        first_row[key] = index
+        rows.append(row)
+    faults += [f"a line with {cells} cells where the header has {len(table.columns)}"
+               for cells in long_lines]
     warnings = [f"{path}: {len(faults)} row(s) skipped: {'; '.join(faults)}"] if faults else []
     return rows, warnings
 
@@ -242,22 +259,34 @@ class CropFiles:
     crop: Path | None
     mask: Path | None
     mask_image: np.ndarray | None = None
+    unreadable: tuple[str, ...] = ()  # one message per candidate that could not be read
 
 
 def identify(candidates: list[Path]) -> CropFiles:
     """Tell the cropped image from the ROI mask by content. A file that is not readable is
-    neither; with several non-binary files (or several masks) the choice would be a guess,
-    so that part stays ``None``."""
-    crops, masks = [], []
+    neither (its message is kept for the warnings); with several non-binary files (or
+    several masks) the choice would be a guess, so that part stays ``None``."""
+    crops, masks, unreadable = [], [], []
     for path in candidates:
         try:
             image = read_film(path).pixels
-        except BadFilmError:
+        except BadFilmError as error:
+            unreadable.append(str(error))
             continue
         (masks if is_mask(image) else crops).append((path, image))
     crop = crops[0][0] if len(crops) == 1 else None
     mask, mask_image = masks[0] if len(masks) == 1 else (None, None)
-    return CropFiles(crop, mask, mask_image)
+    return CropFiles(crop, mask, mask_image, tuple(unreadable))
+
+
+def _unreadable_warning(messages: list[str]) -> list[str]:
+    """One warning for the crop and mask files that could not be read (the first ten in
+    full: a broken download can hold thousands)."""
+    if not messages:
+        return []
+    shown = "; ".join(messages[:10]) + (f"; and {len(messages) - 10} more"
+                                        if len(messages) > 10 else "")
+    return [f"{len(messages)} crop or mask file(s) could not be read and were not used: {shown}"]
 
 
 def mask_lesion(mask: np.ndarray, film_shape: tuple[int, int]) -> tuple[tuple[float, float],
@@ -289,7 +318,7 @@ def _film_records(items: list[Abnormality], index: FileIndex, with_masks: bool,
     for item in items:
         by_film[item.film_id].append(item)
     records, missing, warnings = [], [], []
-    ambiguous, unlocated = [], 0
+    ambiguous, unlocated, unreadable = [], 0, []
     for film_id, group in by_film.items():
         candidates = index.film(group[0].image_path)
         if not candidates:
@@ -298,11 +327,22 @@ def _film_records(items: list[Abnormality], index: FileIndex, with_masks: bool,
         if len(candidates) > 1:
             ambiguous.append(film_id)
         path = candidates[0]
+        film_shape = None
+        if with_masks:  # masks are mapped onto the film's grid, so its header must be read
+            try:
+                info = probe_film(path)
+            except BadFilmError as error:
+                warnings.append(f"{error}; film left out")
+                continue
+            film_shape = (info.rows, info.cols)
         lesions = []
         for item in group:
             located = None
-            if with_masks:
-                located = _locate(item, index, path)
+            if film_shape is not None:
+                files = identify(index.crop_and_mask(item))
+                unreadable += files.unreadable
+                if files.mask_image is not None:
+                    located = mask_lesion(files.mask_image, film_shape)
                 unlocated += located is None
             centre, radius = located if located else (None, None)
             lesions.append(Lesion(centre, radius, _severity(item.label), item.kind))
@@ -322,27 +362,19 @@ def _film_records(items: list[Abnormality], index: FileIndex, with_masks: bool,
     if unlocated:
         warnings.append(f"{unlocated} abnormalit(ies) have no usable ROI mask; their lesions "
                         "have no location")
-    return records, missing, warnings
-
-
-def _locate(item: Abnormality, index: FileIndex, film: Path) -> tuple[tuple[float, float],
-                                                                       float] | None:
-    files = identify(index.crop_and_mask(item))
-    if files.mask_image is None:
-        return None
-    info = probe_film(film)
-    return mask_lesion(files.mask_image, (info.rows, info.cols))
+    return records, missing, warnings + _unreadable_warning(unreadable)
 
 
 def _crop_records(items: list[Abnormality], index: FileIndex,
                   ) -> tuple[list[FilmRecord], list[str], list[str]]:
-    records, missing, unclear = [], [], []
+    records, missing, unclear, unreadable = [], [], [], []
     for item in items:
         candidates = index.crop_and_mask(item)
         if not candidates:
             missing.append(item.crop_id)
             continue
         files = identify(candidates)
+        unreadable += files.unreadable
         if files.crop is None:
             unclear.append(item.crop_id)
             continue
@@ -355,7 +387,7 @@ def _crop_records(items: list[Abnormality], index: FileIndex,
                    "mask_file": str(files.mask) if files.mask else None}))
     warnings = [f"{len(unclear)} abnormalit(ies) have files but no single non-binary image "
                 f"to use as the crop; left out: {' '.join(unclear)}"] if unclear else []
-    return records, missing, warnings
+    return records, missing, warnings + _unreadable_warning(unreadable)
 
 
 def load(root: Path, **options: Any) -> Dataset:

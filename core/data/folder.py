@@ -51,8 +51,9 @@ def _read_patients(path: Path, film_ids: list[str]) -> tuple[dict[str, str], lis
     """Map film ids (relative paths) to patients from ``patients.csv``."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as error:
-        raise BadAnnotationError(path, f"cannot be read as CSV ({error})") from None
+    except (OSError, ValueError) as error:  # pandas' parser messages end in a line break
+        raise BadAnnotationError(path, "cannot be read as CSV "
+                                       f"({' '.join(str(error).split())})") from None
     table.columns = [str(c).strip().lower() for c in table.columns]
     absent = [c for c in ("film", "patient") if c not in table.columns]
     if absent:

@@ -45,7 +45,7 @@ from core.data.records import (
     Lesion,
 )
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError, BadFilmError
-from core.films import probe_film
+from core.films import check_pixel_limit, probe_film
 from core.prep.geometry import Transform
 
 INFO_NAME = "info.txt"
@@ -243,6 +243,7 @@ def _lesion(row: InfoRow, to_film: Transform | None) -> Lesion:
 
 def _record(refnum: str, rows: list[InfoRow], path: Path, synthetic: bool) -> FilmRecord:
     shape = probe_film(path)
+    check_pixel_limit(shape, str(path))
     film_shape = (shape.rows, shape.cols)
     extra: dict[str, Any] = {"info_lines": [row.line for row in rows],
                              "film_shape": film_shape, "source_format": shape.source_format}
@@ -264,6 +265,8 @@ def _record(refnum: str, rows: list[InfoRow], path: Path, synthetic: bool) -> Fi
 def _read_text(path: Path) -> str:
     """Info.txt is ASCII, but users re-save it: accept UTF-16 with a BOM (Windows "Unicode
     text") and let stray non-UTF-8 bytes in the prose pass as replacement characters."""
+    if not path.is_file():  # a FIFO named Info.txt would block the read for ever
+        raise BadAnnotationError(path, "is not a regular file")
     try:
         data = path.read_bytes()
     except OSError as error:
