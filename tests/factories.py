@@ -43,3 +43,10 @@ def dicom(
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+#: The smallest attention model that trains end to end in seconds: for tests of plumbing
+#: (runs, pages, jobs), never of learning.
+TINY: dict[str, object] = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64,
+                           "epochs": 2, "batch_size": 16, "units": 16, "attention_units": 8,
+                           "patience": 0}

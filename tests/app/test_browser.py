@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
+import factories
 from conftest import REPO
 from core.train.config import TrainConfig
 from core.train.fit import train
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 START_TIMEOUT_S = 90
-TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=1, batch_size=16,
-            units=16, attention_units=8, patience=0)
+TINY = {**factories.TINY, "epochs": 1}
 
 
 def _free_port() -> int:

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.evaluate import saved
 from core.train.config import TrainConfig
 from core.train.runs import REPORT, Run
+from factories import TINY
 
 PAGE = "pages/evaluate.py"
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.evaluate import predict
 from core.train.config import TrainConfig
 from core.train.runs import Run
+from factories import TINY
 
 PAGE = "pages/predict.py"
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
 
 
 @pytest.fixture(scope="module")

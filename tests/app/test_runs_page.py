@@ -9,15 +9,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.train.config import TrainConfig
 from core.train.runs import MODEL, WEIGHTS, Run, open_run
+from factories import TINY
 
 PAGE = "pages/runs.py"
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
 
 
 @pytest.fixture(scope="module")

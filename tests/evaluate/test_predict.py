@@ -4,8 +4,8 @@ size, bad ones one line each, and the command line keeps its contract."""
 from __future__ import annotations
 
 import functools
-import shutil
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from core.errors import BadConfigError
 from core.evaluate.predict import predict_films
 from core.train.config import TrainConfig
 from core.train.runs import Run
+from factories import TINY
 
 #: As tests/train/test_fit.py: small enough to train in seconds.
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
 
 
 @functools.cache

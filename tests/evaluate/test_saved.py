@@ -17,9 +17,7 @@ from core.evaluate.saved import headline_rows, report_table, report_zip, run_eva
 from core.train.config import TrainConfig
 from core.train.fit import train
 from core.train.runs import EVALUATION, MODEL, REPORT, Run, create_run, open_run
-
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 2,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
+from factories import TINY
 
 
 @pytest.fixture(scope="module")

@@ -18,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
-from film_cases import Case, bad_films, first_film, good_variants, pgm
 from streamlit.testing.v1 import AppTest
 
+import factories
+from conftest import REPO
 from core.cli import main
 from core.data.records import SYNTHETIC_MARKER
 from core.train.config import TrainConfig
 from core.train.runs import Run
+from film_cases import Case, bad_films, first_film, good_variants, pgm
 
 PREDICT = "pages/predict.py"
 DATA = "pages/data.py"
-TINY = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64, "epochs": 1,
-        "batch_size": 16, "units": 16, "attention_units": 8, "patience": 0}
+TINY = {**factories.TINY, "epochs": 1}
 #: Info.txt rows that must be skipped, and what their warning says.
 BAD_ROWS = [("mdb090 G BLOB B 1 2 3", "unknown class 'BLOB'"),
             ("mdb091 F CIRC B 53x 425 19", "are not whole numbers")]

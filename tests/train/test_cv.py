@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+import factories
 from core.errors import BadConfigError
 from core.train.config import TrainConfig
 from core.train.cv import run_cv, summarise_folds
 
-TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=1, batch_size=16,
-            units=16, attention_units=8, patience=0)
+TINY = {**factories.TINY, "epochs": 1}
 
 
 def test_folds_cover_every_film_once(synthetic_root: Path, tmp_path: Path) -> None:

@@ -23,10 +23,9 @@ from core.train.config import TrainConfig
 from core.train.data import load_arrays
 from core.train.fit import train
 from core.train.runs import HISTORY, MODEL, PROGRESS, WEIGHTS
+from factories import TINY
 
 #: Small enough to train in seconds: the point is the mechanics, not the scores.
-TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=2, batch_size=16,
-            units=16, attention_units=8, patience=0)
 
 
 def _tiny(root: Path, **overrides) -> TrainConfig:

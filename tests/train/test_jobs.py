@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import factories
 from core.errors import BadConfigError
 from core.train.config import TrainConfig
 from core.train.jobs import (
@@ -28,8 +29,7 @@ from core.train.jobs import (
 from core.train.progress import checkpoint_state
 from core.train.runs import open_run
 
-TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=1, batch_size=16,
-            units=16, attention_units=8, patience=0)
+TINY = {**factories.TINY, "epochs": 1}
 TIMEOUT_S = 240
 
 

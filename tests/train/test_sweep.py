@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+import factories
 from conftest import REPO
 from core.errors import BadConfigError
 from core.train.config import TrainConfig
 from core.train.sweep import configs, parse_grid, run_sweep
 
-TINY = dict(backbone="mobilenet_025", weights="none", image_size=64, epochs=1, batch_size=16,
-            units=16, attention_units=8, patience=0)
+TINY = {**factories.TINY, "epochs": 1}
 
 
 def test_grid_values_take_the_type_of_their_setting() -> None:
