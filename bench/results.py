@@ -35,6 +35,8 @@ FIGURES = ("macro_f1", "weighted_f1", "accuracy", "auc_abnormal", "auc_malignant
            "pointing_game")
 GALLERY_PER_KIND = 4
 GALLERY_SIDE = 320
+#: Below this probe AUC the frozen encoder's cells are called too weak to build on.
+PROBE_WEAK_AUC = 0.7
 
 #: The first paper's table 1 (83 random test films), from ../shared/PAPERS.md.
 PAPER1_TABLE = [
@@ -221,6 +223,14 @@ def _paper1_section(document: dict[str, Any]) -> list[str]:
             f"{_fmt(row['weighted_f1'])} | {_fmt(row['accuracy'])} | "
             f"{_fmt(row['auc_abnormal'])} | {_fmt(row['baseline']['weighted_f1'])} | "
             f"{_fmt(row['baseline']['accuracy'])} | {row['minutes']} |")
+    beaten = [row for row in document["rows"]
+              if (row["weighted_f1"] or 0) > row["baseline"]["weighted_f1"]]
+    lines += ["", (f"{len(beaten)} of {len(document['rows'])} of our runs of this protocol beat "
+                   "always answering NORM on weighted F1, and neither does the paper's own "
+                   "figure. Trained this way (frozen encoder, squared error, 15 epochs, classes "
+                   "grown to equal size), the decoder mostly collapses onto one class; our "
+                   "default recipe (lesion supervision, cross-entropy, patience) is what the "
+                   "next sections measure.")]
     lines += ["", "Per-class report beside the paper's table 1 (film split, MobileNetV2 row):", "",
               "| class | paper P | paper R | paper F1 | n | ours P | ours R | ours F1 | n |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -366,10 +376,12 @@ def _probe_section() -> list[str]:
              "feature cells (MobileNetV2, ImageNet, stride 16) learns lesion cells against "
              "normal breast tissue; a test film scores the mean of its three most lesion-like "
              f"cells. Abnormal vs normal AUC {result['auc_abnormal']:.2f}, pointing game "
-             f"{result['pointing_game']:.2f} (fold means). Frozen ImageNet cells barely tell a "
-             "lesion from normal tissue, which bounds every head trained on them: the encoder "
-             "itself has to learn (fine-tuning), at a cost this CPU could not pay in this "
-             "round."), ""]
+             f"{result['pointing_game']:.2f} (fold means). "
+             + ("Frozen ImageNet cells barely tell a lesion from normal tissue, which bounds "
+                "every head trained on them: the encoder itself has to learn (fine-tuning), "
+                "at a cost this CPU could not pay in this round."
+                if result["auc_abnormal"] < PROBE_WEAK_AUC else
+                "The frozen cells do carry lesion information.")), ""]
 
 
 def _spread(result: dict[str, Any], name: str) -> str:
