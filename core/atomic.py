@@ -5,6 +5,10 @@ else (the dashboard, a resumed run, another process filling the same cache) poss
 they are being written, and a crash or a full disk may stop any write midway. Every such
 file is therefore written under a temporary name beside its target and renamed onto it,
 which the file system does in one step.
+
+A write that fails (disk full, no permission, read-only file system) raises ``WriteError``
+naming the target: the machine's state, not a bug, so the CLI and the pages show it as one
+line. The temporary file goes with it, and the target keeps its previous content.
 """
 
 from __future__ import annotations
@@ -13,9 +17,20 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from core.errors import BadConfigError
+
+
+class WriteError(BadConfigError):
+    """A file that could not be written; ``errno`` says why (``errno.ENOSPC``, ...)."""
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        self.path = str(path)
+        self.errno = error.errno
+        super().__init__(f"{self.path}: cannot write ({error.strerror or error})")
 
 
 @contextmanager
@@ -23,17 +38,24 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
 
     The temporary file keeps ``target``'s suffixes, because writers choose the format from
-    them (Keras: ``.keras``, ``.weights.h5``; NumPy: ``.npy``).
+    them (Keras: ``.keras``, ``.weights.h5``; NumPy: ``.npy``). Its name starts with a dot,
+    so listings that skip hidden files never show a half-written file, even one a killed
+    process left behind.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix="".join(target.suffixes),
-                               dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix="".join(target.suffixes),
+                                   dir=target.parent)
+    except OSError as error:
+        raise WriteError(target, error) from error
     os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as error:  # from the writer or the rename: the same fault for the caller
+        raise WriteError(target, error) from error
     finally:
-        if os.path.exists(tmp):
+        with suppress(OSError):  # a cleanup failure must not hide the error that matters
             os.unlink(tmp)
 
 

@@ -345,11 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         document = handler(args)
-    except MammoError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except MammoError as error:  # one line, whatever the message quotes (a file's content)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return USER_ERROR
     except OSError as error:  # disk full, permission denied: the user's environment, not a bug
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return USER_ERROR
     try:
         print(json.dumps(document, indent=2) if args.json else _render(document))

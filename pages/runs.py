@@ -163,7 +163,8 @@ def one_run(rows: list[dict[str, Any]]) -> None:
         left, right = st.columns(2)
         for column, name in ((left, MODEL), (right, WEIGHTS)):
             file = folder / name
-            if file.is_file():  # read only when the button is clicked
+            # A link in a copied run folder could point anywhere on the server: never follow.
+            if file.is_file() and not file.is_symlink():  # read only when clicked
                 column.download_button(f"Download {name} ({file.stat().st_size / 1e6:.1f} MB)",
                                        data=file.read_bytes, file_name=f"{folder.name}-{name}",
                                        mime="application/octet-stream", on_click="ignore",

@@ -1,8 +1,11 @@
 """A run's figures on films it never saw: its own held-out test split, by default.
 
-The model is loaded from the run folder in Keras's safe mode (no code from the file runs)
-and fed films prepared exactly as in training, from the preprocessing config in the run's
-manifest. The test films are the ones the manifest lists, checked against their hashes, so
+The model is loaded from the run folder in Keras's safe mode (no code from the file runs:
+no Lambda layer, no pickle, only registered layers) and fed films prepared exactly as in
+training, from the preprocessing config in the run's manifest. A run folder may have been
+copied from anywhere, so its manifest and model are checked against each other first, and
+every fault (a damaged or foreign file, a model of another input size or class count) is
+one ``BadConfigError`` naming the file. The test films are the ones the manifest lists, checked against their hashes, so
 a figure always refers to the films it claims to.
 
 With a dataset and a root, every film of that dataset is scored instead (an external test
@@ -14,7 +17,10 @@ for a transfer model), and patient-grouped bootstrap intervals.
 
 from __future__ import annotations
 
+import math
+import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,7 @@ from core.prep.preprocess import breast_mask
 from core.train.config import TrainConfig
 from core.train.data import FilmArrays, load_arrays
 from core.train.features import file_digest
-from core.train.runs import MODEL, Run
+from core.train.runs import MANIFEST, MODEL, Run, read_manifest
 
 PREDICT_BATCH = 16
 #: Bootstrap resamples of the confidence intervals (patients drawn with replacement).
@@ -52,20 +58,95 @@ BOOTSTRAP_RESAMPLES = 1000
 GALLERY_FILMS = 12
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run's manifest says its model needs and means."""
+
+    config: TrainConfig
+    classes: tuple[str, ...]
+    synthetic: bool
+
+
+def run_settings(run: Run) -> RunSettings:
+    """The run's training config, class names and SYNTHETIC flag, checked: any fault is one
+    error naming the manifest rather than a KeyError deep inside an evaluation."""
+    file = run.path / MANIFEST
+    manifest = read_manifest(run)
+    try:
+        config = TrainConfig.from_dict(manifest["config"])
+        classes, synthetic = manifest["dataset"]["classes"], manifest["dataset"]["synthetic"]
+    except KeyError as error:
+        raise BadConfigError(f"{file}: no {error} (not a finished run)") from None
+    except MammoError as error:
+        raise BadConfigError(f"{file}: {error}") from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise BadConfigError(f"{file}: not a run manifest ({type(error).__name__}: "
+                             f"{error})") from None
+    if (not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes)
+            or not all(isinstance(name, str) for name in classes)):
+        raise BadConfigError(f"{file}: dataset.classes must list two or more distinct names")
+    return RunSettings(config, tuple(classes), bool(synthetic))
+
+
 def load_model(run: Run) -> keras.Model:
+    """The run's model, in Keras's safe mode, checked against the manifest (``run_settings``):
+    it takes the films the run prepares and answers with one score per class."""
+    settings = run_settings(run)
     path = run.path / MODEL
     if not path.is_file():
         raise BadConfigError(f"{run.path}: the run has no trained model (status "
-                             f"{run.manifest.get('status')!r})")
+                             f"{read_manifest(run).get('status')!r})")
+    if not zipfile.is_zipfile(path):
+        raise BadConfigError(f"{path}: not a Keras model (a .keras file is a zip archive; "
+                             "this one is truncated, damaged or another kind of file)")
     try:
-        return keras.models.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many kinds for foreign or corrupt files
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for foreign files
         raise BadConfigError(f"{path}: not a model this program can load "
-                             f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+                             f"({type(error).__name__}: {_first_line(error)})") from None
+    _check_fits(model, settings, path)
+    return model
 
 
-def _test_records(run: Run, dataset: Dataset) -> list[Any]:
-    wanted = {entry["film"]: entry["sha256"] for entry in run.manifest["split"]["test"]}
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def _check_fits(model: keras.Model, settings: RunSettings, path: Path) -> None:
+    """Refuse a model that cannot be the run's: a model file swapped for another run's, or
+    for something else entirely, must not be scored against this run's class names."""
+    size = settings.config.prep.size
+    if len(model.inputs) != 1 or tuple(model.inputs[0].shape[1:]) != (size, size, 1):
+        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+        raise BadConfigError(f"{path}: the model takes {', '.join(map(str, shapes))}, but the "
+                             f"run prepares {size} x {size} grey films")
+    outputs = model.output if isinstance(model.output, dict) else {"class": model.output}
+    scores = outputs.get("class")
+    if not hasattr(scores, "shape") or len(scores.shape) != 2:
+        raise BadConfigError(f"{path}: the model has no class output (outputs: "
+                             f"{', '.join(map(str, outputs))})")
+    if scores.shape[-1] != len(settings.classes):
+        raise BadConfigError(f"{path}: the model has {scores.shape[-1]} classes, the manifest "
+                             f"{len(settings.classes)}")
+    attention = outputs.get("attention")
+    if attention is not None and (len(attention.shape) != 3
+                                  or math.isqrt(attention.shape[-1]) ** 2 != attention.shape[-1]):
+        raise BadConfigError(f"{path}: the model's attention of shape {attention.shape} is not "
+                             "over a square grid")
+
+
+def _split_part(run: Run, manifest: dict[str, Any], part: str) -> dict[str, str]:
+    """Film id -> SHA-256 of one part of the run's recorded split."""
+    try:
+        return {str(entry["film"]): str(entry["sha256"]) for entry in manifest["split"][part]}
+    except (KeyError, TypeError) as error:
+        raise BadConfigError(f"{run.path / MANIFEST}: no usable {part} split ({error!r})") \
+            from None
+
+
+def _test_records(run: Run, manifest: dict[str, Any], dataset: Dataset) -> list[Any]:
+    wanted = _split_part(run, manifest, "test")
     records = [r for r in dataset.records if r.film_id in wanted]
     if len(records) != len(wanted):
         raise BadConfigError(f"{run.path}: {len(wanted) - len(records)} test film(s) of this "
@@ -97,13 +178,13 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     drawn there as overlays with their lesion circles and predicted vs actual class, listed
     under ``gallery``: the report's figure of films.
     """
-    manifest = run.manifest
-    config = TrainConfig.from_dict(manifest["config"])
-    classes = tuple(manifest.get("dataset", {}).get("classes") or ())
+    manifest = read_manifest(run)
+    settings = run_settings(run)
+    config, classes = settings.config, settings.classes
     if dataset is None:
         data = load_dataset(config.dataset, config.root, **config.dataset_options)
-        records = _test_records(run, data)
-        train_ids = {entry["film"] for entry in manifest["split"]["train"]}
+        records = _test_records(run, manifest, data)
+        train_ids = set(_split_part(run, manifest, "train"))
         train_labels = [r.class_id for r in data.records if r.film_id in train_ids]
         majority: int | None = int(np.bincount(train_labels,
                                                minlength=len(data.classes)).argmax())
@@ -114,14 +195,17 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
         data = load_dataset(dataset, root, **(dataset_options or {}))
         records, majority = list(data.records), None
         source = {"kind": "external", "dataset": dataset, "root": str(root)}
-    if classes and tuple(data.classes) != classes:
+    if tuple(data.classes) != classes:
         raise BadConfigError(f"{data.root}: classes {list(data.classes)} differ from the "
                              f"run's {list(classes)}: a run of another class set cannot be "
                              "scored on it")
     left_out: list[str] = []
     arrays = load_arrays(records, config.prep, left_out)
     model = load_model(run)
-    probabilities, grid_maps, kind = _predict(model, arrays)
+    try:
+        probabilities, grid_maps, kind = _predict(model, arrays)
+    except BadConfigError as error:  # a model of this shape but not of our making
+        raise BadConfigError(f"{run.path / MODEL}: {error}") from None
     summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
     severities = [r.severity for r in arrays.records]
     pairs = clinical_pairs(arrays.labels, probabilities, data.classes,
@@ -134,7 +218,8 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     summary["heatmap"] = kind
     summary["source"] = source
     summary["synthetic"] = bool(data.synthetic)
-    summary["warnings"] = left_out  # films that could not be read, one line each
+    # What the loader skipped (films cut short, bad rows) and films that failed to read later.
+    summary["warnings"] = [*data.warnings, *left_out]
     ovr = one_vs_rest(arrays.labels, probabilities, data.classes)
     summary["curves"] = {
         "abnormal": pairs["abnormal"]["roc"] if pairs["abnormal"] else None,

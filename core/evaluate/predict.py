@@ -28,13 +28,12 @@ import keras
 import numpy as np
 
 from core.errors import BadConfigError, MammoError
-from core.evaluate.evaluate import load_model
+from core.evaluate.evaluate import load_model, run_settings
 from core.evaluate.heatmaps import grad_cam, to_film
 from core.evaluate.overlay import display_grey, save_png, viridis_overlay
 from core.films import Film, read_film
 from core.models.attention import attention_maps
 from core.prep.preprocess import Prepared, PrepConfig, preprocess
-from core.train.config import TrainConfig
 from core.train.runs import MODEL, Run, open_run
 
 #: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
@@ -64,7 +63,8 @@ _CACHE_LOCK = threading.Lock()
 
 def loaded_run(run: Run | str | Path) -> _Loaded:
     """The run's model and settings, loaded once and kept (keyed by the run folder and the
-    model file's modification time, so a retrained run is not served stale)."""
+    model file's modification time, so a retrained run is not served stale). A damaged or
+    foreign run is one ``BadConfigError`` naming the file (see ``load_model``)."""
     run = run if isinstance(run, Run) else open_run(run)
     model_file = run.path / MODEL
     key = (str(run.path.resolve()), model_file.stat().st_mtime_ns if model_file.is_file() else 0)
@@ -72,23 +72,10 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    manifest = run.manifest
-    try:
-        prep = TrainConfig.from_dict(manifest["config"]).prep
-        classes = tuple(manifest["dataset"]["classes"])
-        synthetic = bool(manifest["dataset"]["synthetic"])
-    except (KeyError, TypeError) as error:
-        raise BadConfigError(f"{run.path}: manifest lacks {error} (not a finished run)") from None
+    settings = run_settings(run)
     model = load_model(run)
-    shape = tuple(model.inputs[0].shape[1:])
-    if shape != (prep.size, prep.size, 1):
-        raise BadConfigError(f"{run.path}: the model takes {shape}, but the run prepares "
-                             f"{prep.size} x {prep.size} films")
-    outputs = model.output if isinstance(model.output, dict) else {"class": model.output}
-    if int(outputs["class"].shape[-1]) != len(classes):
-        raise BadConfigError(f"{run.path}: the model has {outputs['class'].shape[-1]} classes, "
-                             f"the manifest {len(classes)}")
-    loaded = _Loaded(model, prep, classes, synthetic, "attention" in outputs)
+    loaded = _Loaded(model, settings.config.prep, settings.classes, settings.synthetic,
+                     isinstance(model.output, dict) and "attention" in model.output)
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_SIZE:

@@ -59,8 +59,7 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
     plots = {"confusion_matrix": confusion_matrix_plot(cm, labels),
              "roc": roc_plot(evaluation.get("curves") or {})}
 
-    files: dict[str, Path] = {"evaluation": out / "evaluation.json"}
-    _write_bytes(files["evaluation"], json.dumps(evaluation, indent=2).encode())
+    files: dict[str, Path] = {}
     for name, table in tables.items():
         files[f"{name}.csv"] = out / f"{name}.csv"
         _write_bytes(files[f"{name}.csv"],
@@ -72,6 +71,10 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
         _write_bytes(files[f"{name}.png"], encoded[name])
     files["html"] = out / "report.html"
     _write_bytes(files["html"], _page(evaluation, tables, encoded, gallery).encode())
+    # Last: a saved evaluation is read back as a finished report (``saved_evaluation``), so
+    # it must not exist until every other file has been written.
+    files["evaluation"] = out / "evaluation.json"
+    _write_bytes(files["evaluation"], json.dumps(evaluation, indent=2).encode())
     return {name: str(path) for name, path in files.items()}
 
 
@@ -154,11 +157,9 @@ def _png_bytes(image: Image.Image) -> bytes:
 
 
 def _write_bytes(path: Path, content: bytes) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(content)
-    except OSError as error:
-        raise BadConfigError(f"{path}: cannot write ({error.strerror})") from None
+    """Atomically; a full disk or a read-only folder is a ``WriteError`` naming ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content)
 
 
 def _data_uri(png: bytes) -> str:
@@ -191,8 +192,8 @@ def _page(evaluation: dict[str, Any], tables: dict[str, pd.DataFrame],
     intervals = evaluation.get("confidence_intervals") or {}
     trivial = _trivial_baselines(evaluation)
     majority = (evaluation.get("baselines") or {}).get("majority", {}).get("class", "majority")
-    rows = [f"<tr><th>figure</th><th>model</th><th>always {escape(str(majority))} / "
-            "chance</th></tr>"]
+    rows = [(f"<tr><th>figure</th><th>model</th><th>always {escape(str(majority))} / "
+             "chance</th></tr>")]
     for name in headline:
         ci = intervals.get(name)
         band = (f" (95% CI {_figure(ci['low'])} to {_figure(ci['high'])})"

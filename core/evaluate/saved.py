@@ -20,7 +20,7 @@ from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
 from core.evaluate.metrics import classification_report, report_rows
 from core.evaluate.report import write_report
-from core.train.runs import REPORT, Run, saved_evaluation
+from core.train.runs import REPORT, Run, read_manifest, saved_evaluation
 
 GALLERY = "gallery"
 #: Headline figures in the order a reader compares them with the trivial baselines.
@@ -31,7 +31,7 @@ HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abn
 def run_evaluation(run: Run) -> dict[str, Any]:
     """The run's evaluation on its own test split: the saved one while it is newer than the
     model, otherwise a fresh one, saved with its report (tables, plots, gallery, HTML)."""
-    status = run.manifest.get("status")
+    status = read_manifest(run).get("status")
     if status != "done":
         raise BadConfigError(f"{run.name}: only a finished run can be evaluated (status "
                              f"{status!r})")
@@ -54,16 +54,31 @@ def _rebased(evaluation: dict[str, Any], run: Run) -> dict[str, Any]:
 
 
 def report_zip(run: Run) -> bytes:
-    """The run's report folder as one zip archive (paths relative to the folder)."""
+    """The run's report folder as one zip archive (paths relative to the folder).
+
+    Only regular files are packed, never what a symbolic link points to: a run folder copied
+    from elsewhere could hold a link to any file the server can read, and this archive is
+    handed to whoever uses the app. Hidden (half-written) files are skipped too."""
     folder = run.path / REPORT
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         raise BadConfigError(f"{run.name}: no report yet; evaluate the run first")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(folder.rglob("*")):
-            if file.is_file() and not file.name.startswith("."):  # skip half-written files
-                archive.write(file, file.relative_to(folder).as_posix())
+            parts = file.relative_to(folder).parts
+            if (file.is_file() and not any(part.startswith(".") for part in parts)
+                    and not _linked(file, folder)):
+                archive.write(file, "/".join(parts))
     return buffer.getvalue()
+
+
+def _linked(file: Path, folder: Path) -> bool:
+    """Whether ``file`` or a folder between it and ``folder`` is a symbolic link."""
+    while file != folder:
+        if file.is_symlink():
+            return True
+        file = file.parent
+    return False
 
 
 def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,12 +6,17 @@ name, weights, input size, feature layer and preprocessing: ``encoder_key``) and
 image's content, so a rerun, a sweep or another split reuses what any earlier run computed.
 Files are written to a temporary name and renamed, so two processes filling the cache at
 once never leave a half-written file (at worst they both compute the same features).
+
+The cache only saves time, so a cache that cannot be written (disk full, no permission)
+never stops training: the features are used from memory, the entry is not cached, and a
+warning says so once per call. An entry that cannot be read is computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_path
+from core.atomic import WriteError, atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -49,16 +56,32 @@ def _image_key(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _save(target: Path, array: np.ndarray) -> None:
-    with atomic_path(target) as tmp:
-        np.save(tmp, array)
+def _save(target: Path, array: np.ndarray) -> bool:
+    """Cache one array; False (and a warning) when the cache cannot be written."""
+    try:
+        with atomic_path(target) as tmp:
+            np.save(tmp, array, allow_pickle=False)
+    except WriteError as error:
+        log.warning("%s; features are not cached, training goes on", error)
+        return False
+    return True
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log.warning("%s: cannot create the feature cache (%s); features are not cached, "
+                    "training goes on", folder, error.strerror or error)
+        return False
+    return True
 
 
 def _load(path: Path) -> np.ndarray | None:
     """A cached array, or None when absent or unreadable (then it is simply recomputed)."""
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
         return None
 
 
@@ -73,7 +96,7 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
     ``on_batch(done, total)`` reports progress.
     """
     folder = Path(cache_dir or cache_root()) / "features" / key
-    folder.mkdir(parents=True, exist_ok=True)
+    writable = _writable(folder)  # after one failed write, stop trying for this call
     keys = [_image_key(image) for image in images]
     first_of: dict[str, int] = {}
     for index, image_key in enumerate(keys):
@@ -93,7 +116,7 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
         output = _allocate(output, len(images), batch[0])
         for index, features in zip(chunk, batch):
             output[index] = features
-            _save(folder / f"{keys[index]}.npy", features)
+            writable = writable and _save(folder / f"{keys[index]}.npy", features)
         if on_batch:
             on_batch(min(start + batch_size, len(todo)), len(todo))
     if output is None:  # no images at all

@@ -52,7 +52,7 @@ from core.train.progress import (
     checkpoint_model_path,
     checkpoint_state,
 )
-from core.train.runs import MODEL, WEIGHTS, Run, create_run, open_run
+from core.train.runs import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     state = checkpoint_state(run)
     with backend.distribution_scope():
         if state and state["phase"] == "head":
-            head = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
+            head = _load_checkpoint(run)
             first_epoch = int(state["epoch"])
             run.log("resume", phase="head", epoch=first_epoch)
         else:
@@ -322,7 +322,7 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
     """Phase 2: the encoder's top layers trainable, end to end at a lower learning rate."""
     first_epoch = 0
     if state and state["phase"] == "fine-tune":
-        model = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
+        model = _load_checkpoint(run)
         first_epoch = int(state["epoch"])
         run.log("resume", phase="fine-tune", epoch=first_epoch)
     else:
@@ -407,9 +407,22 @@ def train(config: TrainConfig, out_root: Path | None = None,
     return _execute(run, config, dataset, splits)
 
 
+def _load_checkpoint(run: Run) -> keras.Model:
+    """The last epoch's model, loaded safely (no code from the file runs), or one error."""
+    path = checkpoint_model_path(run)
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for a bad file)
+        raise BadConfigError(f"{path}: unreadable checkpoint ({type(error).__name__}); start "
+                             "a new run instead") from None
+
+
 def resume(run_path: str | Path) -> Run:
     """Continue a run that was killed or interrupted, from its last completed epoch."""
     run = open_run(run_path)
+    if is_live(run):
+        raise BadConfigError(f"{run.path}: still training (process {run.manifest.get('pid')}); "
+                             "resume it only once it has stopped")
     manifest = run.manifest
     config = TrainConfig.from_dict(manifest["config"])
     dataset, splits = _prepare(config)

@@ -4,6 +4,12 @@ It appends events to ``progress.jsonl`` (what the dashboard follows), keeps ``hi
 saves a checkpoint after every epoch so that a killed run can resume, and stops cleanly when
 someone drops a ``CANCEL`` file into the run folder (how the app cancels a job that runs in
 another process).
+
+A process may be killed at any instant, so every file here is replaced atomically, and the
+checkpoint is two files that must agree: each epoch's model gets its own name, and only
+once it is complete does ``state.json`` (itself replaced in one step) name it; older models
+are removed after that. A kill at any point therefore leaves a state naming a complete model
+of the epoch it states.
 """
 
 from __future__ import annotations
@@ -11,15 +17,18 @@ from __future__ import annotations
 import csv
 import json
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from core.atomic import atomic_path, write_json_atomic
+from core.atomic import WriteError, atomic_path, write_json_atomic
+from core.errors import BadConfigError
 from core.train.runs import CHECKPOINT, HISTORY, Run
 
 CANCEL = "CANCEL"
+#: The checkpoint model of runs written before models were named by epoch.
 CHECKPOINT_MODEL = "model.keras"
 CHECKPOINT_STATE = "state.json"
 
@@ -50,11 +59,18 @@ def cancel_requested(run: Run) -> bool:
 
 
 def checkpoint_state(run: Run) -> dict[str, Any] | None:
-    """The last completed epoch's state (``epoch``, ``phase``, best so far), or None."""
+    """The last completed epoch's state (``phase``, ``epoch`` and its ``model`` file), or
+    None when no epoch has completed."""
     file = run.path / CHECKPOINT / CHECKPOINT_STATE
     if not file.is_file():
         return None
-    return json.loads(file.read_text())
+    try:
+        state = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise BadConfigError(f"{file}: unreadable checkpoint state ({error})") from None
+    if not isinstance(state, dict) or not {"phase", "epoch"} <= set(state):
+        raise BadConfigError(f"{file}: not a checkpoint state (needs phase and epoch)")
+    return state
 
 
 class RunProgress(keras.callbacks.Callback):
@@ -88,20 +104,19 @@ class RunProgress(keras.callbacks.Callback):
         return elapsed / done * (self.epochs - self.first_epoch - done)
 
     def _append_history(self, epoch: int, logs: dict[str, float]) -> None:
+        """Add this epoch's row by rewriting the (small) file atomically: a kill never
+        leaves half a row, a resumed phase replaces the rows of the epochs it redoes
+        instead of repeating them, and a later phase's new metrics widen the header."""
         file = self.run.path / HISTORY
-        row = {"phase": self.phase, "epoch": epoch + 1, **logs}
-        new = not file.exists()
-        if not new:
-            with open(file, newline="") as handle:
-                header = next(csv.reader(handle), [])
-            if set(header) != set(row):  # a later phase may log other metrics
-                row = {key: row.get(key, "") for key in header} | {
-                    k: v for k, v in row.items() if k not in header}
-        with open(file, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        row: dict[str, Any] = {"phase": self.phase, "epoch": epoch + 1, **logs}
+        rows = [old for old in _history_rows(file)
+                if not (old.get("phase") == self.phase and _epoch(old) >= epoch + 1)]
+        rows.append(row)
+        columns = list(dict.fromkeys(key for old in rows for key in old))
+        with atomic_path(file) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
 
     # -- Keras hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -137,11 +152,36 @@ class RunProgress(keras.callbacks.Callback):
 
     def _save_checkpoint(self, epoch: int) -> None:
         folder = self.run.path / CHECKPOINT
-        folder.mkdir(exist_ok=True)
-        with atomic_path(folder / CHECKPOINT_MODEL) as tmp:
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as error:
+            raise WriteError(folder, error) from error
+        name = f"model-{self.phase}-{epoch + 1}.keras"
+        with atomic_path(folder / name) as tmp:
             self.model.save(tmp)
-        write_json_atomic(folder / CHECKPOINT_STATE, {"phase": self.phase, "epoch": epoch + 1})
+        write_json_atomic(folder / CHECKPOINT_STATE,
+                          {"phase": self.phase, "epoch": epoch + 1, "model": name})
+        for old in folder.iterdir():  # earlier epochs' models, and temporary files of kills
+            if old.name not in (name, CHECKPOINT_STATE):
+                with suppress(OSError):  # the checkpoint is saved: leftovers only cost disk
+                    old.unlink()
 
 
 def checkpoint_model_path(run: Run) -> Path:
-    return run.path / CHECKPOINT / CHECKPOINT_MODEL
+    """The model file of the last completed epoch (see ``checkpoint_state``)."""
+    state = checkpoint_state(run) or {}
+    return run.path / CHECKPOINT / str(state.get("model", CHECKPOINT_MODEL))
+
+
+def _history_rows(file: Path) -> list[dict[str, str]]:
+    if not file.is_file():
+        return []
+    with open(file, newline="", encoding="utf-8") as handle:
+        return [{key: value for key, value in row.items() if key} for row in csv.DictReader(handle)]
+
+
+def _epoch(row: dict[str, str]) -> int:
+    try:
+        return int(float(row.get("epoch") or 0))
+    except ValueError:
+        return 0

@@ -27,12 +27,13 @@ import re
 import shutil
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_json_atomic
+from core.atomic import WriteError, write_json_atomic
 from core.errors import BadConfigError
 
 MANIFEST = "manifest.json"
@@ -90,12 +91,25 @@ class Run:
         self.update_manifest(status=status, **ended, **fields)
 
     def log(self, event: str, **fields: Any) -> None:
-        """Append one progress event; the line is flushed so a follower sees it at once."""
+        """Append one progress event; the line is flushed so a follower sees it at once.
+
+        Appending (rather than rewriting the file atomically) keeps each event one small
+        write, and a follower can read the file at any moment: every line but possibly the
+        last is complete, and ``events`` skips an incomplete last line. A process killed
+        mid-line leaves such a line behind for good, so the next event starts on a fresh
+        line rather than being glued to it and lost.
+        """
         line = json.dumps({"time": round(time.time(), 3), "event": event, **fields},
                           default=float)
-        with open(self.path / PROGRESS, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
+        file = self.path / PROGRESS
+        try:
+            with open(file, "ab+") as handle:
+                handle.seek(0, os.SEEK_END)
+                fresh = handle.tell() == 0 or _last_byte(handle) == b"\n"
+                handle.write((line + "\n" if fresh else "\n" + line + "\n").encode())
+                handle.flush()
+        except OSError as error:
+            raise WriteError(file, error) from error
 
     def events(self) -> list[dict[str, Any]]:
         """Every complete progress line so far (a half-written last line is skipped)."""
@@ -109,6 +123,28 @@ class Run:
             except json.JSONDecodeError:
                 continue
         return events
+
+
+def _last_byte(handle: Any) -> bytes:
+    handle.seek(-1, os.SEEK_END)
+    return handle.read(1)
+
+
+def read_manifest(run: Run) -> dict[str, Any]:
+    """The manifest as a JSON object, or one error naming the file: for code that acts on a
+    run folder that may have been copied from elsewhere, or damaged."""
+    file = run.path / MANIFEST
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadConfigError(f"{run.path}: not a run folder (no {MANIFEST})") from None
+    except OSError as error:
+        raise BadConfigError(f"{file}: cannot be read ({error.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadConfigError(f"{file}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise BadConfigError(f"{file}: unreadable manifest (not a JSON object)")
+    return manifest
 
 
 def _slug(text: str) -> str:
@@ -130,10 +166,17 @@ def create_run(name: str, manifest: dict[str, Any], root: Path | None = None) ->
             path.mkdir()
         except FileExistsError:
             continue
-        run = Run(path)
-        write_json_atomic(path / MANIFEST, {"run": path.name, "status": "running",
-                                            "started": utc_now(), **manifest})
-        return run
+        except OSError as error:
+            raise BadConfigError(f"{path}: cannot create the run folder ({error.strerror})") \
+                from None
+        try:
+            write_json_atomic(path / MANIFEST, {"run": path.name, "status": "running",
+                                                "started": utc_now(), **manifest})
+        except WriteError:
+            with suppress(OSError):  # empty again: no folder without a manifest stays behind
+                path.rmdir()
+            raise
+        return Run(path)
     raise BadConfigError(f"{root}: could not find a free run name for {base}")
 
 
@@ -142,11 +185,9 @@ def open_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / MANIFEST).is_file():
         raise BadConfigError(f"{path}: not a run folder (no {MANIFEST})")
-    try:
-        json.loads((path / MANIFEST).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadConfigError(f"{path / MANIFEST}: unreadable manifest ({error})") from error
-    return Run(path)
+    run = Run(path)
+    read_manifest(run)
+    return run
 
 
 def list_runs(root: Path | None = None) -> list[Run]:

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
 from test_predict import tiny_run
 
+from conftest import REPO
 from core.errors import BadConfigError
 from core.evaluate.evaluate import GALLERY_FILMS, evaluate_run
 from core.evaluate.predict import predict_films
