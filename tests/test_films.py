@@ -17,13 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from pydicom import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
-from pydicom import Dataset
 from pydicom.uid import JPEGLSLossless
 
 from core.errors import BadConfigError, BadFilmError
-from factories import dicom
 from core.films import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_SUFFIXES,
@@ -32,6 +31,7 @@ from core.films import (
     probe_film,
     read_film,
 )
+from factories import dicom
 
 RNG = np.random.default_rng(20240611)
 GREY8 = RNG.integers(0, 256, (24, 32), dtype=np.uint8)

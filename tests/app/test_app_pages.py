@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.train.presets import demo_weights_file
 
 

@@ -12,9 +12,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.data import load_dataset
 from core.data.records import MIAS_CLASSES
 from core.data.synthetic import generate

@@ -15,7 +15,7 @@ from conftest import REPO
 from core.evaluate import saved
 from core.train.config import TrainConfig
 from core.train.runs import REPORT, Run
-from factories import TINY
+from factories import TINY, open_page
 
 PAGE = "pages/evaluate.py"
 
@@ -37,13 +37,7 @@ def models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture()
 def app(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("MAMMO_MODELS", str(models))
-    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception
-    return at
+    return open_page(PAGE, models, tmp_path / "data", monkeypatch)
 
 
 def _charts(at: AppTest) -> list[dict]:

@@ -15,7 +15,7 @@ from conftest import REPO
 from core.evaluate import predict
 from core.train.config import TrainConfig
 from core.train.runs import Run
-from factories import TINY
+from factories import TINY, open_page
 
 PAGE = "pages/predict.py"
 
@@ -38,12 +38,7 @@ def models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture()
 def app(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("MAMMO_MODELS", str(models))
-    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    return at
+    return open_page(PAGE, models, tmp_path / "data", monkeypatch)
 
 
 @pytest.fixture()

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
 from core.train.config import TrainConfig
 from core.train.runs import MODEL, WEIGHTS, Run, open_run
-from factories import TINY
+from factories import TINY, open_page
 
 PAGE = "pages/runs.py"
 
@@ -43,13 +42,7 @@ def models(trained: Run, tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def app(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("MAMMO_MODELS", str(models))
-    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception
-    return at
+    return open_page(PAGE, models, tmp_path / "data", monkeypatch)
 
 
 def _names(at: AppTest) -> list[str]:

@@ -6,8 +6,6 @@ job is trained by the real worker process, as in use.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,9 @@ from conftest import REPO
 from core.train.jobs import active_jobs, list_jobs, worker_alive
 from core.train.progress import checkpoint_state
 from core.train.runs import open_run
+from factories import wait_for
 from ui.state import ActiveDataset
 
-TIMEOUT_S = 240
 TINY_FORM = {"Backbone": "mobilenet_025", "Weights": "none", "Input size (px)": 64,
              "Batch size": 16, "Patience (0: never stop early)": 0}
 
@@ -49,13 +47,6 @@ def _fill(app: AppTest, **values: object) -> None:
             widget.set_value(values[widget.label])
 
 
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.time() + TIMEOUT_S
-    while not condition():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
 
 def _text(app: AppTest) -> str:
     return " ".join(str(element.value) for kind in ("markdown", "caption", "info", "success",
@@ -77,7 +68,7 @@ def test_a_short_training_from_the_form_runs_to_the_end(runs: Path,
     app.button[-1].click().run()  # the form's submit button comes last
     assert not app.exception
     assert "Queued" in app.success[0].value
-    _wait(lambda: list_jobs(runs) and list_jobs(runs)[0].finished
+    wait_for(lambda: list_jobs(runs) and list_jobs(runs)[0].finished
           and not worker_alive(runs), "the job")
     job = list_jobs(runs)[0]
     assert job.state == "done", job.error
@@ -104,7 +95,7 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
     first = _session(synthetic_root)
     _fill(first, **TINY_FORM, Epochs=300)
     first.button[-1].click().run()
-    _wait(lambda: (job := active_jobs(runs)[0]) is not None and job.latest_run is not None
+    wait_for(lambda: (job := active_jobs(runs)[0]) is not None and job.latest_run is not None
           and checkpoint_state(job.latest_run) is not None, "the first epoch")
 
     second = _session(synthetic_root)  # another tab
@@ -118,7 +109,7 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
     cancel = [b for b in second.button if b.label == "Cancel this training"]
     cancel[0].click().run()
     assert not second.exception
-    _wait(lambda: list_jobs(runs)[0].finished and not worker_alive(runs), "the cancel")
+    wait_for(lambda: list_jobs(runs)[0].finished and not worker_alive(runs), "the cancel")
     job = list_jobs(runs)[0]
     assert job.state == "cancelled"
     assert open_run(job.runs[0]).manifest["status"] == "cancelled"

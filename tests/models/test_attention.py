@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from core.errors import BadConfigError
-from core.models.attention import (AttentionLoss, GlimpseDecoder, attach_encoder,
-                                   attention_maps, build_attention_head, build_attention_model,
-                                   compile_attention_model, doubly_stochastic_penalty,
-                                   lesion_divergence, lesion_target)
+from core.models.attention import (
+    AttentionLoss,
+    GlimpseDecoder,
+    attach_encoder,
+    attention_maps,
+    build_attention_head,
+    build_attention_model,
+    compile_attention_model,
+    doubly_stochastic_penalty,
+    lesion_divergence,
+    lesion_target,
+)
 from core.models.optimizers import make_optimizer
 
 

@@ -8,8 +8,13 @@ import pytest
 
 from core.errors import BadConfigError
 from core.models.optimizers import make_optimizer
-from core.models.transfer import (MATLAB_L2, build_transfer_head, build_transfer_model,
-                                  head_factors, unfreeze_top)
+from core.models.transfer import (
+    MATLAB_L2,
+    build_transfer_head,
+    build_transfer_model,
+    head_factors,
+    unfreeze_top,
+)
 
 
 def tiny_encoder() -> keras.Model:

@@ -12,8 +12,13 @@ import pytest
 from core.errors import BadConfigError, BadFilmError
 from core.films import read_film
 from core.prep.geometry import Transform
-from core.prep.preprocess import (PrepConfig, breast_mask, chest_wall_on_right, preprocess,
-                                  preprocess_files)
+from core.prep.preprocess import (
+    PrepConfig,
+    breast_mask,
+    chest_wall_on_right,
+    preprocess,
+    preprocess_files,
+)
 
 SHAPE = (320, 256)
 LESION = (150.0, 175.0, 12)  # (row, col, radius) inside the breast of a right-wall film

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from factories import dicom
 from PIL import Image
 
 from core.films import read_film
+from factories import dicom
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from film_cases import pgm
 
 from core.cli import main
 from core.data import load_dataset
 from core.data.cbis import REQUIRED, read_csv
 from core.errors import BadAnnotationError
+from film_cases import pgm
 
 #: (line text, why it is skipped or None when usable); line numbers are list index + 1.
 INFO_LINES = [

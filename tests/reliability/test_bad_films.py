@@ -19,6 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from core.cli import main
+from core.data import load_dataset
+from core.data.browse import thumbnail
+from core.data.cbis import load as load_cbis
+from core.data.mias import FILM_SUFFIXES
+from core.errors import BadAnnotationError, BadFilmError
+from core.films import FilmInfo, check_pixel_limit, probe_film, read_film
 from factories import dicom
 from film_cases import (
     PNG_MAGIC,
@@ -30,14 +38,6 @@ from film_cases import (
     luminance,
     pgm,
 )
-
-from core.cli import main
-from core.data import load_dataset
-from core.data.browse import thumbnail
-from core.data.cbis import load as load_cbis
-from core.data.mias import FILM_SUFFIXES
-from core.errors import BadAnnotationError, BadFilmError
-from core.films import FilmInfo, check_pixel_limit, probe_film, read_film
 
 CALC_TRAIN = "calc_case_description_train_set.csv"
 

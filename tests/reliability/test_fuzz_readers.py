@@ -43,8 +43,9 @@ def seed_films(real: bytes) -> dict[str, bytes]:
     """The real film, and film-like small files of every format and depth made from it."""
     import cv2
     import numpy as np
-    from factories import dicom
     from PIL import Image
+
+    from factories import dicom
 
     grey = cv2.resize(cv2.imdecode(np.frombuffer(real, np.uint8), cv2.IMREAD_GRAYSCALE),
                       (48, 64), interpolation=cv2.INTER_AREA)
@@ -145,6 +146,7 @@ def _format_field(rng: random.Random, name: str, data: bytes) -> bytes:
         struct.pack_into("<I", out, entry + 8, _big(rng))
         return bytes(out)
     import numpy as np
+
     from factories import dicom  # DICOM: rebuild with header elements that lie
 
     elements = {"Rows": _big(rng) & 0xFFFF, "Columns": _big(rng) & 0xFFFF,

@@ -15,8 +15,6 @@ import io
 import cv2
 import numpy as np
 import pytest
-from factories import dicom
-from film_cases import encode, luminance, pgm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -26,6 +24,8 @@ from core.data.mias import InfoRow, parse_info
 from core.data.records import MIAS_CLASSES, TISSUES
 from core.films import probe_film, read_film
 from core.prep.geometry import Transform
+from factories import dicom
+from film_cases import encode, luminance, pgm
 
 QUICK = settings(max_examples=60, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

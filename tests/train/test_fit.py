@@ -38,7 +38,7 @@ def _predict(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_attention_run_folder_holds_everything(synthetic_root: Path, tmp_path: Path) -> None:
-    run = train(_tiny(synthetic_root), tmp_path)
+    run = train(_tiny(synthetic_root, balance="augment"), tmp_path)
     manifest = run.manifest
     assert manifest["status"] == "done" and manifest["dataset"]["synthetic"] is True
     assert {p.name for p in run.path.iterdir()} >= {MODEL, WEIGHTS, HISTORY, PROGRESS,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,22 +26,15 @@ from core.train.jobs import (
 )
 from core.train.progress import checkpoint_state
 from core.train.runs import open_run
+from factories import wait_for
 
 TINY = {**factories.TINY, "epochs": 1}
-TIMEOUT_S = 240
 
 
 def _spec(root: Path, **overrides: object) -> dict[str, object]:
     config = TrainConfig(dataset="mias", root=str(root)).with_overrides(**{**TINY, **overrides})
     return {"config": config.to_dict()}
 
-
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.time() + TIMEOUT_S
-    while not condition():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def _idle(runs: Path) -> bool:
@@ -61,12 +52,12 @@ def test_two_sessions_submitting_at_once_get_one_job_running_and_one_queued(
         thread.start()
     for thread in threads:
         thread.join()
-    _wait(lambda: active_jobs(runs)[0] is not None, "a job to start")
+    wait_for(lambda: active_jobs(runs)[0] is not None, "a job to start")
     running, queued = active_jobs(runs)
     assert running is not None and len(queued) == 1
     assert {running.id, queued[0].id} == {job.id for job in jobs}
 
-    _wait(lambda: _idle(runs), "both jobs to finish")
+    wait_for(lambda: _idle(runs), "both jobs to finish")
     finished = list_jobs(runs)
     assert [job.state for job in finished] == ["done", "done"]
     assert finished[0].ended <= finished[1].started  # one after the other, never together
@@ -81,11 +72,11 @@ def test_cancel_drops_a_queued_job_and_stops_a_running_one(synthetic_root: Path,
     behind = submit("train", _spec(synthetic_root), "behind", runs)
     assert cancel(behind.id, runs).state == "cancelled"
 
-    _wait(lambda: get_job(long.id, runs).latest_run is not None
+    wait_for(lambda: get_job(long.id, runs).latest_run is not None
           and checkpoint_state(get_job(long.id, runs).latest_run) is not None,
           "the first epoch")
     cancel(long.id, runs)
-    _wait(lambda: _idle(runs), "the cancelled job to stop")
+    wait_for(lambda: _idle(runs), "the cancelled job to stop")
     stopped = get_job(long.id, runs)
     assert stopped.state == "cancelled"
     run = open_run(stopped.runs[0])
@@ -98,11 +89,11 @@ def test_a_killed_job_is_failed_and_its_run_keeps_its_checkpoint(synthetic_root:
                                                                  tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     job = submit("train", _spec(synthetic_root, epochs=200), "doomed", runs)
-    _wait(lambda: get_job(job.id, runs).latest_run is not None
+    wait_for(lambda: get_job(job.id, runs).latest_run is not None
           and checkpoint_state(get_job(job.id, runs).latest_run) is not None,
           "the first epoch")
     os.kill(get_job(job.id, runs).pid, signal.SIGKILL)
-    _wait(lambda: _idle(runs), "the worker to notice")
+    wait_for(lambda: _idle(runs), "the worker to notice")
     dead = get_job(job.id, runs)
     assert dead.state == "failed" and "died" in dead.error
     run = open_run(dead.runs[0])
