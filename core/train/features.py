@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from core.atomic import WriteError, atomic_path
+from core.cache import cache_root
 
 log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    """``$MAMMO_CACHE`` or ``~/.cache/mammo`` (read at call time, so tests can redirect it);
-    features go in ``features/`` below it."""
-    return Path(os.environ.get("MAMMO_CACHE", Path.home() / ".cache" / "mammo"))
 
 
 def file_digest(path: str | Path) -> str:
