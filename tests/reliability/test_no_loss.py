@@ -44,7 +44,7 @@ from core.train.runs import (
     read_history,
     saved_evaluation,
 )
-from factories import TINY
+from factories import TINY, shared_folder
 
 FULL = "No space left on device"
 

@@ -33,7 +33,7 @@ from core.evaluate.saved import run_evaluation
 from core.models.backbones import build_backbone
 from core.train.config import TrainConfig
 from core.train.runs import MANIFEST, MODEL, Run, list_runs
-from factories import TINY
+from factories import TINY, shared_folder
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE, CLASSES = 64, 7
