@@ -93,6 +93,12 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
     so two uploads both called ``film.png`` keep both overlays.
     """
     out = Path(out_dir)
+    loaded = loaded_run(run)
+    try:  # a folder that cannot exist fails every film alike: say so once, up front
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadConfigError(f"{out}: cannot create the output folder ({error.strerror})") \
+            from None
 
     def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
         overlay = viridis_overlay(film.pixels, heat, predicted=predicted)
@@ -104,7 +110,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
             raise
         return {"heatmap": str(heatmap)}
 
-    return _predict(loaded_run(run), files, save)
+    return _predict(loaded, files, save)
 
 
 def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
@@ -215,11 +221,6 @@ def _reserve(out: Path, label: str) -> Path:
     """A fresh heatmap path in ``out`` named after the film, claimed by creating it
     exclusively (so concurrent calls cannot pick the same name); ``save_png`` then
     replaces the empty file atomically."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadConfigError(f"{out}: cannot create the output folder ({error.strerror})") \
-            from None
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(label).stem) or "film"
     for attempt in range(10_000):
         path = out / f"{stem}{'' if attempt == 0 else f'-{attempt}'}{HEATMAP_SUFFIX}"

@@ -442,6 +442,20 @@ def test_overlays_on_a_full_disk_are_reported_per_film_and_leave_nothing(
     assert list(out.iterdir()) == []  # no overlay, no placeholder, no temporary file
 
 
+def test_an_output_folder_that_cannot_exist_stops_predict_before_any_film(
+        run_copy: Run, synthetic_root: Path, tmp_path: Path,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    films = sorted(synthetic_root.glob("*.pgm"))[:2]
+    with pytest.raises(BadConfigError, match=f"{blocked / 'out'}: cannot create"):
+        predict_films(run_copy.path, films, blocked / "out")
+    assert main(["predict", str(run_copy.path), *map(str, films), "--out",
+                 str(blocked / "out")]) == 2
+    error = capfd.readouterr().err
+    assert error.count("\n") == 1 and str(blocked / "out") in error
+
+
 def test_the_cli_reports_a_runs_folder_it_cannot_make_in_one_line(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
