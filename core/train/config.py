@@ -38,6 +38,10 @@ class TrainConfig:
       ``patience``;
     * fine-tuning: ``fine_tune_layers`` > 0 unfreezes that many top encoder layers for a
       second phase of ``fine_tune_epochs`` at ``learning_rate * fine_tune_lr_scale``;
+    * patch pretraining (``core.train.patches``): ``patch_epochs`` > 0 first tunes the
+      encoder's top ``patch_layers`` layers on ``patch_size`` px patches of the training
+      films' lesions (``patches_per_lesion`` each) and normal tissue, at the fine-tuning
+      learning rate;
     * balance: ``augment`` (grow every class to ``augment_target``: None = the largest
       class, an int = a total split equally, as the paper's 1300), ``class_weights`` or
       ``none``.
@@ -73,6 +77,10 @@ class TrainConfig:
     fine_tune_layers: int = 0
     fine_tune_epochs: int = 5
     fine_tune_lr_scale: float = 0.1
+    patch_epochs: int = 0
+    patch_size: int = 96
+    patch_layers: int = 10
+    patches_per_lesion: int = 16
     # data handling
     balance: str = "class_weights"  # as good as augmenting to balance, in half the time
     augment_target: int | None = None
@@ -94,13 +102,13 @@ class TrainConfig:
                 raise BadConfigError(f"{name} must be one of {', '.join(allowed)}, "
                                      f"got {getattr(self, name)!r}")
         positive = ("image_size", "steps", "units", "attention_units", "epochs", "batch_size",
-                    "learning_rate")
+                    "learning_rate", "patch_size", "patches_per_lesion")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise BadConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         non_negative = ("attention_supervision", "attention_regularization", "weight_lr_factor",
                         "bias_lr_factor", "l2_factor", "patience", "fine_tune_layers",
-                        "fine_tune_epochs", "momentum")
+                        "fine_tune_epochs", "momentum", "patch_epochs", "patch_layers")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise BadConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
@@ -109,6 +117,9 @@ class TrainConfig:
         if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
             raise BadConfigError(f"fold {self.fold} of {self.folds} folds: need folds >= 2 "
                                  "and 0 <= fold < folds (or folds 0 for a plain split)")
+        if self.patch_epochs and self.patch_size > self.image_size:
+            raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
+                                 f"({self.image_size} px)")
         if not 0 < self.test_size < 1 or not 0 < self.val_fraction < 1:
             raise BadConfigError("test_size and val_fraction must lie between 0 and 1")
         if self.prep.size != self.image_size:  # one source of truth for the input size

@@ -79,7 +79,8 @@ def _load(path: Path) -> np.ndarray | None:
         return None
 
 
-def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarray, key: str,
+def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                    key: str | None,
                     cache_dir: Path | None = None, batch_size: int = 16,
                     on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Features for every image (uint8, N x H x W), computing only those not yet cached.
@@ -87,10 +88,11 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
     ``encode`` maps a uint8 batch to a float feature batch. Features are stored as float16:
     half the disk and memory, and far more precision than a frozen ImageNet encoder's
     features carry. The result is filled in place, so memory holds it once, plus a batch.
-    ``on_batch(done, total)`` reports progress.
+    ``on_batch(done, total)`` reports progress. ``key=None`` computes without the cache: for
+    an encoder tuned within one run, whose features no other run will ask for.
     """
-    folder = Path(cache_dir or cache_root()) / "features" / key
-    writable = _writable(folder)  # after one failed write, stop trying for this call
+    folder = Path(cache_dir or cache_root()) / "features" / key if key is not None else None
+    writable = folder is not None and _writable(folder)  # one failed write: stop trying
     keys = [_image_key(image) for image in images]
     first_of: dict[str, int] = {}
     for index, image_key in enumerate(keys):
@@ -98,7 +100,7 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
     output: np.ndarray | None = None
     todo = []
     for image_key, index in first_of.items():
-        cached = _load(folder / f"{image_key}.npy")
+        cached = _load(folder / f"{image_key}.npy") if folder is not None else None
         if cached is None:
             todo.append(index)
             continue

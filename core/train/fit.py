@@ -13,7 +13,6 @@ the dashboard can follow a job and a killed job can be resumed from its last epo
 from __future__ import annotations
 
 import logging
-import math
 import os
 import platform
 import time
@@ -42,9 +41,11 @@ from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.optimizers import make_optimizer
 from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
 from core.prep.augment import balance
+from core.train.batches import Batches, class_weights
 from core.train.config import TrainConfig
 from core.train.data import FilmArrays, Splits, load_arrays, split_dataset
 from core.train.features import cached_features, encoder_key, file_digest
+from core.train.patches import pretrain_on_patches
 from core.train.progress import (
     RunProgress,
     TrainingCancelled,
@@ -115,13 +116,6 @@ def _training_set(config: TrainConfig, dataset: Dataset, splits: Splits, run: Ru
     run.log("data", train=len(fit), val=len(val), fit_samples=len(images),
             counts_before=before.tolist(), counts_after=after.tolist())
     return TrainingSet(fit, images, labels, lesions, val, before, after)
-
-
-def _class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-sample weights that make every present class weigh the same in the loss."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return per_class[labels].astype(np.float32)
 
 
 def _attention_targets(lesions: list[np.ndarray], image_size: int,
@@ -197,50 +191,13 @@ def _callbacks(run: Run, config: TrainConfig, phase: str, epochs: int,
     return progress, callbacks
 
 
-class _Batches(keras.utils.PyDataset):
-    """Inputs and targets in batches, cast to float32 one batch at a time.
-
-    Handing Keras whole arrays makes it hold a float32 copy of all of them (cached float16
-    features of a balanced MIAS set come to gigabytes); batches keep memory at one batch.
-    ``films=True`` adds the channel axis grey films need. Shuffled anew every epoch.
-    """
-
-    def __init__(self, inputs: np.ndarray, targets: Any, batch_size: int,
-                 weights: np.ndarray | None = None, seed: int | None = None,
-                 films: bool = False) -> None:
-        super().__init__()
-        self.inputs, self.targets, self.weights = inputs, targets, weights
-        self.batch_size, self.films = batch_size, films
-        self.rng = np.random.default_rng(seed) if seed is not None else None
-        self.order = np.arange(len(inputs))
-        self.on_epoch_end()
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.inputs) / self.batch_size)
-
-    def on_epoch_end(self) -> None:
-        if self.rng is not None:
-            self.order = self.rng.permutation(len(self.inputs))
-
-    def __getitem__(self, index: int) -> tuple[Any, ...]:
-        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
-        batch = self.inputs[rows].astype(np.float32)
-        if self.films:
-            batch = batch[..., None]
-        targets = (self.targets[rows] if isinstance(self.targets, np.ndarray)
-                   else {k: v[rows] for k, v in self.targets.items()})
-        if self.weights is None:
-            return batch, targets
-        return batch, targets, self.weights[rows]
-
-
 # -- the pipeline ------------------------------------------------------------------------------------
 #: Films per encoder call when filling the feature cache: at 512 px MobileNetV2's early
 #: activations take ~80 MB per film, so a small batch bounds memory at no cost in speed.
 ENCODE_BATCH = 8
 
 
-def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str,
+def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str | None,
               part: str) -> np.ndarray:
     started = time.time()
 
@@ -262,7 +219,7 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str,
 
 
 def _fit_phase(run: Run, model: keras.Model, config: TrainConfig, phase: str, epochs: int,
-               batches: _Batches, val: _Batches, first_epoch: int) -> RunProgress:
+               batches: Batches, val: Batches, first_epoch: int) -> RunProgress:
     progress, callbacks = _callbacks(run, config, phase, epochs, first_epoch)
     model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
               callbacks=callbacks, verbose=0)
@@ -274,13 +231,17 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     n_classes = len(dataset.classes)
     data = _training_set(config, dataset, splits, run, warnings)
     backbone, encoder, key = encoder_for(config)
+    if config.patch_epochs:
+        if pretrain_on_patches(run, config, backbone, list(dataset.classes), data.fit, data.val):
+            return {"cancelled": True}
+        key = None  # a tuned encoder's features serve this run only: not worth caching
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
     fit_features = _features(run, encoder, data.fit_images, key, "train")
     val_features = _features(run, encoder, data.val.images, key, "val")
     y_fit = _targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
     y_val = _targets(config, data.val.labels, data.val.lesions, n_classes, grid)
-    weights = (_class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
+    weights = (class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
                else None)
 
     state = checkpoint_state(run)
@@ -295,8 +256,8 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
             first_epoch = 0
     cancelled = False
     if not (state and state["phase"] == "fine-tune"):
-        batches = _Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
-        val_batches = _Batches(val_features, y_val, config.batch_size)
+        batches = Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
+        val_batches = Batches(val_features, y_val, config.batch_size)
         progress = _fit_phase(run, head, config, "head", config.epochs, batches, val_batches,
                               first_epoch)
         cancelled = progress.cancelled
@@ -329,16 +290,16 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
         unfrozen = unfreeze_top(encoder, n_layers=config.fine_tune_layers)
         run.log("unfreeze", layers=unfrozen)
         _compile(model, config, config.learning_rate * config.fine_tune_lr_scale)
-    batches = _Batches(data.fit_images, y_fit, config.batch_size, weights, config.seed,
+    batches = Batches(data.fit_images, y_fit, config.batch_size, weights, config.seed,
                        films=True)
-    val = _Batches(data.val.images, y_val, config.batch_size, films=True)
+    val = Batches(data.val.images, y_val, config.batch_size, films=True)
     progress = _fit_phase(run, model, config, "fine-tune", config.fine_tune_epochs, batches,
                           val, first_epoch)
     return model, progress.cancelled
 
 
 def _class_probabilities(model: keras.Model, config: TrainConfig, images: np.ndarray) -> np.ndarray:
-    output = model.predict(_Batches(images, np.zeros(len(images)), config.batch_size,
+    output = model.predict(Batches(images, np.zeros(len(images)), config.batch_size,
                                     films=True), verbose=0)
     return np.asarray(output["class"] if isinstance(output, dict) else output)
 

@@ -86,6 +86,36 @@ def test_transfer_model_with_factors_and_fine_tuning(synthetic_root: Path, tmp_p
     assert set(manifest["val"]) >= {"accuracy", "macro_f1", "per_class", "baselines"}
 
 
+def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, synthetic_root: Path,
+                                                     tmp_path: Path) -> None:
+    from core.models.backbones import build_backbone
+    from core.train.patches import pretrain_on_patches, tuned_encoder_file
+
+    # ImageNet weights: in a random-init network ReLU6 saturates and some gradients are zero.
+    config = _tiny(synthetic_root, weights="imagenet", patch_epochs=2, patch_size=32,
+                   patch_layers=3, patches_per_lesion=4)
+    run = train(config, tmp_path / "runs")
+    assert run.manifest["status"] == "done"
+    phases = [e["phase"] for e in run.events() if e["event"] == "epoch"]
+    assert phases == ["patches", "patches", "head", "head"]
+    counts = next(e for e in run.events() if e["event"] == "patches")["counts"]
+    assert counts["NORM"] > 0 and len(counts) > 2
+
+    before = build_backbone("mobilenet_025", 64, "imagenet")
+    after = build_backbone("mobilenet_025", 64, "none")
+    assert not pretrain_on_patches(run, config, after, [], None, None)  # a resume: loads them
+    weighted = [(b, a) for b, a in zip(before.model.layers, after.model.layers) if b.weights
+                and not isinstance(b, keras.layers.BatchNormalization)]
+    changed = [not all(np.array_equal(x, y) for x, y in zip(b.get_weights(), a.get_weights()))
+               for b, a in weighted]
+    assert changed == [False] * (len(weighted) - 3) + [True] * 3
+    # The saved film model carries the tuned encoder, not the one it started from.
+    model = keras.models.load_model(run.path / MODEL, safe_mode=True)
+    tuned = weighted[-1][1].get_weights()
+    assert any(np.array_equal(w, tuned[0]) for w in model.get_weights())
+    assert tuned_encoder_file(run).is_file()
+
+
 def test_early_stopping_keeps_the_best_epoch(synthetic_root: Path, tmp_path: Path) -> None:
     run = train(_tiny(synthetic_root, epochs=12, patience=2, learning_rate=0.05), tmp_path)
     history = [e for e in run.events() if e["event"] == "epoch"]

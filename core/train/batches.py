@@ -1,0 +1,53 @@
+"""Feeding Keras from numpy arrays one batch at a time, and the weights that balance classes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-sample weights that make every present class weigh the same in the loss."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    per_class = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return per_class[labels].astype(np.float32)
+
+
+class Batches(keras.utils.PyDataset):
+    """Inputs and targets in batches, cast to float32 one batch at a time.
+
+    Handing Keras whole arrays makes it hold a float32 copy of all of them (cached float16
+    features of a balanced MIAS set come to gigabytes); batches keep memory at one batch.
+    ``films=True`` adds the channel axis grey films need. Shuffled anew every epoch.
+    """
+
+    def __init__(self, inputs: np.ndarray, targets: Any, batch_size: int,
+                 weights: np.ndarray | None = None, seed: int | None = None,
+                 films: bool = False) -> None:
+        super().__init__()
+        self.inputs, self.targets, self.weights = inputs, targets, weights
+        self.batch_size, self.films = batch_size, films
+        self.rng = np.random.default_rng(seed) if seed is not None else None
+        self.order = np.arange(len(inputs))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.inputs) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.rng is not None:
+            self.order = self.rng.permutation(len(self.inputs))
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        batch = self.inputs[rows].astype(np.float32)
+        if self.films:
+            batch = batch[..., None]
+        targets = (self.targets[rows] if isinstance(self.targets, np.ndarray)
+                   else {k: v[rows] for k, v in self.targets.items()})
+        if self.weights is None:
+            return batch, targets
+        return batch, targets, self.weights[rows]

@@ -1,0 +1,118 @@
+"""Patch-level pretraining: teach the encoder's top what a lesion looks like before it reads
+whole films.
+
+A frozen ImageNet encoder barely tells lesion cells from normal tissue (a linear probe of
+its cells reaches AUC 0.57 on MIAS, ``bench/probe_patches.py``), and every decoder on top
+of it inherits that. Whole-film labels are too weak to retrain it: one label per 512 x 512
+film. Patches centred on the located lesions, and patches of normal tissue, give the encoder
+a label where the evidence is (``core.prep.patches``).
+
+The encoder is copied into a network built for the patch size (the layers are convolutional,
+so the weights fit any input), its top ``patch_layers`` weighted layers are trained with a
+small classifier (global average pool, dropout, softmax over the dataset's classes) on the
+training films' patches, early-stopped on the validation films' patches, and the tuned
+weights are copied back into the film encoder, which stays frozen for the decoder. The
+tuned weights are saved in the run folder (``encoder.weights.h5``), so a resumed run does
+not pretrain again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from core.atomic import atomic_path
+from core.data.records import NORMAL_CLASS
+from core.errors import BadConfigError
+from core.models.backbones import Backbone, build_backbone, film_encoder
+from core.models.optimizers import make_optimizer
+from core.models.transfer import unfreeze_top
+from core.prep.patches import Patches, lesion_patches
+from core.train.batches import Batches, class_weights
+from core.train.config import TrainConfig
+from core.train.data import FilmArrays
+from core.train.progress import RunProgress
+from core.train.runs import Run
+
+ENCODER_WEIGHTS = "encoder.weights.h5"
+#: Normal-tissue patches per film: with 16 per lesion, about as many as lesion patches.
+NORMAL_PER_FILM = 6
+
+
+def tuned_encoder_file(run: Run) -> Path:
+    return run.path / ENCODER_WEIGHTS
+
+
+def _patches(config: TrainConfig, films: FilmArrays, classes: list[str], seed: int) -> Patches:
+    normal = classes.index(NORMAL_CLASS) if NORMAL_CLASS in classes else None
+    return lesion_patches(films.images, films.labels, films.lesions, normal, config.patch_size,
+                          per_lesion=config.patches_per_lesion, normal_per_film=NORMAL_PER_FILM,
+                          seed=seed)
+
+
+def _patch_classifier(config: TrainConfig, backbone: Backbone,
+                      n_classes: int) -> tuple[keras.Model, keras.Model]:
+    """The film encoder's network at the patch size, with its weights, and a small head;
+    returns the classifier and the network inside it that is being tuned."""
+    small = build_backbone(config.backbone, config.patch_size, "none",
+                           feature_layer=config.feature_layer)
+    small.model.set_weights(backbone.model.get_weights())
+    encoder = film_encoder(small)
+    unfreeze_top(encoder, n_layers=config.patch_layers)
+    pooled = keras.layers.GlobalAveragePooling2D(name="patch_pool")(encoder.output)
+    pooled = keras.layers.Dropout(config.dropout, name="patch_dropout")(pooled)
+    probs = keras.layers.Dense(n_classes, activation="softmax", name="patch_class")(pooled)
+    model = keras.Model(encoder.input, probs, name="patch_classifier")
+    optimizer = make_optimizer(config.optimizer, config.learning_rate * config.fine_tune_lr_scale,
+                               momentum=config.momentum)
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=False)
+    return model, small.model
+
+
+def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, classes: list[str],
+                        fit: FilmArrays, val: FilmArrays) -> bool:
+    """Tune ``backbone.model`` in place on lesion and normal patches; True if cancelled.
+
+    A run folder that already holds tuned weights (a resumed run) loads them instead.
+    """
+    saved = tuned_encoder_file(run)
+    if saved.is_file():
+        backbone.model.load_weights(saved)
+        run.log("patches", loaded=saved.name)
+        return False
+    train = _patches(config, fit, classes, config.seed)
+    held = _patches(config, val, classes, config.seed + 1)
+    present = sorted({classes[i] for i in train.labels})
+    if len(present) < 2:
+        raise BadConfigError(
+            f"patch pretraining needs patches of at least two classes, but the training films "
+            f"give only {', '.join(present) or 'none'}: it needs located lesions (and normal "
+            f"films); turn it off with patch_epochs 0"
+        )
+    n_classes = len(classes)
+    counts = np.bincount(train.labels, minlength=n_classes)
+    run.log("patches", train=len(train), val=len(held), size=config.patch_size,
+            counts={classes[i]: int(c) for i, c in enumerate(counts) if c})
+    model, tuned = _patch_classifier(config, backbone, n_classes)
+    one_hot = np.eye(n_classes, dtype=np.float32)
+    batches = Batches(train.images, one_hot[train.labels], config.batch_size,
+                      class_weights(train.labels, n_classes), config.seed, films=True)
+    progress = RunProgress(run, "patches", config.patch_epochs)
+    callbacks: list[keras.callbacks.Callback] = [progress]
+    validation = None
+    if len(held):
+        validation = Batches(held.images, one_hot[held.labels], config.batch_size, films=True)
+        if config.patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    model.fit(batches, validation_data=validation, epochs=config.patch_epochs,
+              callbacks=callbacks, verbose=0)
+    if progress.cancelled:
+        return True
+    backbone.model.set_weights(tuned.get_weights())
+    with atomic_path(saved) as tmp:
+        backbone.model.save_weights(tmp)
+    return False
