@@ -242,6 +242,11 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "l2_factor": (float, "L2 factor of the head (times 1e-4)"),
     "patience": (int, "epochs without validation improvement before stopping (0: never)"),
     "fine_tune_layers": (int, "top encoder layers to unfreeze in a second phase"),
+    "fine_tune_epochs": (int, "epochs of that second phase"),
+    "patch_epochs": (int, "epochs of patch pretraining on lesion and normal-tissue patches "
+                          "(0: none)"),
+    "patch_layers": (int, "top encoder layers that patch pretraining tunes"),
+    "patch_size": (int, "patch side in pixels, on the model-input grid"),
     "balance": (str, "augment, class_weights or none"),
     "augment_target": (int, "total films after balancing augmentation (default: largest class x classes)"),
     "seed": (int, "random seed"),

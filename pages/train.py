@@ -83,6 +83,14 @@ def _form(base: TrainConfig) -> dict[str, Any]:
                                             base.patience)
         values["fine_tune_layers"] = c.number_input("Encoder layers to fine-tune", 0, 500,
                                                     base.fine_tune_layers)
+        values["fine_tune_epochs"] = a.number_input("Fine-tuning epochs", 0, 1000,
+                                                    base.fine_tune_epochs)
+        values["patch_epochs"] = b.number_input(
+            "Patch pretraining epochs (0: none)", 0, 1000, base.patch_epochs,
+            help="first tune the encoder's top on patches of the located lesions and of "
+                 "normal tissue; needs films with lesion locations")
+        values["patch_layers"] = c.number_input("Encoder layers patch pretraining tunes", 0,
+                                                500, base.patch_layers)
         values["balance"] = a.selectbox("Class balance", list(BALANCING_LABELS),
                                         index=list(BALANCING_LABELS).index(base.balance),
                                         format_func=BALANCING_LABELS.get)
