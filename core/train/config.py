@@ -19,6 +19,7 @@ CELLS = ("lstm", "gru", "simple")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 BALANCING = ("augment", "class_weights", "none")
 CLASS_LOSSES = ("categorical", "mse")
+PATCH_LABELS = ("class", "lesion")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class TrainConfig:
     * patch pretraining (``core.train.patches``): ``patch_epochs`` > 0 first tunes the
       encoder's top ``patch_layers`` layers on ``patch_size`` px patches of the training
       films' lesions (``patches_per_lesion`` each) and normal tissue, at the fine-tuning
-      learning rate;
+      learning rate, labelled by the film's class or (``patch_labels="lesion"``) only as
+      lesion or normal tissue;
     * balance: ``augment`` (grow every class to ``augment_target``: None = the largest
       class, an int = a total split equally, as the paper's 1300), ``class_weights`` or
       ``none``.
@@ -81,6 +83,7 @@ class TrainConfig:
     patch_size: int = 96
     patch_layers: int = 10
     patches_per_lesion: int = 16
+    patch_labels: str = "class"
     # data handling
     balance: str = "class_weights"  # as good as augmenting to balance, in half the time
     augment_target: int | None = None
@@ -96,7 +99,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         choices = {"model": MODELS, "cell": CELLS, "optimizer": OPTIMIZERS,
-                   "balance": BALANCING, "class_loss": CLASS_LOSSES}
+                   "balance": BALANCING, "class_loss": CLASS_LOSSES,
+                   "patch_labels": PATCH_LABELS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise BadConfigError(f"{name} must be one of {', '.join(allowed)}, "

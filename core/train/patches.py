@@ -85,17 +85,24 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
         return False
     train = _patches(config, fit, classes, config.seed)
     held = _patches(config, val, classes, config.seed + 1)
-    present = sorted({classes[i] for i in train.labels})
+    if config.patch_labels == "lesion":  # lesion or not: more examples per class
+        names = ["lesion", NORMAL_CLASS]
+        normal = classes.index(NORMAL_CLASS) if NORMAL_CLASS in classes else -1
+        train = Patches(train.images, (train.labels == normal).astype(np.int64))
+        held = Patches(held.images, (held.labels == normal).astype(np.int64))
+    else:
+        names = list(classes)
+    present = sorted({names[i] for i in train.labels})
     if len(present) < 2:
         raise BadConfigError(
             f"patch pretraining needs patches of at least two classes, but the training films "
             f"give only {', '.join(present) or 'none'}: it needs located lesions (and normal "
             f"films); turn it off with patch_epochs 0"
         )
-    n_classes = len(classes)
+    n_classes = len(names)
     counts = np.bincount(train.labels, minlength=n_classes)
     run.log("patches", train=len(train), val=len(held), size=config.patch_size,
-            counts={classes[i]: int(c) for i, c in enumerate(counts) if c})
+            counts={names[i]: int(c) for i, c in enumerate(counts) if c})
     model, tuned = _patch_classifier(config, backbone, n_classes)
     one_hot = np.eye(n_classes, dtype=np.float32)
     batches = Batches(train.images, one_hot[train.labels], config.batch_size,

@@ -116,6 +116,25 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
     assert tuned_encoder_file(run).is_file()
 
 
+@pytest.mark.parametrize("labels", ["class", "lesion"])
+def test_patch_pretraining_without_located_lesions_says_so(labels: str, tmp_path: Path) -> None:
+    from core.errors import BadConfigError
+    from core.models.backbones import build_backbone
+    from core.train.data import FilmArrays
+    from core.train.patches import pretrain_on_patches
+    from core.train.runs import create_run
+
+    classes = ["CIRC", "NORM"]
+    films = FilmArrays([None] * 2, np.full((2, 64, 64), 100, np.uint8), [None] * 2,
+                       [np.zeros((0, 3))] * 2, np.array([1, 1]))
+    config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 32,
+                                             "patch_labels": labels})
+    run = create_run("patches", {}, tmp_path)
+    with pytest.raises(BadConfigError, match="only NORM"):
+        pretrain_on_patches(run, config, build_backbone("mobilenet_025", 64, "none"), classes,
+                            films, films)
+
+
 def test_early_stopping_keeps_the_best_epoch(synthetic_root: Path, tmp_path: Path) -> None:
     run = train(_tiny(synthetic_root, epochs=12, patience=2, learning_rate=0.05), tmp_path)
     history = [e for e in run.events() if e["event"] == "epoch"]
