@@ -247,6 +247,7 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
                           "(0: none)"),
     "patch_layers": (int, "top encoder layers that patch pretraining tunes"),
     "patch_size": (int, "patch side in pixels, on the model-input grid"),
+    "patch_labels": (str, "class (the film's class) or lesion (lesion vs normal tissue)"),
     "balance": (str, "augment, class_weights or none"),
     "augment_target": (int, "total films after balancing augmentation (default: largest class x classes)"),
     "seed": (int, "random seed"),
