@@ -203,18 +203,24 @@ def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path:
 
 
 def test_training_runs_on_jax(synthetic_root: Path, tmp_path: Path) -> None:
+    """Every phase (patch pretraining, head, fine-tuning) on JAX, as a GPU machine runs it."""
+    phases = {"patch_epochs": 1, "patch_size": 32, "patches_per_lesion": 2,
+              "fine_tune_layers": 2, "fine_tune_epochs": 1}
     script = (
         "import json, sys; from core.train.config import TrainConfig; from core.train.fit import train;"
-        f"c = TrainConfig(dataset='mias', root={str(synthetic_root)!r}).with_overrides(**{TINY!r});"
+        f"c = TrainConfig(dataset='mias', root={str(synthetic_root)!r}).with_overrides("
+        f"**{ {**TINY, **phases}!r});"
         f"r = train(c, {str(tmp_path)!r}); m = r.manifest;"
-        "print(json.dumps([m['status'], m['versions']['backend'], m['val']['n']]))"
+        "p = sorted({e['phase'] for e in r.events() if e['event'] == 'epoch'});"
+        "print(json.dumps([m['status'], m['versions']['backend'], m['val']['n'], p]))"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    status, backend, n = json.loads(result.stdout.strip().splitlines()[-1])
+    status, backend, n, ran = json.loads(result.stdout.strip().splitlines()[-1])
     assert (status, backend) == ("done", "jax") and n > 0
+    assert ran == ["fine-tune", "head", "patches"]
 
 
 @pytest.mark.slow
