@@ -29,3 +29,13 @@ def test_requirements_pin_every_package() -> None:
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
                 assert "==" in line, f"{name}: {line} is not pinned"
+
+
+def test_results_document_is_what_the_saved_experiments_render() -> None:
+    """No figure in docs/RESULTS.md is typed by hand: it is the saved JSON, rendered."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results", REPO / "bench" / "results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    assert (REPO / "docs" / "RESULTS.md").read_text() == results.rendered()
