@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.films import read_film  # noqa: E402
-from core.prep.preprocess import PrepConfig, preprocess, preprocess_files  # noqa: E402
+from core.films import read_film
+from core.prep.preprocess import PrepConfig, preprocess, preprocess_files
 
 
 def _run(paths: list[Path], config: PrepConfig, workers: int) -> tuple[float, float]:

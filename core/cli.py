@@ -208,7 +208,7 @@ def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# -- parser ------------------------------------------------------------------------------------------
+# -- parser ------------------------------------------------------------------------------
 def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
@@ -243,13 +243,13 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "patience": (int, "epochs without validation improvement before stopping (0: never)"),
     "fine_tune_layers": (int, "top encoder layers to unfreeze in a second phase"),
     "fine_tune_epochs": (int, "epochs of that second phase"),
-    "patch_epochs": (int, "epochs of patch pretraining on lesion and normal-tissue patches "
-                          "(0: none)"),
+    "patch_epochs": (int, "epochs of pretraining on lesion and normal-tissue patches (0: none)"),
     "patch_layers": (int, "top encoder layers that patch pretraining tunes"),
     "patch_size": (int, "patch side in pixels, on the model-input grid"),
     "patch_labels": (str, "class (the film's class) or lesion (lesion vs normal tissue)"),
     "balance": (str, "augment, class_weights or none"),
-    "augment_target": (int, "total films after balancing augmentation (default: largest class x classes)"),
+    "augment_target": (int, ("total films after balancing augmentation "
+                            "(default: largest class x classes)")),
     "seed": (int, "random seed"),
 }
 

@@ -361,7 +361,7 @@ def _tiff_header(data: bytes, label: str) -> tuple[int, int, int]:
         cols, rows = image.size
         mode = image.mode
         sample_bits = image.tag_v2.get(258)  # BitsPerSample, one value per sample
-    except Exception as error:  # Pillow raises SyntaxError, OSError, ValueError, struct.error ...
+    except Exception as error:  # noqa: BLE001 - Pillow raises SyntaxError, OSError, struct.error...
         raise BadFilmError(label, f"corrupt or truncated TIFF header ({error})") from None
     bits = _TIFF_BITS_OF_MODE.get(mode)
     if bits is None:
@@ -516,7 +516,7 @@ def _dicom_dataset(data: bytes, label: str, stop_before_pixels: bool) -> Dataset
         ds = pydicom.dcmread(io.BytesIO(data), force=forced, stop_before_pixels=stop_before_pixels)
         if forced and ("Rows" not in ds or "Columns" not in ds):
             ds = None
-    except Exception as error:  # pydicom raises InvalidDicomError, EOFError, ValueError, ...
+    except Exception as error:  # noqa: BLE001 - pydicom raises InvalidDicomError, EOFError...
         if not forced:
             raise BadFilmError(label, f"DICOM is corrupt or truncated ({error})") from None
         ds = None
@@ -538,7 +538,7 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
         frames = ds.get("NumberOfFrames", 1)
         bits_allocated = ds.get("BitsAllocated")
         syntax = _transfer_syntax(ds)
-    except Exception as error:  # element values are converted lazily and may be malformed
+    except Exception as error:  # noqa: BLE001 - lazily converted values may be malformed
         raise BadFilmError(label, f"corrupt DICOM header ({error})") from None
     if not isinstance(rows, int) or not isinstance(cols, int):
         raise BadFilmError(
@@ -608,7 +608,7 @@ def _read_dicom(
     )
     try:
         arr = ds.pixel_array
-    except Exception as error:  # pydicom and its plugins raise many types here
+    except Exception as error:  # noqa: BLE001 - pydicom and its plugins raise many types here
         raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({error})") from None
     if arr.shape[:2] != (header.rows, header.cols):
         raise BadFilmError(label, f"DICOM pixel data has shape {arr.shape}, not a 2-D film")
@@ -616,7 +616,7 @@ def _read_dicom(
         return _dicom_colour(arr, label, header, metadata)
     try:
         pixels, bits = _dicom_grey(arr, ds, header, metadata)
-    except Exception as error:  # malformed LUTs, zero window widths, ...
+    except Exception as error:  # noqa: BLE001 - malformed LUTs, zero window widths, ...
         raise BadFilmError(label, f"DICOM grey-level transform failed ({error})") from None
     return pixels, bits, header.rows, header.cols
 
@@ -635,7 +635,7 @@ def _check_dicom_pixel_data(ds: Dataset, header: _DicomHeader, label: str) -> No
     needed = (header.rows * header.cols * header.samples * allocated + 7) // 8
     try:
         present = len(ds.PixelData)
-    except Exception as error:  # element values are converted lazily and may be malformed
+    except Exception as error:  # noqa: BLE001 - lazily converted values may be malformed
         raise BadFilmError(label, f"corrupt DICOM pixel data element ({error})") from None
     if present < needed:
         raise BadFilmError(

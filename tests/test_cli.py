@@ -54,7 +54,7 @@ def test_human_output_is_not_json(capsys, tmp_path: Path) -> None:
 ])
 def test_user_mistakes_give_one_line_and_status_2(argv: list[str], fragment: str) -> None:
     result = subprocess.run([sys.executable, "-m", "core", *argv], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -64,6 +64,7 @@ def test_user_mistakes_give_one_line_and_status_2(argv: list[str], fragment: str
 def test_folder_without_info_txt_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "core", "data", "summary", "--dataset", "mias",
                              "--root", str(tmp_path), "--json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 2
     assert "Info.txt" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -385,8 +385,8 @@ def _crop_records(items: list[Abnormality], index: FileIndex,
             lesions=(Lesion(None, None, _severity(item.label), item.kind),),
             extra={**item.describe(), "film_id": item.film_id,
                    "mask_file": str(files.mask) if files.mask else None}))
-    warnings = [f"{len(unclear)} abnormalit(ies) have files but no single non-binary image "
-                f"to use as the crop; left out: {' '.join(unclear)}"] if unclear else []
+    warnings = [(f"{len(unclear)} abnormalit(ies) have files but no single non-binary image "
+                 f"to use as the crop; left out: {' '.join(unclear)}")] if unclear else []
     return records, missing, warnings + _unreadable_warning(unreadable)
 
 

@@ -244,7 +244,7 @@ def lesion_target(centers_rc: Any, radii: Any, image_shape: Sequence[int],
             mass = np.exp(-dist2 / (2.0 * sigma**2))
         else:
             mass = (dist2 <= max(grid_radius, 0.5) ** 2).astype(float)
-            mass[int(round(row)), int(round(col))] = 1.0
+            mass[round(row), round(col)] = 1.0
         target += mass / mass.sum()
         placed += 1
     if placed:

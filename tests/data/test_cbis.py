@@ -180,7 +180,7 @@ def test_is_mask_and_identify(tmp_path: Path) -> None:
 
 
 def test_with_masks_locates_lesions_on_the_film(tcia) -> None:
-    root, rows = tcia
+    root, _rows = tcia
     data = load(root, with_masks=True)
     lesions = {r.film_id: r.lesions for r in data.records}
     (lesion,) = lesions["Calc-Training_P_00005_RIGHT_CC"]

@@ -147,8 +147,8 @@ def test_utf8_bom(tmp_path: Path) -> None:
 def test_unknown_class_is_skipped_with_its_line(tmp_path: Path) -> None:
     rows, warnings = parse_info("mdb001 G BLOB B 1 2 3\nmdb002 G NORM \n", "Info.txt")
     assert [r.refnum for r in rows] == ["mdb002"]
-    assert warnings == ["Info.txt line 1: unknown class 'BLOB' (expected one of ARCH ASYM CALC "
-                        "CIRC MISC NORM SPIC); row skipped"]
+    assert warnings == [("Info.txt line 1: unknown class 'BLOB' (expected one of ARCH ASYM CALC "
+                         "CIRC MISC NORM SPIC); row skipped")]
 
 
 def test_bad_number_is_skipped_with_its_line() -> None:

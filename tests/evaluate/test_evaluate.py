@@ -159,7 +159,7 @@ def test_an_unreadable_film_is_left_out_and_named(run: Run, synthetic_root: Path
                                                   tmp_path: Path) -> None:
     copy = tmp_path / "films"
     shutil.copytree(synthetic_root, copy)
-    victim = sorted(copy.glob("*.pgm"))[0]
+    victim = min(copy.glob("*.pgm"))
     victim.write_bytes(b"P5\n128 128\n255\n")  # the header survives, the pixels are gone
     result = evaluate_run(run, dataset="mias", root=copy)
     assert result["n"] == 27

@@ -206,6 +206,12 @@ def _two_pattern_films(n: int, rng: np.random.Generator, lesion: np.ndarray,
     return features.reshape(n, *GRID, DEPTH), labels, targets.reshape(n, *GRID)
 
 
+def _hit_rate(head: keras.Model, films: np.ndarray, truth: np.ndarray) -> float:
+    """How often the mean attention over steps peaks on the lesion's cell."""
+    attention = head.predict(films, verbose=0)["attention"].mean(axis=1)
+    return float(np.mean(attention.argmax(-1) == truth))
+
+
 @pytest.mark.slow
 def test_lesion_supervision_teaches_attention_to_find_the_lesion() -> None:
     """Two equally strong patterns per film; the targets name one of them. Run once with
@@ -222,17 +228,12 @@ def test_lesion_supervision_teaches_attention_to_find_the_lesion() -> None:
         truth = test_t.reshape(64, -1).argmax(-1)
         keras.utils.set_random_seed(0)
         head = build_attention_head((*GRID, DEPTH), 2, steps=2, units=16, attention_units=16)
-
-        def hit_rate() -> float:
-            attention = head.predict(test_x, verbose=0)["attention"].mean(axis=1)
-            return float(np.mean(attention.argmax(-1) == truth))
-
-        before = hit_rate()
+        before = _hit_rate(head, test_x, truth)
         compile_attention_model(head, make_optimizer("adam", 0.01), supervision=1.0,
                                 jit_compile=False)
         head.fit(features, {"class": labels, "attention": targets}, batch_size=32, epochs=15,
                  verbose=0)
-        results.append((before, hit_rate()))
+        results.append((before, _hit_rate(head, test_x, truth)))
     assert min(before for before, _ in results) <= 0.5, results
     assert all(after >= 0.9 for _, after in results), results
 

@@ -83,7 +83,7 @@ def test_the_same_ratios_hold_under_jax() -> None:
         " | {'frozen': ratios('adam', 0.9, 0.0, 0.0), 'backend': keras.backend.backend()}))")
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result.pop("backend") == "jax"

@@ -25,7 +25,7 @@ LESION = (150.0, 175.0, 12)  # (row, col, radius) inside the breast of a right-w
 #: A tall film (the crop is padded on the right) and a wide one (padded above and below).
 FILMS = {"tall": (SHAPE, LESION), "wide": ((200, 360), (120.0, 262.0, 10))}
 LESION_GAIN = 80
-GEOMETRY_ONLY = dict(normalise=False, clahe=False)
+GEOMETRY_ONLY = {"normalise": False, "clahe": False}
 
 
 def _film(chest_wall_right: bool = True, lesion: bool = True, labels: bool = True,
@@ -75,13 +75,14 @@ def _lesion_footprint(config: PrepConfig, chest_wall_right: bool, shape: tuple[i
 
 
 GEOMETRIES = {
-    "crop+orient+resize": dict(),
-    "crop+orient+stretch": dict(keep_aspect=False),
-    "crop only": dict(orient=False, size=None),
-    "orient only": dict(crop_to_breast=False, size=None),
-    "resize only": dict(crop_to_breast=False, orient=False, size=160),
-    "stretch only": dict(crop_to_breast=False, orient=False, size=100, keep_aspect=False),
-    "crop+enlarge": dict(orient=False, size=400),
+    "crop+orient+resize": {},
+    "crop+orient+stretch": {"keep_aspect": False},
+    "crop only": {"orient": False, "size": None},
+    "orient only": {"crop_to_breast": False, "size": None},
+    "resize only": {"crop_to_breast": False, "orient": False, "size": 160},
+    "stretch only": {"crop_to_breast": False, "orient": False, "size": 100,
+                     "keep_aspect": False},
+    "crop+enlarge": {"orient": False, "size": 400},
 }
 
 

@@ -70,7 +70,7 @@ def test_kfold_properties(data: tuple, seed: int, k: int) -> None:
 
 def test_default_is_the_papers_75_25_and_seed_matters() -> None:
     labels, groups = _patients(100)
-    train, test = train_test_split(labels, groups)
+    _train, test = train_test_split(labels, groups)
     assert len(test) / len(labels) == pytest.approx(0.25, abs=0.03)
     other = train_test_split(labels, groups, seed=1)[1]
     assert not np.array_equal(test, other)
