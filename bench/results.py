@@ -188,15 +188,20 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _t_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the 95% t-interval (n >= 2)."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, std, T95.get(len(values) - 1, 1.96) * std / math.sqrt(len(values))
+
+
 def _interval(values: list[float]) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
-    mean = sum(values) / len(values)
     if len(values) < 2:
-        return f"{mean:.2f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    half = T95.get(len(values) - 1, 1.96) * std / math.sqrt(len(values))
+        return f"{values[0]:.2f}"
+    mean, std, half = _t_interval(values)
     return f"{mean:.2f} ± {std:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
 
 
@@ -343,6 +348,21 @@ def _best_section(document: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _paired_gain(result: dict[str, Any], default: dict[str, Any] | None, name: str) -> str:
+    """A variant's per-fold difference from the default on the same folds, mean and 95%
+    t-interval: the folds are shared, so the pairing removes most of the fold-to-fold spread
+    that makes two means with overlapping deviations hard to compare."""
+    if default is None:
+        return ""
+    base = {f["fold"]: f[name] for f in default["per_fold"]}
+    gains = [f[name] - base[f["fold"]] for f in result["folds"]
+             if f.get(name) is not None and base.get(f["fold"]) is not None]
+    if len(gains) < 2:
+        return ""
+    mean, std, half = _t_interval(gains)
+    return f"{mean:+.2f} (sd {std:.2f}) [{mean - half:+.2f}, {mean + half:+.2f}]"
+
+
 def _variants_section() -> list[str]:
     """Other configurations, each measured with ``python -m core cv ... --json`` saved as
     ``variants/<name>.json`` beside the command that made it (``<name>.cmd``)."""
@@ -350,17 +370,25 @@ def _variants_section() -> list[str]:
     documents = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not documents:
         return []
+    best_json = OUT / "best.json"
+    default = json.loads(best_json.read_text()) if best_json.is_file() else None
     lines = ["## Other configurations measured (same 5 patient-grouped folds)", "",
              ("Each row is one `python -m core cv` command (printed in the row) whose JSON "
               "output is kept in `bench/out/results/variants/`. Mean ± standard deviation over "
-              "the folds."), "",
-             "| command | macro-F1 | weighted F1 | accuracy | AUC abnormal | pointing |",
-             "|---|---|---|---|---|---|"]
+              "the folds. The last column pairs each fold with the same fold of section 3's "
+              "default run: the mean difference in abnormal vs normal AUC, its standard "
+              "deviation and 95% t-interval. An interval that holds 0 is no measured "
+              "difference."), "",
+             ("| command | macro-F1 | weighted F1 | accuracy | AUC abnormal | AUC malignant | "
+              "pointing | AUC abnormal minus the default's, paired by fold |"),
+             "|---|---|---|---|---|---|---|---|"]
     for path in documents:
         result = json.loads(path.read_text())
         command = path.with_suffix(".cmd").read_text().strip()
         cells = [_spread(result, name) for name in ("macro_f1", "weighted_f1", "accuracy",
-                                                    "auc_abnormal", "pointing_game")]
+                                                    "auc_abnormal", "auc_malignant",
+                                                    "pointing_game")]
+        cells.append(_paired_gain(result, default, "auc_abnormal"))
         lines.append(f"| `{command}` | {' | '.join(cells)} |")
     return [*lines, ""]
 
@@ -378,8 +406,9 @@ def _probe_section() -> list[str]:
              f"cells. Abnormal vs normal AUC {result['auc_abnormal']:.2f}, pointing game "
              f"{result['pointing_game']:.2f} (fold means). "
              + ("Frozen ImageNet cells barely tell a lesion from normal tissue, which bounds "
-                "every head trained on them: the encoder itself has to learn (fine-tuning), "
-                "at a cost this CPU could not pay in this round."
+                "every head trained on them, so the encoder itself has to learn: the table "
+                "above shows what fine-tuning its top on whole films and pretraining it on "
+                "lesion patches did."
                 if result["auc_abnormal"] < PROBE_WEAK_AUC else
                 "The frozen cells do carry lesion information.")), ""]
 
