@@ -81,16 +81,6 @@ def _form(base: TrainConfig) -> dict[str, Any]:
         values["l2_factor"] = a.number_input("L2 factor (x 1e-4)", 0.0, 1000.0, base.l2_factor)
         values["patience"] = b.number_input("Patience (0: never stop early)", 0, 1000,
                                             base.patience)
-        values["fine_tune_layers"] = c.number_input("Encoder layers to fine-tune", 0, 500,
-                                                    base.fine_tune_layers)
-        values["fine_tune_epochs"] = a.number_input("Fine-tuning epochs", 0, 1000,
-                                                    base.fine_tune_epochs)
-        values["patch_epochs"] = b.number_input(
-            "Patch pretraining epochs (0: none)", 0, 1000, base.patch_epochs,
-            help="first tune the encoder's top on patches of the located lesions and of "
-                 "normal tissue; needs films with lesion locations")
-        values["patch_layers"] = c.number_input("Encoder layers patch pretraining tunes", 0,
-                                                500, base.patch_layers)
         values["balance"] = a.selectbox("Class balance", list(BALANCING_LABELS),
                                         index=list(BALANCING_LABELS).index(base.balance),
                                         format_func=BALANCING_LABELS.get)
@@ -98,6 +88,19 @@ def _form(base: TrainConfig) -> dict[str, Any]:
                                 0, 100_000, base.augment_target or 0)
         values["augment_target"] = int(target) or None
         values["seed"] = c.number_input("Seed", 0, 2**31 - 1, base.seed)
+        st.markdown("**Training the encoder itself** (the default keeps it frozen)")
+        a, b, c, d = st.columns(4)
+        values["fine_tune_layers"] = a.number_input(
+            "Layers to fine-tune on films", 0, 500, base.fine_tune_layers,
+            help="after the decoder: unfreeze the encoder's top layers, train end to end")
+        values["fine_tune_epochs"] = b.number_input("Fine-tuning epochs", 0, 1000,
+                                                    base.fine_tune_epochs)
+        values["patch_layers"] = c.number_input(
+            "Layers to pretrain on patches", 0, 500, base.patch_layers,
+            help="before the decoder: tune the encoder's top on patches of the located "
+                 "lesions and of normal tissue; needs films with lesion locations")
+        values["patch_epochs"] = d.number_input("Patch epochs (0: none)", 0, 1000,
+                                                base.patch_epochs)
         sweep = st.checkbox("Sweep: one run per combination of the values below")
         grid_text = st.text_area("Sweep grid, one setting per line",
                                  "patience=5,10\nweight_lr_factor=1,10",
