@@ -183,7 +183,7 @@ def _pick_gallery(entries: list[dict[str, Any]], fold: int) -> list[dict[str, An
     return right + wrong
 
 
-# -- rendering --------------------------------------------------------------------------------------
+# -- rendering ---------------------------------------------------------------------------
 def _fmt(value: Any, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -348,18 +348,23 @@ def _best_section(document: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _paired_gain(result: dict[str, Any], default: dict[str, Any] | None, name: str) -> str:
-    """A variant's per-fold difference from the default on the same folds, mean and 95%
-    t-interval: the folds are shared, so the pairing removes most of the fold-to-fold spread
-    that makes two means with overlapping deviations hard to compare."""
+def _paired_gain(result: dict[str, Any], default: dict[str, Any] | None,
+                 name: str) -> tuple[float, float, float] | None:
+    """A variant's per-fold difference from the default on the same folds: mean, standard
+    deviation and 95% t half-width. The folds are shared, so the pairing removes most of the
+    fold-to-fold spread that makes two means with overlapping deviations hard to compare."""
     if default is None:
-        return ""
+        return None
     base = {f["fold"]: f[name] for f in default["per_fold"]}
     gains = [f[name] - base[f["fold"]] for f in result["folds"]
              if f.get(name) is not None and base.get(f["fold"]) is not None]
-    if len(gains) < 2:
+    return _t_interval(gains) if len(gains) >= 2 else None
+
+
+def _gain_text(gain: tuple[float, float, float] | None) -> str:
+    if gain is None:
         return ""
-    mean, std, half = _t_interval(gains)
+    mean, std, half = gain
     return f"{mean:+.2f} (sd {std:.2f}) [{mean - half:+.2f}, {mean + half:+.2f}]"
 
 
@@ -382,15 +387,24 @@ def _variants_section() -> list[str]:
              ("| command | macro-F1 | weighted F1 | accuracy | AUC abnormal | AUC malignant | "
               "pointing | AUC abnormal minus the default's, paired by fold |"),
              "|---|---|---|---|---|---|---|---|"]
+    better: list[str] = []
     for path in documents:
         result = json.loads(path.read_text())
         command = path.with_suffix(".cmd").read_text().strip()
         cells = [_spread(result, name) for name in ("macro_f1", "weighted_f1", "accuracy",
                                                     "auc_abnormal", "auc_malignant",
                                                     "pointing_game")]
-        cells.append(_paired_gain(result, default, "auc_abnormal"))
+        gain = _paired_gain(result, default, "auc_abnormal")
+        cells.append(_gain_text(gain))
         lines.append(f"| `{command}` | {' | '.join(cells)} |")
-    return [*lines, ""]
+        if gain is not None and gain[0] - gain[2] > 0:
+            better.append(f"`{path.stem}`")
+    verdict = (f"Measured better than the default (paired AUC interval above zero): "
+               f"{', '.join(better)}." if better else
+               "No variant's paired AUC interval lies above zero: none is measured better "
+               "than the default, which is why the default stays as it is (a variant with a higher "
+               "mean on these 5 folds is not evidence enough to ship it).")
+    return [*lines, "", verdict, ""]
 
 
 def _probe_section() -> list[str]:
