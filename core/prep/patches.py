@@ -86,8 +86,9 @@ def lesion_patches(images: np.ndarray, labels: np.ndarray, lesions: Sequence[np.
         raise BadConfigError("lesion_patches needs films (N, S, S) with one label and one "
                              "lesion array per film")
     if size < 8 or per_lesion < 1 or normal_per_film < 0:
-        raise BadConfigError(f"patch size must be at least 8 px and per_lesion at least 1, "
-                             f"got {size} and {per_lesion}")
+        raise BadConfigError(f"patches need a size of at least 8 px, per_lesion at least 1 "
+                             f"and normal_per_film at least 0, got {size}, {per_lesion} and "
+                             f"{normal_per_film}")
     rng = np.random.default_rng(seed)
     normals = normal_per_film if normal_label is not None else 0
     cut: list[np.ndarray] = []

@@ -2,7 +2,8 @@
 
 The path, in order: load the dataset; split it by patient (test held out, validation for
 early stopping); preprocess the films; grow the training classes by augmentation (or weight
-them); run the frozen encoder once per image through the feature cache; train the decoder
+them); optionally tune the encoder's top on lesion and normal-tissue patches
+(``core.train.patches``); run the frozen encoder once per image through the feature cache; train the decoder
 (attention model) or head (transfer model) on the cached features; optionally unfreeze the
 encoder's top and fine-tune end to end; save the whole film -> prediction model.
 
