@@ -3,9 +3,10 @@
 The path, in order: load the dataset; split it by patient (test held out, validation for
 early stopping); preprocess the films; grow the training classes by augmentation (or weight
 them); optionally tune the encoder's top on lesion and normal-tissue patches
-(``core.train.patches``); run the frozen encoder once per image through the feature cache; train the decoder
-(attention model) or head (transfer model) on the cached features; optionally unfreeze the
-encoder's top and fine-tune end to end; save the whole film -> prediction model.
+(``core.train.patches``); run the frozen encoder once per image through the feature cache;
+train the decoder (attention model) or head (transfer model) on the cached features;
+optionally unfreeze the encoder's top and fine-tune end to end; save the whole film ->
+prediction model.
 
 Every step reports to the run folder (``progress.jsonl``, ``history.csv``, the manifest), so
 the dashboard can follow a job and a killed job can be resumed from its last epoch.
