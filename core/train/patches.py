@@ -80,7 +80,11 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
     """
     saved = tuned_encoder_file(run)
     if saved.is_file():
-        backbone.model.load_weights(saved)
+        try:
+            backbone.model.load_weights(saved)
+        except Exception as error:  # noqa: BLE001 (Keras and h5py raise many types for a bad file)
+            raise BadConfigError(f"{saved}: unreadable tuned encoder weights "
+                                 f"({type(error).__name__}); start a new run instead") from None
         run.log("patches", loaded=saved.name)
         return False
     train = _patches(config, fit, classes, config.seed)

@@ -88,6 +88,7 @@ def test_transfer_model_with_factors_and_fine_tuning(synthetic_root: Path, tmp_p
 
 def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, synthetic_root: Path,
                                                      tmp_path: Path) -> None:
+    from core.errors import BadConfigError
     from core.models.backbones import build_backbone
     from core.train.patches import pretrain_on_patches, tuned_encoder_file
 
@@ -114,6 +115,9 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
     tuned = weighted[-1][1].get_weights()
     assert any(np.array_equal(w, tuned[0]) for w in model.get_weights())
     assert tuned_encoder_file(run).is_file()
+    tuned_encoder_file(run).write_bytes(b"not weights")  # a damaged run folder: one clear error
+    with pytest.raises(BadConfigError, match="unreadable tuned encoder weights"):
+        pretrain_on_patches(run, config, after, [], None, None)
 
 
 @pytest.mark.parametrize("labels", ["class", "lesion"])
