@@ -31,11 +31,40 @@ def test_requirements_pin_every_package() -> None:
                 assert "==" in line, f"{name}: {line} is not pinned"
 
 
-def test_results_document_is_what_the_saved_experiments_render() -> None:
-    """No figure in docs/RESULTS.md is typed by hand: it is the saved JSON, rendered."""
+def _results_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("results", REPO / "bench" / "results.py")
     results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results)
-    assert (REPO / "docs" / "RESULTS.md").read_text() == results.rendered()
+    return results
+
+
+def test_results_document_is_what_the_saved_experiments_render() -> None:
+    """No figure in docs/RESULTS.md is typed by hand: it is the saved JSON, rendered."""
+    assert (REPO / "docs" / "RESULTS.md").read_text() == _results_script().rendered()
+
+
+def test_repeated_commands_differ_from_the_first_only_by_their_seed() -> None:
+    """RESULTS.md says a seed's rerun is the same command with ``--seed N``; hold it to that."""
+    results = _results_script()
+    folders = results._seed_folders()
+    for seed, folder in folders.items():
+        for command in folder.glob("*.cmd") if seed else ():
+            first = (folders[0] / command.name).read_text().strip()
+            rerun = command.read_text().strip()
+            assert f" --seed {seed} " in rerun
+            assert rerun.replace(f" --seed {seed}", "") == first
+
+
+def test_pooled_gains_pair_folds_within_each_seed() -> None:
+    """Gains are taken fold by fold against the same seed's reference, then pooled."""
+    def cv(values: list[float]) -> dict:
+        return {"folds": [{"fold": i, "auc_abnormal": v} for i, v in enumerate(values)]}
+
+    pairs = [(cv([0.7, 0.8]), cv([0.6, 0.6])), (cv([0.5, 0.9]), cv([0.5, 0.7]))]
+    mean, std, half, n = _results_script().pooled_gains(pairs, "auc_abnormal")
+    assert n == 4
+    assert abs(mean - 0.125) < 1e-9  # gains 0.1, 0.2, 0.0, 0.2
+    assert abs(std - 0.0957427) < 1e-6
+    assert abs(half - 3.182446 * std / 2) < 1e-6
