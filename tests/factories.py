@@ -57,7 +57,7 @@ def dicom(
 #: (runs, pages, jobs), never of learning.
 TINY: dict[str, object] = {"backbone": "mobilenet_025", "weights": "none", "image_size": 64,
                            "epochs": 2, "batch_size": 16, "units": 16, "attention_units": 8,
-                           "patience": 0}
+                           "patience": 0, "patch_epochs": 0, "fine_tune_layers": 0}
 
 
 @contextmanager

@@ -57,6 +57,39 @@ def test_repeated_commands_differ_from_the_first_only_by_their_seed() -> None:
             assert rerun.replace(f" --seed {seed}", "") == first
 
 
+def _what_it_does(config) -> dict:
+    """A config's settings that change what a run does: where the data sits and which fold is
+    tested are the command's business, and a phase that is off has no settings that matter."""
+    settings = config.to_dict()
+    for name in ("root", "fold", "folds"):
+        del settings[name]
+    if not config.fine_tune_layers:
+        del settings["fine_tune_epochs"], settings["fine_tune_lr_scale"]
+    if not config.patch_epochs:
+        for name in ("patch_size", "patch_layers", "patches_per_lesion", "patch_labels"):
+            del settings[name]
+    return settings
+
+
+def test_every_saved_result_is_what_its_command_runs_today() -> None:
+    """The printed commands must still reproduce their figures after the defaults change:
+    each is parsed as the CLI would and compared with the settings the result was made with."""
+    import json
+
+    from core.cli import _train_config, build_parser
+    from core.train.config import TrainConfig
+
+    results = _results_script()
+    saved = [path for folder in results._seed_folders().values() for path in folder.glob("*.json")]
+    assert saved
+    for path in saved:
+        command = path.with_suffix(".cmd").read_text().split()
+        assert command[:4] == ["python", "-m", "core", "cv"], path
+        runs = _train_config(build_parser().parse_args(command[3:]))
+        made_with = TrainConfig.from_manifest(json.loads(path.read_text())["config"])
+        assert _what_it_does(runs) == _what_it_does(made_with), path
+
+
 def test_pooled_gains_pair_folds_within_each_seed() -> None:
     """Gains are taken fold by fold against the same seed's reference, then pooled."""
     def cv(values: list[float]) -> dict:

@@ -73,7 +73,7 @@ def run_settings(run: Run) -> RunSettings:
     file = run.path / MANIFEST
     manifest = read_manifest(run)
     try:
-        config = TrainConfig.from_dict(manifest["config"])
+        config = TrainConfig.from_manifest(manifest["config"])
         classes, synthetic = manifest["dataset"]["classes"], manifest["dataset"]["synthetic"]
     except KeyError as error:
         raise BadConfigError(f"{file}: no {error} (not a finished run)") from None

@@ -20,6 +20,10 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 BALANCING = ("augment", "class_weights", "none")
 CLASS_LOSSES = ("categorical", "mse")
 PATCH_LABELS = ("class", "lesion")
+#: Settings added after runs were first saved, with the value that says what those older runs
+#: did, whatever the default is now: a run saved before patch pretraining existed had none,
+#: and one saved before patch labels could be chosen labelled patches by class.
+ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,11 @@ class TrainConfig:
         if isinstance(values.get("augment"), dict):
             values["augment"] = AugmentConfig.from_dict(values["augment"])
         return cls(**values)
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config a run folder was trained with, also for runs saved by older versions."""
+        return cls.from_dict({**ABSENT_FROM_OLDER_RUNS, **data})
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed (what the CLI and sweeps build configs with)."""

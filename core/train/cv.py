@@ -50,4 +50,6 @@ def run_cv(base: TrainConfig, folds: int = 5, out_root: Path | None = None) -> d
             raise BadConfigError(f"fold {fold}: run {run.path} ended {run.manifest['status']}")
         results.append({"fold": fold, "run": str(run.path), **evaluate_run(run)})
         keras.backend.clear_session()  # each fold's graphs would otherwise pile up in memory
-    return {"folds": results, **summarise_folds(results)}
+    # The settings travel with the figures: a saved result then says what it measured even
+    # after the defaults have moved on.
+    return {"config": base.to_dict(), "folds": results, **summarise_folds(results)}

@@ -234,9 +234,12 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     data = _training_set(config, dataset, splits, run, warnings)
     backbone, encoder, key = encoder_for(config)
     if config.patch_epochs:
-        if pretrain_on_patches(run, config, backbone, list(dataset.classes), data.fit, data.val):
+        outcome = pretrain_on_patches(run, config, backbone, list(dataset.classes), data.fit,
+                                      data.val, warnings)
+        if outcome == "cancelled":
             return {"cancelled": True}
-        key = None  # a tuned encoder's features serve this run only: not worth caching
+        if outcome == "tuned":
+            key = None  # a tuned encoder's features serve this run only: not worth caching
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
     fit_features = _features(run, encoder, data.fit_images, key, "train")
@@ -387,7 +390,7 @@ def resume(run_path: str | Path) -> Run:
         raise BadConfigError(f"{run.path}: still training (process {run.manifest.get('pid')}); "
                              "resume it only once it has stopped")
     manifest = run.manifest
-    config = TrainConfig.from_dict(manifest["config"])
+    config = TrainConfig.from_manifest(manifest["config"])
     dataset, splits = _prepare(config)
     if _split_manifest(dataset, splits) != manifest["split"]:
         raise BadConfigError(f"{run.path}: the dataset changed since this run started "

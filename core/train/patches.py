@@ -19,6 +19,7 @@ not pretrain again.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import keras
 import numpy as np
@@ -37,6 +38,9 @@ from core.train.progress import RunProgress
 from core.train.runs import Run
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
+#: What pretraining did: tuned the encoder (or loaded a resumed run's tuning), found nothing
+#: to learn from, or was cancelled by the user.
+PatchOutcome = Literal["tuned", "skipped", "cancelled"]
 #: Normal-tissue patches per film: with 16 per lesion, about as many as lesion patches.
 NORMAL_PER_FILM = 6
 
@@ -45,9 +49,18 @@ def tuned_encoder_file(run: Run) -> Path:
     return run.path / ENCODER_WEIGHTS
 
 
+def _normal_label(config: TrainConfig, classes: list[str]) -> int | None:
+    """The class id normal-tissue patches carry. Lesion-vs-normal labels need no normal class
+    in the dataset (benign vs malignant films): tissue clear of every lesion is normal, so it
+    gets an id of its own past the dataset's classes."""
+    if NORMAL_CLASS in classes:
+        return classes.index(NORMAL_CLASS)
+    return len(classes) if config.patch_labels == "lesion" else None
+
+
 def _patches(config: TrainConfig, films: FilmArrays, classes: list[str], seed: int) -> Patches:
-    normal = classes.index(NORMAL_CLASS) if NORMAL_CLASS in classes else None
-    return lesion_patches(films.images, films.labels, films.lesions, normal, config.patch_size,
+    return lesion_patches(films.images, films.labels, films.lesions,
+                          _normal_label(config, classes), config.patch_size,
                           per_lesion=config.patches_per_lesion, normal_per_film=NORMAL_PER_FILM,
                           seed=seed)
 
@@ -73,10 +86,13 @@ def _patch_classifier(config: TrainConfig, backbone: Backbone,
 
 
 def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, classes: list[str],
-                        fit: FilmArrays, val: FilmArrays) -> bool:
-    """Tune ``backbone.model`` in place on lesion and normal patches; True if cancelled.
+                        fit: FilmArrays, val: FilmArrays, warnings: list[str]) -> PatchOutcome:
+    """Tune ``backbone.model`` in place on lesion and normal patches.
 
-    A run folder that already holds tuned weights (a resumed run) loads them instead.
+    A run folder that already holds tuned weights (a resumed run) loads them instead. Films
+    without a single located lesion (class folders, CBIS crops) leave nothing to learn from:
+    the encoder stays as it was and ``warnings`` says so, because patch pretraining is on by
+    default and such a dataset should still train.
     """
     saved = tuned_encoder_file(run)
     if saved.is_file():
@@ -86,12 +102,17 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
             raise BadConfigError(f"{saved}: unreadable tuned encoder weights "
                                  f"({type(error).__name__}); start a new run instead") from None
         run.log("patches", loaded=saved.name)
-        return False
+        return "tuned"
+    if not any(len(found) for found in fit.lesions):
+        warnings.append("patch pretraining skipped: no training film has a located lesion, "
+                        "so the encoder stays as loaded")
+        run.log("patches", skipped="no located lesions")
+        return "skipped"
     train = _patches(config, fit, classes, config.seed)
     held = _patches(config, val, classes, config.seed + 1)
     if config.patch_labels == "lesion":  # lesion or not: more examples per class
         names = ["lesion", NORMAL_CLASS]
-        normal = classes.index(NORMAL_CLASS) if NORMAL_CLASS in classes else -1
+        normal = _normal_label(config, classes)
         train = Patches(train.images, (train.labels == normal).astype(np.int64))
         held = Patches(held.images, (held.labels == normal).astype(np.int64))
     else:
@@ -100,8 +121,8 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
     if len(present) < 2:
         raise BadConfigError(
             f"patch pretraining needs patches of at least two classes, but the training films "
-            f"give only {', '.join(present) or 'none'}: it needs located lesions (and normal "
-            f"films); turn it off with patch_epochs 0"
+            f"give only {', '.join(present) or 'none'}; use lesion-vs-normal patch labels or "
+            f"turn it off with patch_epochs 0"
         )
     n_classes = len(names)
     counts = np.bincount(train.labels, minlength=n_classes)
@@ -122,8 +143,8 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
     model.fit(batches, validation_data=validation, epochs=config.patch_epochs,
               callbacks=callbacks, verbose=0)
     if progress.cancelled:
-        return True
+        return "cancelled"
     backbone.model.set_weights(tuned.get_weights())
     with atomic_path(saved) as tmp:
         backbone.model.save_weights(tmp)
-    return False
+    return "tuned"

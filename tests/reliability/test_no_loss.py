@@ -462,7 +462,8 @@ def test_the_cli_reports_a_runs_folder_it_cannot_make_in_one_line(
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     argv = ["train", "--dataset", "mias", "--root", str(synthetic_root), "--backbone",
-            "mobilenet_025", "--weights", "none", "--image-size", "64", "--json"]
+            "mobilenet_025", "--weights", "none", "--image-size", "64", "--patch-epochs", "0",
+            "--fine-tune-layers", "0", "--json"]
     capfd.readouterr()
     assert main([*argv, "--out", str(blocked / "runs")]) == 2
     stdout, stderr = capfd.readouterr()

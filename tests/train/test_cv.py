@@ -28,6 +28,7 @@ def test_folds_cover_every_film_once(synthetic_root: Path, tmp_path: Path) -> No
         assert fold["n"] == len(split["test"])
     assert sorted(tested) == sorted(f"mdb{i:03d}" for i in range(1, 29))
     assert set(result["mean"]) >= {"macro_f1", "auc_abnormal"} and result["std"]["macro_f1"] >= 0
+    assert TrainConfig.from_dict(result["config"]) == base  # what was measured, kept with it
 
 
 def test_summary_is_mean_and_sample_std() -> None:

@@ -94,7 +94,7 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
 
     # ImageNet weights: in a random-init network ReLU6 saturates and some gradients are zero.
     config = _tiny(synthetic_root, weights="imagenet", patch_epochs=2, patch_size=32,
-                   patch_layers=3, patches_per_lesion=4)
+                   patch_layers=3, patches_per_lesion=4, patch_labels="class")
     run = train(config, tmp_path / "runs")
     assert run.manifest["status"] == "done"
     phases = [e["phase"] for e in run.events() if e["event"] == "epoch"]
@@ -104,7 +104,7 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
 
     before = build_backbone("mobilenet_025", 64, "imagenet")
     after = build_backbone("mobilenet_025", 64, "none")
-    assert not pretrain_on_patches(run, config, after, [], None, None)  # a resume: loads them
+    assert pretrain_on_patches(run, config, after, [], None, None, []) == "tuned"  # resumed
     weighted = [(b, a) for b, a in zip(before.model.layers, after.model.layers) if b.weights
                 and not isinstance(b, keras.layers.BatchNormalization)]
     changed = [not all(np.array_equal(x, y) for x, y in zip(b.get_weights(), a.get_weights()))
@@ -117,26 +117,64 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
     assert tuned_encoder_file(run).is_file()
     tuned_encoder_file(run).write_bytes(b"not weights")  # a damaged run folder: one clear error
     with pytest.raises(BadConfigError, match="unreadable tuned encoder weights"):
-        pretrain_on_patches(run, config, after, [], None, None)
+        pretrain_on_patches(run, config, after, [], None, None, [])
+
+
+def _films(labels: list[int], lesions: list[np.ndarray]):
+    from core.train.data import FilmArrays
+
+    return FilmArrays([None] * len(labels), np.full((len(labels), 64, 64), 100, np.uint8),
+                      [None] * len(labels), lesions, np.array(labels))
 
 
 @pytest.mark.parametrize("labels", ["class", "lesion"])
-def test_patch_pretraining_without_located_lesions_says_so(labels: str, tmp_path: Path) -> None:
-    from core.errors import BadConfigError
+def test_patch_pretraining_without_located_lesions_is_skipped_and_said(labels: str,
+                                                                        tmp_path: Path) -> None:
+    """It is on by default, so films without lesion locations (class folders) still train,
+    with a warning in the run that the encoder was not tuned."""
     from core.models.backbones import build_backbone
-    from core.train.data import FilmArrays
     from core.train.patches import pretrain_on_patches
     from core.train.runs import create_run
 
-    classes = ["CIRC", "NORM"]
-    films = FilmArrays([None] * 2, np.full((2, 64, 64), 100, np.uint8), [None] * 2,
-                       [np.zeros((0, 3))] * 2, np.array([1, 1]))
+    films = _films([0, 1], [np.zeros((0, 3))] * 2)
     config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 32,
                                              "patch_labels": labels})
-    run = create_run("patches", {}, tmp_path)
-    with pytest.raises(BadConfigError, match="only NORM"):
-        pretrain_on_patches(run, config, build_backbone("mobilenet_025", 64, "none"), classes,
-                            films, films)
+    run, warnings = create_run("patches", {}, tmp_path), []
+    backbone = build_backbone("mobilenet_025", 64, "none")
+    before = backbone.model.get_weights()
+    outcome = pretrain_on_patches(run, config, backbone, ["CIRC", "NORM"], films, films,
+                                  warnings)
+    assert outcome == "skipped"
+    assert len(warnings) == 1 and "patch pretraining skipped" in warnings[0]
+    assert all(np.array_equal(a, b) for a, b in zip(before, backbone.model.get_weights()))
+
+
+def test_patch_pretraining_needs_two_kinds_of_patch(tmp_path: Path) -> None:
+    """Class labels on lesions of a single class, with no normal class, leave one kind."""
+    from core.errors import BadConfigError
+    from core.models.backbones import build_backbone
+    from core.train.patches import pretrain_on_patches
+    from core.train.runs import create_run
+
+    films = _films([0, 0], [np.array([[32.0, 32.0, 8.0]])] * 2)
+    config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 32,
+                                             "patch_labels": "class"})
+    with pytest.raises(BadConfigError, match="give only MALIGNANT"):
+        pretrain_on_patches(create_run("patches", {}, tmp_path), config,
+                            build_backbone("mobilenet_025", 64, "none"), ["MALIGNANT", "BENIGN"],
+                            films, films, [])
+
+
+def test_lesion_patches_need_no_normal_class() -> None:
+    """Benign vs malignant films: tissue clear of the lesions is the normal side."""
+    from core.train.patches import _patches
+
+    films = _films([0, 1], [np.array([[20.0, 20.0, 6.0]]), np.array([[44.0, 44.0, 6.0]])])
+    config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 16,
+                                             "patch_labels": "lesion"})
+    patches = _patches(config, films, ["BENIGN", "MALIGNANT"], seed=0)
+    assert set(patches.labels.tolist()) == {0, 1, 2}  # both lesion classes and normal tissue
+    assert (patches.labels == 2).sum() > 0
 
 
 def test_early_stopping_keeps_the_best_epoch(synthetic_root: Path, tmp_path: Path) -> None:
@@ -196,7 +234,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(synthetic_root: Path, tmp_p
 def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path: Path) -> None:
     argv = ["train", "--dataset", "mias", "--root", str(synthetic_root), "--out", str(tmp_path),
             "--model", "attention", "--backbone", "mobilenet_025", "--weights", "none",
-            "--image-size", "64", "--epochs", "1", "--cell", "gru", "--steps", "3", "--json"]
+            "--image-size", "64", "--patch-epochs", "0", "--fine-tune-layers", "0", "--epochs", "1",
+            "--cell", "gru", "--steps", "3", "--json"]
     result = subprocess.run([sys.executable, "-m", "core", *argv], cwd=REPO,
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -50,6 +50,7 @@ def test_cli_sweep_prints_a_list_of_rows(synthetic_root: Path, tmp_path: Path) -
     argv = [sys.executable, "-m", "core", "sweep", "--dataset", "mias", "--root",
             str(synthetic_root), "--out", str(tmp_path), "--model", "transfer",
             "--backbone", "mobilenet_025", "--weights", "none", "--image-size", "64",
+            "--patch-epochs", "0", "--fine-tune-layers", "0",
             "--epochs", "1", "--grid", "weight-lr-factor=1,10", "--grid", "patience=0",
             "--json"]
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600,

@@ -1,1 +1,1 @@
-python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --seed 1 --json
+python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --seed 1 --patch-epochs 0 --fine-tune-layers 0 --json

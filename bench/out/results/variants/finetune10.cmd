@@ -1,1 +1,1 @@
-python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --fine-tune-layers 10 --fine-tune-epochs 8 --json
+python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --patch-epochs 0 --fine-tune-layers 10 --fine-tune-epochs 8 --json

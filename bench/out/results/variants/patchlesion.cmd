@@ -1,1 +1,1 @@
-python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --patch-epochs 10 --patch-labels lesion --json
+python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --patch-epochs 10 --patch-labels lesion --fine-tune-layers 0 --json

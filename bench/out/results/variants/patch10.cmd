@@ -1,1 +1,0 @@
-python -m core cv --dataset mias --root ../shared/data/mias --folds 5 --patch-epochs 10 --json
