@@ -314,6 +314,22 @@ def _wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def _encoder_text(config: dict[str, Any]) -> str:
+    """How a configuration treats its encoder, in words, from its saved settings."""
+    text = f"{config['backbone']} ({config['weights']} weights) at {config['image_size']} px"
+    if config.get("patch_epochs"):
+        text += (f", its top {config['patch_layers']} layers pretrained for up to "
+                 f"{config['patch_epochs']} epochs on {config['patch_size']} px patches, "
+                 + ("lesion vs normal tissue" if config.get("patch_labels") == "lesion"
+                    else "labelled by the film's class"))
+    if config.get("fine_tune_layers"):
+        text += (f", then its top {config['fine_tune_layers']} layers fine-tuned on films for "
+                 f"{config['fine_tune_epochs']} epochs")
+    if not config.get("patch_epochs") and not config.get("fine_tune_layers"):
+        text += ", frozen"
+    return text
+
+
 def _best_section(document: dict[str, Any]) -> list[str]:
     folds = document["per_fold"]
     baseline = document["summary"]["baseline_majority_mean"]
@@ -323,6 +339,7 @@ def _best_section(document: dict[str, Any]) -> list[str]:
              "`python bench/results.py render`."), "",
              "Configuration: the shipped default (`python -m core train` with no options)"
              + (f", with {document['overrides']}" if document["overrides"] else "")
+             + f": {_encoder_text(document['config'])}"
              + f". {document['folds']} folds, each fold's test patients never seen in "
              f"training; {document['minutes']} min for all folds on this 2-core CPU. Figures: "
              "mean ± standard deviation over folds [95% t-interval of the mean].", "",
@@ -403,11 +420,11 @@ def _variants_section() -> list[str]:
         lines.append(f"| `{command}` | {' | '.join(cells)} |")
         if gain is not None and gain[0] - gain[2] > 0:
             better.append(f"`{path.stem}`")
-    verdict = (f"Measured better than the default (paired AUC interval above zero): "
-               f"{', '.join(better)}." if better else
+    verdict = (f"Measured better than the default on these folds (paired AUC interval above "
+               f"zero): {', '.join(better)}; the next section asks whether that holds on "
+               "other folds." if better else
                "No variant's paired AUC interval lies above zero: none is measured better "
-               "than the default, which is why the default stays as it is (a variant with a higher "
-               "mean on these 5 folds is not evidence enough to ship it).")
+               "than the default on these folds.")
     return [*lines, "", verdict, ""]
 
 
@@ -433,6 +450,19 @@ def pooled_gains(pairs: list[tuple[dict[str, Any], dict[str, Any]]],
         gains += [f[name] - base[f["fold"]] for f in candidate["folds"]
                   if f.get(name) is not None and base.get(f["fold"]) is not None]
     return (*_t_interval(gains), len(gains)) if len(gains) >= 2 else None
+
+
+def _shipped_note(folder: Path, stems: list[str]) -> str:
+    """Says which candidate section 3 measured as the shipped default, if one of them is."""
+    best_json = OUT / "best.json"
+    if not best_json.is_file():
+        return ""
+    shipped = _encoder_text(json.loads(best_json.read_text())["config"])
+    for stem in stems:
+        config = json.loads((folder / f"{stem}.json").read_text())["config"]
+        if _encoder_text(config) == shipped:
+            return ", which is now the shipped default (section 3)"
+    return ""
 
 
 def _repeats_section() -> list[str]:
@@ -470,12 +500,13 @@ def _repeats_section() -> list[str]:
         lines.append(f"| `{stem}` | {n} | {' | '.join(cells)} | {per_seed} |")
         auc = pooled_gains(pairs, "auc_abnormal")
         if auc is not None and auc[0] - auc[2] > 0:
-            verdicts.append(f"`{stem}`")
+            verdicts.append(stem)
     rule = ("The rule for the shipped default: a configuration replaces the frozen reference "
             "only if its pooled paired gain in abnormal vs normal AUC has a 95% interval above "
             "zero. ")
     verdict = (f"Measured better than the frozen reference by that rule: "
-               f"{', '.join(verdicts)}." if verdicts else
+               f"{', '.join(f'`{stem}`' for stem in verdicts)}"
+               f"{_shipped_note(folders[0], verdicts)}." if verdicts else
                "No candidate meets it, so the frozen reference stays the default.")
     return [*lines, "", rule + verdict, ""]
 
@@ -487,7 +518,7 @@ def _probe_section() -> list[str]:
     result = json.loads(probe.read_text())
     return ["## What the frozen encoder sees: a linear probe of its cells", "",
             "Command: `python bench/probe_patches.py`.", "",
-            (f"On each fold, a logistic regression on the default encoder's {result['size']} px "
+            (f"On each fold, a logistic regression on the frozen encoder's {result['size']} px "
              "feature cells (MobileNetV2, ImageNet, stride 16) learns lesion cells against "
              "normal breast tissue; a test film scores the mean of its three most lesion-like "
              f"cells. Abnormal vs normal AUC {result['auc_abnormal']:.2f}, pointing game "

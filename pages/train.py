@@ -88,7 +88,8 @@ def _form(base: TrainConfig) -> dict[str, Any]:
                                 0, 100_000, base.augment_target or 0)
         values["augment_target"] = int(target) or None
         values["seed"] = c.number_input("Seed", 0, 2**31 - 1, base.seed)
-        st.markdown("**Training the encoder itself** (the default keeps it frozen)")
+        st.markdown("**Training the encoder itself** (the default pretrains its top on lesion "
+                    "and normal-tissue patches, then fine-tunes it on films)")
         a, b, c, d = st.columns(4)
         values["fine_tune_layers"] = a.number_input(
             "Layers to fine-tune on films", 0, 500, base.fine_tune_layers,

@@ -12,6 +12,7 @@ from core import backend
 from core.train.config import TrainConfig
 from core.train.fit import train
 from core.train.runs import WEIGHTS
+from factories import TINY
 
 
 def test_cpu_machine_gets_float32_and_no_distribution() -> None:
@@ -24,8 +25,7 @@ def test_cpu_machine_gets_float32_and_no_distribution() -> None:
 
 def test_same_seed_same_model(synthetic_root: Path, tmp_path: Path) -> None:
     config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
-        backbone="mobilenet_025", weights="none", image_size=64, epochs=2, batch_size=16,
-        units=16, attention_units=8, patience=0, seed=7)
+        **TINY, seed=7)
     first, second = train(config, tmp_path), train(config, tmp_path)
     assert first.path != second.path
     assert first.manifest["val"] == second.manifest["val"]

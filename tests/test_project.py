@@ -90,6 +90,19 @@ def test_every_saved_result_is_what_its_command_runs_today() -> None:
         assert _what_it_does(runs) == _what_it_does(made_with), path
 
 
+def test_the_shipped_default_is_what_results_measured_as_ours() -> None:
+    """Section 3 of RESULTS.md reports `train` with no options: if the defaults change, the
+    figures must be measured again (``python bench/results.py best``) before they ship."""
+    import json
+
+    from core.train.config import TrainConfig
+
+    best = json.loads((REPO / "bench" / "out" / "results" / "best.json").read_text())
+    assert best["overrides"] == {}
+    assert (_what_it_does(TrainConfig.from_manifest(best["config"]))
+            == _what_it_does(TrainConfig(dataset="mias")))
+
+
 def test_pooled_gains_pair_folds_within_each_seed() -> None:
     """Gains are taken fold by fold against the same seed's reference, then pooled."""
     def cv(values: list[float]) -> dict:

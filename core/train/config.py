@@ -80,14 +80,14 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 32
     patience: int = 8
-    fine_tune_layers: int = 0
-    fine_tune_epochs: int = 5
+    fine_tune_layers: int = 10
+    fine_tune_epochs: int = 8
     fine_tune_lr_scale: float = 0.1
-    patch_epochs: int = 0
+    patch_epochs: int = 10
     patch_size: int = 96
     patch_layers: int = 10
     patches_per_lesion: int = 16
-    patch_labels: str = "class"
+    patch_labels: str = "lesion"
     # data handling
     balance: str = "class_weights"  # as good as augmenting to balance, in half the time
     augment_target: int | None = None
@@ -127,7 +127,8 @@ class TrainConfig:
                                  "and 0 <= fold < folds (or folds 0 for a plain split)")
         if self.patch_epochs and self.patch_size > self.image_size:
             raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
-                                 f"({self.image_size} px)")
+                                 f"({self.image_size} px): use a larger input, smaller "
+                                 "patches or patch_epochs 0")
         if not 0 < self.test_size < 1 or not 0 < self.val_fraction < 1:
             raise BadConfigError("test_size and val_fraction must lie between 0 and 1")
         if self.prep.size != self.image_size:  # one source of truth for the input size
@@ -152,6 +153,8 @@ class TrainConfig:
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> TrainConfig:
         """The config a run folder was trained with, also for runs saved by older versions."""
+        if not isinstance(data, dict):  # a damaged manifest: from_dict names the fault
+            return cls.from_dict(data)
         return cls.from_dict({**ABSENT_FROM_OLDER_RUNS, **data})
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:

@@ -2,11 +2,12 @@
 
 The path, in order: load the dataset; split it by patient (test held out, validation for
 early stopping); preprocess the films; grow the training classes by augmentation (or weight
-them); optionally tune the encoder's top on lesion and normal-tissue patches
-(``core.train.patches``); run the frozen encoder once per image through the feature cache;
-train the decoder (attention model) or head (transfer model) on the cached features;
-optionally unfreeze the encoder's top and fine-tune end to end; save the whole film ->
-prediction model.
+them); tune the encoder's top on lesion and normal-tissue patches (``core.train.patches``);
+run the encoder, now frozen, once per image (through the feature cache when it was not
+tuned); train the decoder (attention model) or head (transfer model) on those features;
+unfreeze the encoder's top and fine-tune end to end; save the whole film -> prediction
+model. Both encoder phases are on by default, since together they measured best
+(docs/RESULTS.md), and each can be turned off.
 
 Every step reports to the run folder (``progress.jsonl``, ``history.csv``, the manifest), so
 the dashboard can follow a job and a killed job can be resumed from its last epoch.

@@ -19,7 +19,8 @@ from factories import wait_for
 from ui.state import ActiveDataset
 
 TINY_FORM = {"Backbone": "mobilenet_025", "Weights": "none", "Input size (px)": 64,
-             "Batch size": 16, "Patience (0: never stop early)": 0}
+             "Batch size": 16, "Patience (0: never stop early)": 0,
+             "Layers to fine-tune on films": 0, "Patch epochs (0: none)": 0}
 
 
 @pytest.fixture

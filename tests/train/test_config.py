@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import BadConfigError
 from core.train.config import TrainConfig
 from core.train.presets import PRESETS
 from factories import TINY
@@ -30,3 +31,10 @@ def test_a_saved_run_keeps_its_own_settings() -> None:
 def test_papers_and_demo_keep_the_encoder_fixed(name: str) -> None:
     config = PRESETS[name].config(dataset="mias", root="films")
     assert (config.patch_epochs, config.fine_tune_layers) == (0, 0)
+
+
+def test_films_smaller_than_the_default_patches_say_how_to_train() -> None:
+    with pytest.raises(BadConfigError, match="larger than the films .64 px.: use a larger "
+                                             "input, smaller patches or patch_epochs 0"):
+        TrainConfig(image_size=64)
+    assert TrainConfig(image_size=64, patch_epochs=0).patch_epochs == 0

@@ -42,7 +42,8 @@ CLASSES = ("BENIGN", "MALIGNANT")
 def _run(root: Path, name: str, synthetic: bool = False, pid: int | None = None,
          status: str = "done", **config: object) -> Run:
     settings = TrainConfig(dataset="mias", root="/films", model="transfer",
-                           backbone="alexnet", weights="none", image_size=64, epochs=3)
+                           backbone="alexnet", weights="none", image_size=64, epochs=3,
+                           patch_epochs=0)
     run = create_run(name, {"config": settings.with_overrides(**config).to_dict(),
                             "dataset": {"name": "cbis", "root": "/films",
                                         "synthetic": synthetic, "classes": list(CLASSES),
