@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.errors import MammoError
 from core.models.backbones import imagenet_installed, list_backbones
-from core.train.config import CELLS, MODELS, OPTIMIZERS, TrainConfig
+from core.train.config import CELLS, MODELS, OPTIMIZERS, PATCH_LABELS, TrainConfig
 from core.train.jobs import submit
 from core.train.presets import PRESETS
 from core.train.sweep import parse_grid
@@ -23,6 +23,7 @@ enter_through_app()
 
 BALANCING_LABELS = {"augment": "augment to balance", "class_weights": "class weights",
                     "none": "none"}
+PATCH_LABEL_NAMES = {"lesion": "lesion vs normal", "class": "the film's class"}
 
 st.title("Train")
 if flash := st.session_state.pop("train_flash", None):
@@ -90,18 +91,22 @@ def _form(base: TrainConfig) -> dict[str, Any]:
         values["seed"] = c.number_input("Seed", 0, 2**31 - 1, base.seed)
         st.markdown("**Training the encoder itself** (the default pretrains its top on lesion "
                     "and normal-tissue patches, then fine-tunes it on films)")
-        a, b, c, d = st.columns(4)
-        values["fine_tune_layers"] = a.number_input(
-            "Layers to fine-tune on films", 0, 500, base.fine_tune_layers,
-            help="after the decoder: unfreeze the encoder's top layers, train end to end")
-        values["fine_tune_epochs"] = b.number_input("Fine-tuning epochs", 0, 1000,
-                                                    base.fine_tune_epochs)
-        values["patch_layers"] = c.number_input(
-            "Layers to pretrain on patches", 0, 500, base.patch_layers,
+        a, b, c, d, e = st.columns(5)  # in the order they train
+        values["patch_epochs"] = a.number_input(
+            "Patch epochs (0: none)", 0, 1000, base.patch_epochs,
             help="before the decoder: tune the encoder's top on patches of the located "
-                 "lesions and of normal tissue; needs films with lesion locations")
-        values["patch_epochs"] = d.number_input("Patch epochs (0: none)", 0, 1000,
-                                                base.patch_epochs)
+                 "lesions and of normal tissue (films without lesion locations skip it, "
+                 "with a warning)")
+        values["patch_layers"] = b.number_input("Patch layers", 0, 500, base.patch_layers)
+        values["patch_labels"] = c.selectbox("Patch labels", list(PATCH_LABELS),
+                                             index=list(PATCH_LABELS).index(base.patch_labels),
+                                             format_func=PATCH_LABEL_NAMES.get)
+        values["fine_tune_layers"] = d.number_input(
+            "Fine-tune layers", 0, 500, base.fine_tune_layers,
+            help="after the decoder: unfreeze the encoder's top layers and train end to end "
+                 "on films (0: none)")
+        values["fine_tune_epochs"] = e.number_input("Fine-tune epochs", 0, 1000,
+                                                    base.fine_tune_epochs)
         sweep = st.checkbox("Sweep: one run per combination of the values below")
         grid_text = st.text_area("Sweep grid, one setting per line",
                                  "patience=5,10\nweight_lr_factor=1,10",

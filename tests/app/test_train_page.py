@@ -20,7 +20,7 @@ from ui.state import ActiveDataset
 
 TINY_FORM = {"Backbone": "mobilenet_025", "Weights": "none", "Input size (px)": 64,
              "Batch size": 16, "Patience (0: never stop early)": 0,
-             "Layers to fine-tune on films": 0, "Patch epochs (0: none)": 0}
+             "Fine-tune layers": 0, "Patch epochs (0: none)": 0}
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_short_training_from_the_form_runs_to_the_end(runs: Path,
                                                         synthetic_root: Path) -> None:
     app = _session(synthetic_root)
     assert "SYNTHETIC" in app.warning[0].value
-    _fill(app, **TINY_FORM, Epochs=2)
+    _fill(app, **TINY_FORM, Epochs=2, **{"Patch labels": "class"})
     app.button[-1].click().run()  # the form's submit button comes last
     assert not app.exception
     assert "Queued" in app.success[0].value
@@ -75,6 +75,7 @@ def test_a_short_training_from_the_form_runs_to_the_end(runs: Path,
     assert job.state == "done", job.error
     manifest = open_run(job.runs[0]).manifest
     assert (manifest["config"]["epochs"], manifest["config"]["backbone"]) == (2, "mobilenet_025")
+    assert manifest["config"]["patch_labels"] == "class"  # every encoder knob reaches the job
 
     app.run()
     assert "No training is running" in _text(app)
