@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import MammoError
+from core.evaluate.charts import training_curves
 from core.train.follow import follow
 from core.train.jobs import Job, active_jobs, cancel, list_jobs
 from ui.state import runs_root, set_active_run, show_error
@@ -68,15 +68,8 @@ def _running(job: Job, key: str) -> None:
             st.caption(f"run {len(job.runs)} of this sweep: {run.name}")
         else:
             st.caption(f"run folder: {run.name}")
-        if progress.curves:
-            curves = pd.DataFrame(progress.curves).set_index("epoch")
-            losses = [c for c in curves.columns if c.endswith("loss")]
-            scores = [c for c in curves.columns if c.endswith("accuracy")]
-            left, right = st.columns(2)
-            if losses:
-                left.line_chart(curves[losses], x_label="epoch", y_label="loss")
-            if scores:
-                right.line_chart(curves[scores], x_label="epoch", y_label="accuracy")
+        if progress.curves:  # epochs counted across phases (patches, head, fine-tuning)
+            st.plotly_chart(training_curves(progress.curves), key=f"{key}-curves-{job.id}")
     if job.cancel:
         st.caption("Cancelling: training stops after the current batch.")
     elif st.button("Cancel this training", key=f"{key}-cancel-{job.id}",

@@ -81,6 +81,8 @@ def _apply_epoch(progress: Progress, event: dict[str, Any]) -> None:
     if event["event"] == "batch":
         progress.detail += f", batch {event.get('batch')} of {event.get('steps')}"
     progress.eta_s = event.get("eta_s")
-    if event["event"] == "epoch":
+    if event["event"] == "epoch":  # a resumed phase redoes epochs: its rows replace theirs
+        progress.curves = [row for row in progress.curves
+                           if not (row["phase"] == event.get("phase") and row["epoch"] >= epoch)]
         progress.curves.append({"phase": event.get("phase"), "epoch": epoch,
                                 **{k: v for k, v in event.items() if k not in _CURVE_SKIP}})

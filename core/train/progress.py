@@ -143,9 +143,12 @@ class RunProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = _floats(logs)
         self._append_history(epoch, values)
-        self._save_checkpoint(epoch)
+        # Logged before the checkpoint names this epoch, so a kill in between leaves the
+        # epoch logged twice (the resumed run redoes it; readers keep the last) and never
+        # leaves a checkpointed epoch missing from the log.
         self.run.log("epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs,
                      eta_s=self._eta(epoch, self._steps - 1), **values)
+        self._save_checkpoint(epoch)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.run.log("phase_end", phase=self.phase, cancelled=self.cancelled)

@@ -6,6 +6,7 @@ job is trained by the real worker process, as in use.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,10 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
         assert "Running:" in _text(session)
         assert len(session.get("progress")) == 1
         assert "epoch" in session.get("progress")[0].proto.text
+        # the live curves, epochs counted across phases (an epoch is logged before its
+        # checkpoint, so the one awaited above is drawn)
+        traces = json.loads(session.get("plotly_chart")[0].proto.spec)["data"]
+        assert "loss (train)" in {trace["name"] for trace in traces}
     assert len(list_jobs(runs)) == 1
 
     cancel = [b for b in second.button if b.label == "Cancel this training"]

@@ -51,6 +51,18 @@ def test_a_half_written_last_line_does_not_break_the_follower(tmp_path: Path) ->
     assert len(follow(run).curves) == 1
 
 
+def test_epochs_a_resumed_phase_redoes_replace_their_first_rows(tmp_path: Path) -> None:
+    run = create_run("follow", {}, tmp_path)
+    for epoch in (1, 2, 3):  # killed after logging epoch 3, before its checkpoint
+        run.log("epoch", phase="head", epoch=epoch, epochs=4, loss=1.0)
+    run.log("epoch", phase="finetune", epoch=1, epochs=2, loss=0.5)
+    for epoch in (3, 4):  # the resumed run redoes epoch 3 from epoch 2's checkpoint
+        run.log("epoch", phase="head", epoch=epoch, epochs=4, loss=0.1)
+    rows = [(row["phase"], row["epoch"], row["loss"]) for row in follow(run).curves]
+    assert rows == [("head", 1, 1.0), ("head", 2, 1.0), ("finetune", 1, 0.5),
+                    ("head", 3, 0.1), ("head", 4, 0.1)]
+
+
 def test_every_preset_is_a_valid_config() -> None:
     for preset in PRESETS.values():
         config = preset.config(dataset="mias", root="/films")
