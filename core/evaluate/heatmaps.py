@@ -31,6 +31,7 @@ from keras import ops
 from core import backend
 from core.errors import BadConfigError
 from core.models.attention import attention_maps
+from core.models.cut import compose, split_at
 from core.prep.geometry import Transform
 
 FILM_RANGE = (0.0, 255.0)
@@ -159,24 +160,13 @@ def _cut(model: keras.Model, layer: str | None) -> _Graph:
     if layer is None or layer == encoder.name:
         front, back = [encoder], []
     else:
-        front, back = _split(encoder, layer)
+        front, back = split_at(encoder, layer)
     shape = tuple(front[-1].outputs[0].shape)  # the last front piece is always a Model
     if len(shape) != 4 or None in shape[1:]:
         raise BadConfigError(f"layer {layer or encoder.name!r} gives {shape}, not a fixed "
                              "(rows, cols, channels) map that Grad-CAM can weigh")
-    return _Graph(_compose(front, encoder.inputs[0].shape[1:], f"{model.name}_activations"),
-                  _compose([*back, *_scores(head)], shape[1:], f"{model.name}_class_scores"))
-
-
-def _compose(pieces: list[Any], input_shape: tuple[int, ...], name: str) -> keras.Model:
-    """One model applying Keras callables in turn (the single piece itself when it is one)."""
-    if len(pieces) == 1 and isinstance(pieces[0], keras.Model):
-        return pieces[0]
-    inputs = keras.Input(shape=tuple(input_shape))
-    x = inputs
-    for piece in pieces:
-        x = piece(x)
-    return keras.Model(inputs, x, name=name)
+    return _Graph(compose(front, encoder.inputs[0].shape[1:], f"{model.name}_activations"),
+                  compose([*back, *_scores(head)], shape[1:], f"{model.name}_class_scores"))
 
 
 def _encoder_and_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
@@ -223,56 +213,6 @@ def _scores(head: keras.Model) -> list[Any]:
         return [keras.Model(head.inputs, last.input, name=f"{head.name}_scores")]
     raise BadConfigError(f"head {head.name!r}: cannot find the class scores before the softmax "
                          f"(its class output comes from {getattr(last, 'name', None)!r})")
-
-
-def _split(container: keras.Model, name: str) -> tuple[list[Any], list[Any]]:
-    """Keras callables before and after layer ``name`` somewhere inside ``container``.
-
-    Where the layer is one of the container's own, Keras cuts the graph at its output (and
-    refuses when a skip connection goes around it). Where it is inside a nested model, the
-    container must pass one tensor from layer to layer, as ``film_encoder`` does
-    (``FilmToBackbone`` then the backbone): a model with one input and one output whose
-    layers each take one tensor is a chain, since every layer lies on the one path to the
-    output, so its layers can be applied in order.
-    """
-    layers = [lay for lay in container.layers if not isinstance(lay, keras.layers.InputLayer)]
-    for layer in layers:
-        if layer.name != name:
-            continue
-        if layer.output is container.outputs[0]:
-            return [container], []
-        try:
-            front = keras.Model(container.inputs, layer.output)
-            back = keras.Model(layer.output, container.outputs)
-        except ValueError as error:
-            raise BadConfigError(f"cannot cut {container.name!r} at {name!r}: another path "
-                                 "(a skip connection) goes around it; choose a layer "
-                                 "between blocks") from error
-        return [front], [back]
-    for index, child in enumerate(layers):
-        if isinstance(child, keras.Model) and _contains(child, name):
-            if not _is_chain(container, layers):
-                raise BadConfigError(f"cannot reach {name!r}: {container.name!r} is not a "
-                                     "chain of single-input layers")
-            front, back = _split(child, name)
-            return [*layers[:index], *front], [*back, *layers[index + 1:]]
-    raise BadConfigError(f"no layer {name!r} in the encoder")
-
-
-def _contains(model: keras.Model, name: str) -> bool:
-    return any(lay.name == name or (isinstance(lay, keras.Model) and _contains(lay, name))
-               for lay in model.layers)
-
-
-def _is_chain(container: keras.Model, layers: list[Any]) -> bool:
-    def single(layer: Any) -> bool:
-        if isinstance(layer, keras.Model):
-            return len(layer.inputs) == 1 and len(layer.outputs) == 1
-        return isinstance(layer.input, keras.KerasTensor) and \
-            isinstance(layer.output, keras.KerasTensor)
-
-    return len(container.inputs) == 1 and len(container.outputs) == 1 and \
-        all(single(layer) for layer in layers)
 
 
 # -- checks ---------------------------------------------------------------------------------------

@@ -79,10 +79,12 @@ def head_factors(weight_factor: float, bias_factor: float, head_name: str = "hea
     return {f"{prefix}/kernel": float(weight_factor), f"{prefix}/bias": float(bias_factor)}
 
 
-def _leaves(model: keras.Model) -> Iterator[keras.layers.Layer]:
+def leaves(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    """The model's layers in order, nested models walked through (their own layers count,
+    not the containers: trainability and cuts are decided layer by layer)."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _leaves(layer)
+            yield from leaves(layer)
         else:
             yield layer
 
@@ -104,14 +106,14 @@ def unfreeze_top(encoder: keras.Model, n_layers: int | None = None,
     """
     if (n_layers is None) == (from_layer is None):
         raise BadConfigError("give exactly one of n_layers and from_layer")
-    leaves = list(_leaves(encoder))
-    weighted = [layer for layer in leaves if layer.weights
+    all_leaves = list(leaves(encoder))
+    weighted = [layer for layer in all_leaves if layer.weights
                 and not isinstance(layer, keras.layers.BatchNormalization)]
     if from_layer is not None:
-        names = [layer.name for layer in leaves]
+        names = [layer.name for layer in all_leaves]
         if from_layer not in names:
             raise BadConfigError(f"encoder {encoder.name!r} has no layer {from_layer!r}")
-        above = {id(layer) for layer in leaves[names.index(from_layer):]}
+        above = {id(layer) for layer in all_leaves[names.index(from_layer):]}
         chosen = [layer for layer in weighted if id(layer) in above]
     else:
         if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) \
@@ -120,7 +122,7 @@ def unfreeze_top(encoder: keras.Model, n_layers: int | None = None,
                                  f"(the encoder's layers with weights), got {n_layers!r}")
         chosen = weighted[len(weighted) - int(n_layers):]
     encoder.trainable = True  # containers must be trainable for their leaves to count
-    for layer in leaves:
+    for layer in all_leaves:
         layer.trainable = False
     for layer in chosen:
         layer.trainable = True

@@ -82,12 +82,14 @@ def _load(path: Path) -> np.ndarray | None:
 def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
                     key: str | None,
                     cache_dir: Path | None = None, batch_size: int = 16,
-                    on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+                    on_batch: Callable[[int, int], None] | None = None,
+                    dtype: type[np.floating] = np.float16) -> np.ndarray:
     """Features for every image (uint8, N x H x W), computing only those not yet cached.
 
-    ``encode`` maps a uint8 batch to a float feature batch. Features are stored as float16:
+    ``encode`` maps a uint8 batch to a float feature batch. Features are kept as float16:
     half the disk and memory, and far more precision than a frozen ImageNet encoder's
-    features carry. The result is filled in place, so memory holds it once, plus a batch.
+    features carry (``dtype`` float32 is for inputs of further training, which should not
+    differ from what the layers would compute). The result is filled in place, so memory holds it once, plus a batch.
     ``on_batch(done, total)`` reports progress. ``key=None`` computes without the cache: for
     an encoder tuned within one run, whose features no other run will ask for.
     """
@@ -104,28 +106,29 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
         if cached is None:
             todo.append(index)
             continue
-        output = _allocate(output, len(images), cached)
+        output = _allocate(output, len(images), cached, dtype)
         output[index] = cached
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
-        batch = np.asarray(encode(images[chunk]), dtype=np.float16)
-        output = _allocate(output, len(images), batch[0])
+        batch = np.asarray(encode(images[chunk]), dtype=dtype)
+        output = _allocate(output, len(images), batch[0], dtype)
         for index, features in zip(chunk, batch):
             output[index] = features
             writable = writable and _save(folder / f"{keys[index]}.npy", features)
         if on_batch:
             on_batch(min(start + batch_size, len(todo)), len(todo))
     if output is None:  # no images at all
-        return np.zeros((0,), np.float16)
+        return np.zeros((0,), dtype)
     for index, image_key in enumerate(keys):  # repeated images share their first's features
         if first_of[image_key] != index:
             output[index] = output[first_of[image_key]]
     return output
 
 
-def _allocate(output: np.ndarray | None, count: int, example: np.ndarray) -> np.ndarray:
+def _allocate(output: np.ndarray | None, count: int, example: np.ndarray,
+              dtype: type[np.floating]) -> np.ndarray:
     if output is None:
-        output = np.empty((count, *example.shape), np.float16)
+        output = np.empty((count, *example.shape), dtype)
     elif output.shape[1:] != example.shape:
         raise ValueError(f"cached features of shape {example.shape} do not match "
                          f"{output.shape[1:]}: the cache key misses a setting")

@@ -41,6 +41,7 @@ from core.models.attention import (
     lesion_target,
 )
 from core.models.backbones import Backbone, build_backbone, film_encoder
+from core.models.cut import frozen_bottom
 from core.models.optimizers import make_optimizer
 from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
 from core.prep.augment import balance
@@ -201,7 +202,7 @@ ENCODE_BATCH = 8
 
 
 def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str | None,
-              part: str) -> np.ndarray:
+              part: str, dtype: type[np.floating] = np.float16) -> np.ndarray:
     started = time.time()
 
     def encode(batch: np.ndarray) -> np.ndarray:
@@ -215,7 +216,8 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str 
         if cancel_requested(run):  # the feature pass of a big set takes minutes: listen here too
             raise TrainingCancelled(f"{run.path}: cancelled while encoding films")
 
-    features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report)
+    features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report,
+                               dtype=dtype)
     # Also when every film came from the cache, so a follower always sees the step end.
     run.log("features", part=part, films=len(images), elapsed_s=round(time.time() - started, 2))
     return features
@@ -243,35 +245,24 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
             key = None  # a tuned encoder's features serve this run only: not worth caching
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
-    fit_features = _features(run, encoder, data.fit_images, key, "train")
-    val_features = _features(run, encoder, data.val.images, key, "val")
     y_fit = _targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
     y_val = _targets(config, data.val.labels, data.val.lesions, n_classes, grid)
     weights = (class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
                else None)
 
     state = checkpoint_state(run)
-    with backend.distribution_scope():
-        if state and state["phase"] == "head":
-            head = _load_checkpoint(run)
-            first_epoch = int(state["epoch"])
-            run.log("resume", phase="head", epoch=first_epoch)
-        else:
-            head = _head(config, feature_shape, n_classes)
-            _compile(head, config, config.learning_rate)
-            first_epoch = 0
     cancelled = False
-    if not (state and state["phase"] == "fine-tune"):
-        batches = Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
-        val_batches = Batches(val_features, y_val, config.batch_size)
-        progress = _fit_phase(run, head, config, "head", config.epochs, batches, val_batches,
-                              first_epoch)
-        cancelled = progress.cancelled
+    if state and state["phase"] == "fine-tune":  # the head was trained before the stop
+        with backend.distribution_scope():
+            head = _head(config, feature_shape, n_classes)
+    else:
+        head, cancelled = _train_head(run, config, encoder, key, data, y_fit, y_val, weights,
+                                      state)
     model = attach_encoder(encoder, head, name=f"{config.model}_{config.backbone}")
 
     if config.fine_tune_layers and not cancelled:
-        model, cancelled = _fine_tune(run, config, model, encoder, data, y_fit, y_val, weights,
-                                      state)
+        cancelled = _fine_tune(run, config, model, encoder, head, data, y_fit, y_val, weights,
+                               state)
     if cancelled:
         return {"cancelled": True}
     _save(run, model)
@@ -283,25 +274,73 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
             "backbone_weights": backbone.weights}
 
 
+def _train_head(run: Run, config: TrainConfig, encoder: keras.Model, key: str | None,
+                data: TrainingSet, y_fit: Any, y_val: Any, weights: np.ndarray | None,
+                state: dict[str, Any] | None) -> tuple[keras.Model, bool]:
+    """Phase 1: the decoder (or head) on the frozen encoder's features, computed once per
+    film; returns it and whether it was cancelled."""
+    fit_features = _features(run, encoder, data.fit_images, key, "train")
+    val_features = _features(run, encoder, data.val.images, key, "val")
+    with backend.distribution_scope():
+        if state and state["phase"] == "head":
+            head = _load_checkpoint(run)
+            first_epoch = int(state["epoch"])
+            run.log("resume", phase="head", epoch=first_epoch)
+        else:
+            head = _head(config, tuple(fit_features.shape[1:]), len(data.counts_before))
+            _compile(head, config, config.learning_rate)
+            first_epoch = 0
+    batches = Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
+    val_batches = Batches(val_features, y_val, config.batch_size)
+    progress = _fit_phase(run, head, config, "head", config.epochs, batches, val_batches,
+                          first_epoch)
+    return head, progress.cancelled
+
+
 def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras.Model,
-               data: TrainingSet, y_fit: Any, y_val: Any, weights: np.ndarray | None,
-               state: dict[str, Any] | None) -> tuple[keras.Model, bool]:
-    """Phase 2: the encoder's top layers trainable, end to end at a lower learning rate."""
-    first_epoch = 0
-    if state and state["phase"] == "fine-tune":
-        model = _load_checkpoint(run)
-        first_epoch = int(state["epoch"])
-        run.log("resume", phase="fine-tune", epoch=first_epoch)
-    else:
-        unfrozen = unfreeze_top(encoder, n_layers=config.fine_tune_layers)
+               head: keras.Model, data: TrainingSet, y_fit: Any, y_val: Any,
+               weights: np.ndarray | None, state: dict[str, Any] | None) -> bool:
+    """Phase 2: the encoder's top layers trainable, end to end at a lower learning rate.
+
+    The frozen layers below them are run once per film (``frozen_bottom``) and only the top
+    and the head are trained, on what the bottom gave: the same training as on the films,
+    without recomputing the bottom each epoch. An encoder that cannot be cut below its
+    trainable layers is fine-tuned on the films. Trains ``model``'s own layers, in place;
+    returns whether it was cancelled.
+    """
+    unfrozen = unfreeze_top(encoder, n_layers=config.fine_tune_layers)
+    resuming = bool(state and state["phase"] == "fine-tune")
+    if not resuming:
         run.log("unfreeze", layers=unfrozen)
-        _compile(model, config, config.learning_rate * config.fine_tune_lr_scale)
-    batches = Batches(data.fit_images, y_fit, config.batch_size, weights, config.seed,
-                       films=True)
-    val = Batches(data.val.images, y_val, config.batch_size, films=True)
-    progress = _fit_phase(run, model, config, "fine-tune", config.fine_tune_epochs, batches,
+    cut = frozen_bottom(encoder)
+    trainer = model
+    if cut is not None:
+        bottom, top = cut
+        activations = keras.Input(shape=tuple(bottom.outputs[0].shape[1:]), name="activations")
+        trainer = keras.Model(activations, head(top(activations)), name=f"{model.name}_top")
+    fitted = trainer
+    first_epoch = 0
+    if resuming:
+        fitted = _load_checkpoint(run)
+        first_epoch = int(state["epoch"])  # type: ignore[index]
+        run.log("resume", phase="fine-tune", epoch=first_epoch)
+        if fitted.inputs[0].shape[1:] == model.inputs[0].shape[1:]:
+            trainer, cut = model, None  # a checkpoint of a version that trained on films
+    else:
+        _compile(trainer, config, config.learning_rate * config.fine_tune_lr_scale)
+    if cut is None:
+        fit_inputs, val_inputs = data.fit_images, data.val.images
+    else:
+        fit_inputs = _features(run, cut[0], data.fit_images, None, "train", np.float32)
+        val_inputs = _features(run, cut[0], data.val.images, None, "val", np.float32)
+    films = cut is None
+    batches = Batches(fit_inputs, y_fit, config.batch_size, weights, config.seed, films=films)
+    val = Batches(val_inputs, y_val, config.batch_size, films=films)
+    progress = _fit_phase(run, fitted, config, "fine-tune", config.fine_tune_epochs, batches,
                           val, first_epoch)
-    return model, progress.cancelled
+    if fitted is not trainer:  # the resumed checkpoint's weights go into the model's layers
+        trainer.set_weights(fitted.get_weights())
+    return progress.cancelled
 
 
 def _class_probabilities(model: keras.Model, config: TrainConfig, images: np.ndarray) -> np.ndarray:

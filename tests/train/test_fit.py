@@ -234,6 +234,39 @@ def test_killed_run_resumes_from_its_last_checkpoint(synthetic_root: Path, tmp_p
     assert json.loads((run_path / "checkpoint" / "state.json").read_text())["epoch"] == 40
 
 
+def test_a_run_stopped_while_fine_tuning_resumes_there_and_saves_the_tuned_model(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.train.progress as progress_module
+    from core.train.fit import resume
+    from core.train.progress import checkpoint_model_path, checkpoint_state
+
+    def stop_after_the_first_fine_tuning_epoch(run) -> bool:
+        state = checkpoint_state(run)
+        return bool(state and state["phase"] == "fine-tune")
+
+    monkeypatch.setattr(progress_module, "cancel_requested", stop_after_the_first_fine_tuning_epoch)
+    config = _tiny(synthetic_root, fine_tune_layers=3, fine_tune_epochs=3)
+    run = train(config, tmp_path)
+    assert run.manifest["status"] == "cancelled"
+    stopped_at = checkpoint_state(run)["epoch"]
+    assert stopped_at < 3
+    monkeypatch.undo()
+
+    run = resume(run.path)
+    assert run.manifest["status"] == "done"
+    assert {"event": "resume", "phase": "fine-tune", "epoch": stopped_at}.items() <= \
+        next(e for e in run.events() if e["event"] == "resume").items()
+    fine_tuned = [e["epoch"] for e in run.events()
+                  if e["event"] == "epoch" and e["phase"] == "fine-tune"]
+    assert fine_tuned[-1] == 3 and sorted(set(fine_tuned)) == [1, 2, 3]
+    # The saved film model holds the weights the resumed phase trained (on cut activations).
+    last = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
+    saved = keras.models.load_model(run.path / MODEL, safe_mode=True)
+    head = next(layer for layer in saved.layers[1:] if layer.name == last.layers[-1].name)
+    for trained, kept in zip(last.layers[-1].get_weights(), head.get_weights()):
+        np.testing.assert_array_equal(trained, kept)
+
+
 def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path: Path) -> None:
     argv = ["train", "--dataset", "mias", "--root", str(synthetic_root), "--out", str(tmp_path),
             "--model", "attention", "--backbone", "mobilenet_025", "--weights", "none",
