@@ -196,8 +196,10 @@ def _callbacks(run: Run, config: TrainConfig, phase: str, epochs: int,
 
 
 # -- the pipeline ------------------------------------------------------------------------------------
-#: Films per encoder call when filling the feature cache: at 512 px MobileNetV2's early
-#: activations take ~80 MB per film, so a small batch bounds memory at no cost in speed.
+#: Films per call when a film model only runs forward (encoding films, scoring the
+#: validation films): at 512 px MobileNetV2's early activations take ~80 MB per film, so
+#: a small batch bounds memory at no cost in speed (at the training batch of 32, scoring
+#: was the peak of the default training, 4.2 GB).
 ENCODE_BATCH = 8
 
 
@@ -266,7 +268,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     if cancelled:
         return {"cancelled": True}
     _save(run, model)
-    probabilities = _class_probabilities(model, config, data.val.images)
+    probabilities = _class_probabilities(model, data.val.images)
     majority = int(np.bincount(data.fit.labels, minlength=n_classes).argmax())
     val = classification_summary(data.val.labels, probabilities, dataset.classes, majority)
     return {"val": val, "counts_before": data.counts_before.tolist(),
@@ -343,9 +345,9 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
     return progress.cancelled
 
 
-def _class_probabilities(model: keras.Model, config: TrainConfig, images: np.ndarray) -> np.ndarray:
-    output = model.predict(Batches(images, np.zeros(len(images)), config.batch_size,
-                                    films=True), verbose=0)
+def _class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    output = model.predict(Batches(images, np.zeros(len(images)), ENCODE_BATCH, films=True),
+                           verbose=0)
     return np.asarray(output["class"] if isinstance(output, dict) else output)
 
 

@@ -14,10 +14,17 @@ from typing import Any
 
 from core.train.runs import Run
 
-#: Share of the progress bar given to each step before the epochs (the feature pass of a
-#: big set is a real part of the wait; the rest is the epochs).
-_DATA_SHARE = 0.05
-_FEATURES_SHARE = 0.25
+#: Typical seconds of each step of a training, from the log of the default MIAS training
+#: (``bench/bench_train.py``, 2 CPU cores): the bar gives each step of a run's plan its
+#: share of these, so it moves at about the pace of the clock and never goes back.
+_STEP_SECONDS = {"preparing": 6.0, "patches": 60.0, "encoding": 10.0, "head": 33.0,
+                 "fine-tune": 56.0}
+_STEP_NAMES = {"preparing": "loading and preparing films",
+               "patches": "pretraining the encoder on patches",
+               "encoding": "encoding films", "head": "training the head on the encoder's features",
+               "fine-tune": "fine-tuning the encoder"}
+#: Share of the run done before an estimate of the time left is given (earlier ones swing).
+_ETA_AFTER = 0.05
 _CURVE_SKIP = {"time", "event", "phase", "epoch", "epochs", "eta_s", "batch", "steps"}
 
 
@@ -40,49 +47,101 @@ class Progress:
 def follow(run: Run) -> Progress:
     """Read the run's log and manifest into one ``Progress``."""
     status = str(run.manifest.get("status", "running"))
-    progress = Progress(status=status, stage="loading and preparing films", fraction=0.0)
+    tracker = _Tracker(_plan(run.manifest.get("config") or {}))
     for event in run.events():
-        _apply(progress, event)
+        tracker.apply(event)
+    progress = tracker.progress
     if status != "running":
         progress.stage, progress.eta_s = status, None
         progress.fraction = 1.0 if status == "done" else progress.fraction
+    progress.status = status
     return progress
 
 
-def _apply(progress: Progress, event: dict[str, Any]) -> None:
-    kind = event.get("event")
-    if kind == "data":
-        progress.stage, progress.fraction = "encoding films", _DATA_SHARE
-        progress.detail = f"{event.get('train')} training films ({event.get('fit_samples')} " \
-                          f"after balancing), {event.get('val')} validation films"
-        progress.counts_before = event.get("counts_before")
-        progress.counts_after = event.get("counts_after")
-    elif kind == "features" and "total" in event:
-        done, total = int(event["done"]), max(int(event["total"]), 1)
-        progress.stage = f"encoding {event.get('part')} films"
-        progress.detail = f"{done} of {total}"
-        progress.fraction = _DATA_SHARE + _FEATURES_SHARE * done / total
-    elif kind in ("batch", "epoch"):
-        _apply_epoch(progress, event)
-    elif kind == "unfreeze":
-        progress.stage = f"fine-tuning the top {event.get('layers')} encoder layers"
+def _plan(config: dict[str, Any]) -> list[str]:
+    """The steps a run of this config goes through, in order."""
+    steps = ["preparing"]
+    if config.get("patch_epochs"):
+        steps.append("patches")
+    steps += ["encoding", "head"]
+    if config.get("fine_tune_layers") and config.get("fine_tune_epochs"):
+        steps.append("fine-tune")
+    return steps
 
 
-def _apply_epoch(progress: Progress, event: dict[str, Any]) -> None:
-    epochs = max(int(event.get("epochs") or 1), 1)
-    epoch = int(event.get("epoch") or 1)
-    within = 1.0 if event["event"] == "epoch" else \
-        int(event.get("batch") or 0) / max(int(event.get("steps") or 1), 1)
-    done = min((epoch - 1 + within) / epochs, 1.0)
-    start = _DATA_SHARE + _FEATURES_SHARE
-    progress.fraction = start + (1.0 - start) * done
-    progress.stage = f"training ({event.get('phase')})"
-    progress.detail = f"epoch {epoch} of {epochs}"
-    if event["event"] == "batch":
-        progress.detail += f", batch {event.get('batch')} of {event.get('steps')}"
-    progress.eta_s = event.get("eta_s")
-    if event["event"] == "epoch":  # a resumed phase redoes epochs: its rows replace theirs
-        progress.curves = [row for row in progress.curves
-                           if not (row["phase"] == event.get("phase") and row["epoch"] >= epoch)]
-        progress.curves.append({"phase": event.get("phase"), "epoch": epoch,
-                                **{k: v for k, v in event.items() if k not in _CURVE_SKIP}})
+class _Tracker:
+    """Where a run is in its plan, event by event. The fine-tuning step begins with a pass
+    of the films through the encoder's frozen bottom, which counts as a tenth of it."""
+
+    def __init__(self, plan: list[str]) -> None:
+        self.plan = plan
+        total = sum(_STEP_SECONDS[step] for step in plan)
+        self.starts, self.shares = {}, {}
+        done = 0.0
+        for step in plan:
+            self.starts[step], self.shares[step] = done / total, _STEP_SECONDS[step] / total
+            done += _STEP_SECONDS[step]
+        self.step = "preparing"
+        self.clock: tuple[float, float] | None = None  # (time, fraction) the ETA counts from
+        self.progress = Progress(status="running", stage=self._label(), fraction=0.0)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if self.clock is None or kind in ("resume_begin", "resume"):
+            self.clock = (float(event.get("time") or 0.0), self.progress.fraction)
+        if kind == "data":
+            self._move("preparing", 1.0, "", event)
+            self.progress.counts_before = event.get("counts_before")
+            self.progress.counts_after = event.get("counts_after")
+        elif kind in ("unfreeze", "resume") and event.get("phase", "fine-tune") == "fine-tune":
+            self._move("fine-tune", 0.0, "", event)
+        elif kind == "features" and "total" in event:
+            done, total = int(event["done"]), max(int(event["total"]), 1)
+            detail = f"{event.get('part')} films, {done} of {total}"
+            if self.step == "fine-tune":
+                self._move("fine-tune", 0.1 * done / total, f"frozen layers: {detail}", event)
+            else:
+                self._move("encoding", done / total, detail, event)
+        elif kind in ("batch", "epoch") and event.get("phase") in self.starts:
+            self._apply_epoch(event)
+
+    def _apply_epoch(self, event: dict[str, Any]) -> None:
+        phase = str(event["phase"])
+        epochs = max(int(event.get("epochs") or 1), 1)
+        epoch = int(event.get("epoch") or 1)
+        within = 1.0 if event["event"] == "epoch" else \
+            int(event.get("batch") or 0) / max(int(event.get("steps") or 1), 1)
+        done = min((epoch - 1 + within) / epochs, 1.0)
+        detail = f"epoch {epoch} of {epochs}"
+        if event["event"] == "batch":
+            detail += f", batch {event.get('batch')} of {event.get('steps')}"
+        self._move(phase, 0.1 + 0.9 * done if phase == "fine-tune" else done, detail, event)
+        if event["event"] == "epoch":  # a resumed phase redoes epochs: its rows replace theirs
+            self.progress.curves = [row for row in self.progress.curves
+                                    if not (row["phase"] == phase and row["epoch"] >= epoch)]
+            self.progress.curves.append({"phase": phase, "epoch": epoch, **{
+                k: v for k, v in event.items() if k not in _CURVE_SKIP}})
+
+    def _move(self, step: str, within: float, detail: str, event: dict[str, Any]) -> None:
+        if step not in self.starts:  # a step the plan does not know (an older log)
+            return
+        self.step = step
+        fraction = self.starts[step] + self.shares[step] * min(max(within, 0.0), 1.0)
+        self.progress.fraction = max(self.progress.fraction, fraction)
+        self.progress.stage = self._label()
+        self.progress.detail = detail
+        self.progress.eta_s = self._eta(float(event.get("time") or 0.0))
+
+    def _label(self) -> str:
+        number = self.plan.index(self.step) + 1
+        return f"step {number} of {len(self.plan)}: {_STEP_NAMES[self.step]}"
+
+    def _eta(self, now: float) -> float | None:
+        """Seconds left for the whole run, at the pace since the clock started."""
+        if self.clock is None:
+            return None
+        since, at = self.clock
+        done = self.progress.fraction - at
+        if done < _ETA_AFTER or now <= since:
+            return None
+        return (now - since) / done * (1.0 - self.progress.fraction)
