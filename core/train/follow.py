@@ -25,6 +25,7 @@ _STEP_NAMES = {"preparing": "loading and preparing films",
                "fine-tune": "fine-tuning the encoder"}
 #: Share of the run done before an estimate of the time left is given (earlier ones swing).
 _ETA_AFTER = 0.05
+#: Logged fields that are not curves (``eta_s``: a per-phase estimate older logs carry).
 _CURVE_SKIP = {"time", "event", "phase", "epoch", "epochs", "eta_s", "batch", "steps"}
 
 

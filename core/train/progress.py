@@ -89,20 +89,10 @@ class RunProgress(keras.callbacks.Callback):
         self.first_epoch = first_epoch
         self.every_seconds = every_seconds
         self.cancelled = False
-        self._start = 0.0
         self._last = 0.0
         self._steps = 0
 
     # -- helpers -------------------------------------------------------------------------------
-    def _eta(self, epoch: int, batch: int) -> float | None:
-        """Seconds left in this phase, from the pace of the epochs run in this process."""
-        steps = max(self._steps, batch + 1)
-        done = (epoch - self.first_epoch) + (batch + 1) / steps
-        if done <= 0:
-            return None
-        elapsed = time.time() - self._start
-        return elapsed / done * (self.epochs - self.first_epoch - done)
-
     def _append_history(self, epoch: int, logs: dict[str, float]) -> None:
         """Add this epoch's row by rewriting the (small) file atomically: a kill never
         leaves half a row, a resumed phase replaces the rows of the epochs it redoes
@@ -120,7 +110,6 @@ class RunProgress(keras.callbacks.Callback):
 
     # -- Keras hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._start = time.time()
         self._steps = int(self.params.get("steps") or 0)
         self.run.log("phase_begin", phase=self.phase, epochs=self.epochs,
                      first_epoch=self.first_epoch, steps=self._steps)
@@ -134,8 +123,7 @@ class RunProgress(keras.callbacks.Callback):
             self._last = now
             epoch = getattr(self, "_epoch", self.first_epoch)
             self.run.log("batch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs,
-                         batch=batch + 1, steps=self._steps, eta_s=self._eta(epoch, batch),
-                         **_floats(logs))
+                         batch=batch + 1, steps=self._steps, **_floats(logs))
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -146,8 +134,7 @@ class RunProgress(keras.callbacks.Callback):
         # Logged before the checkpoint names this epoch, so a kill in between leaves the
         # epoch logged twice (the resumed run redoes it; readers keep the last) and never
         # leaves a checkpointed epoch missing from the log.
-        self.run.log("epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs,
-                     eta_s=self._eta(epoch, self._steps - 1), **values)
+        self.run.log("epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, **values)
         self._save_checkpoint(epoch)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
