@@ -15,6 +15,12 @@ import keras
 from core.errors import BadConfigError
 from core.models.transfer import leaves
 
+#: Layers that compute something else in training than in inference, whether or not they
+#: have weights (frozen BatchNormalization runs in inference mode in Keras 3, so it is not
+#: one of them).
+_RANDOM_IN_TRAINING = (keras.layers.Dropout, keras.layers.GaussianNoise,
+                       keras.layers.GaussianDropout, keras.layers.AlphaDropout)
+
 
 def compose(pieces: list[Any], input_shape: tuple[int, ...], name: str) -> keras.Model:
     """One model applying Keras callables in turn (the single piece itself when it is one)."""
@@ -68,8 +74,8 @@ def frozen_bottom(encoder: keras.Model) -> tuple[keras.Model, keras.Model] | Non
 
     Fine-tuning the top ten layers of a 512 px MobileNetV2 spends nearly all its time and
     memory in the frozen layers below them, recomputing the same activations every epoch.
-    With frozen BatchNorm (inference mode) and no dropout down there, the bottom is a fixed
-    function of the film: running it once and training the top on its output is the same
+    With frozen BatchNorm (inference mode) and no dropout or noise down there (else None),
+    the bottom is a fixed function of the film: running it once and training the top on its output is the same
     training, several times faster and without the full-resolution activations in memory.
     The cut lies between blocks, since a skip connection around it would need a second
     tensor.
@@ -78,6 +84,8 @@ def frozen_bottom(encoder: keras.Model) -> tuple[keras.Model, keras.Model] | Non
     first = next((i for i, layer in enumerate(own) if layer.trainable_weights), None)
     if not first:  # nothing to train, or everything from the first layer on
         return None
+    if any(isinstance(layer, _RANDOM_IN_TRAINING) for layer in own[:first]):
+        return None  # a bottom that draws noise while training is no fixed function
     for layer in reversed(own[:first]):
         try:
             front, back = split_at(encoder, layer.name)

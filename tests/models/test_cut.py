@@ -47,6 +47,17 @@ def test_no_cut_when_nothing_or_everything_trains() -> None:
     assert frozen_bottom(encoder) is None
 
 
+@pytest.mark.parametrize("noise", [True, False])
+def test_no_cut_below_a_layer_that_draws_noise_while_training(noise: bool) -> None:
+    films = keras.Input(shape=(SIZE, SIZE, 1))
+    x = keras.layers.Conv2D(4, 3, trainable=False)(films)
+    if noise:
+        x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Conv2D(4, 3, trainable=False)(x)
+    encoder = keras.Model(films, keras.layers.Conv2D(4, 3, name="top")(x))
+    assert (frozen_bottom(encoder) is None) == noise
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_025"])
 def test_training_the_top_on_the_bottoms_output_trains_the_same_weights(name: str) -> None:
     films = _films(8)

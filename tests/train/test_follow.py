@@ -15,8 +15,8 @@ from core.train.runs import create_run
 def _timed_log(run, events: list[tuple[float, str, dict]]) -> None:
     """Write events with chosen times (``run.log`` stamps the clock's)."""
     with open(run.path / "progress.jsonl", "a", encoding="utf-8") as handle:
-        for at, kind, fields in events:
-            handle.write(json.dumps({"time": at, "event": kind, **fields}) + "\n")
+        handle.writelines(json.dumps({"time": at, "event": kind, **fields}) + "\n"
+                          for at, kind, fields in events)
 
 
 def _default_run_log(patch_epochs: int = 2, epochs: int = 2,
