@@ -23,6 +23,8 @@ _STEP_NAMES = {"preparing": "loading and preparing films",
                "patches": "pretraining the encoder on patches",
                "encoding": "encoding films", "head": "training the head on the encoder's features",
                "fine-tune": "fine-tuning the encoder"}
+#: Share of the fine-tuning step taken by its pass through the frozen bottom (7 of 56 s).
+_BOTTOM_SHARE = 0.1
 #: Share of the run done before an estimate of the time left is given (earlier ones swing).
 _ETA_AFTER = 0.05
 #: Logged fields that are not curves (``eta_s``: a per-phase estimate older logs carry).
@@ -72,12 +74,13 @@ def _plan(config: dict[str, Any]) -> list[str]:
 
 class _Tracker:
     """Where a run is in its plan, event by event. The fine-tuning step begins with a pass
-    of the films through the encoder's frozen bottom, which counts as a tenth of it."""
+    of the films through the encoder's frozen bottom (``_BOTTOM_SHARE`` of the step)."""
 
     def __init__(self, plan: list[str]) -> None:
         self.plan = plan
         total = sum(_STEP_SECONDS[step] for step in plan)
-        self.starts, self.shares = {}, {}
+        self.starts: dict[str, float] = {}
+        self.shares: dict[str, float] = {}
         done = 0.0
         for step in plan:
             self.starts[step], self.shares[step] = done / total, _STEP_SECONDS[step] / total
@@ -100,7 +103,8 @@ class _Tracker:
             done, total = int(event["done"]), max(int(event["total"]), 1)
             detail = f"{event.get('part')} films, {done} of {total}"
             if self.step == "fine-tune":
-                self._move("fine-tune", 0.1 * done / total, f"frozen layers: {detail}", event)
+                self._move("fine-tune", _BOTTOM_SHARE * done / total, f"frozen layers: {detail}",
+                           event)
             else:
                 self._move("encoding", done / total, detail, event)
         elif kind in ("batch", "epoch") and event.get("phase") in self.starts:
@@ -116,7 +120,9 @@ class _Tracker:
         detail = f"epoch {epoch} of {epochs}"
         if event["event"] == "batch":
             detail += f", batch {event.get('batch')} of {event.get('steps')}"
-        self._move(phase, 0.1 + 0.9 * done if phase == "fine-tune" else done, detail, event)
+        if phase == "fine-tune":
+            done = _BOTTOM_SHARE + (1.0 - _BOTTOM_SHARE) * done
+        self._move(phase, done, detail, event)
         if event["event"] == "epoch":  # a resumed phase redoes epochs: its rows replace theirs
             self.progress.curves = [row for row in self.progress.curves
                                     if not (row["phase"] == phase and row["epoch"] >= epoch)]
