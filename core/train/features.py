@@ -88,8 +88,9 @@ def cached_features(encode: Callable[[np.ndarray], np.ndarray], images: np.ndarr
 
     ``encode`` maps a uint8 batch to a float feature batch. Features are kept as float16:
     half the disk and memory, and far more precision than a frozen ImageNet encoder's
-    features carry (``dtype`` float32 is for inputs of further training, which should not
-    differ from what the layers would compute). The result is filled in place, so memory holds it once, plus a batch.
+    features carry. ``dtype`` float32 (with ``key=None``) is for activations that further
+    layers are trained on, which should be what those layers would get. The result is
+    filled in place, so memory holds it once, plus a batch.
     ``on_batch(done, total)`` reports progress. ``key=None`` computes without the cache: for
     an encoder tuned within one run, whose features no other run will ask for.
     """
