@@ -324,7 +324,7 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
     first_epoch = 0
     if resuming:
         fitted = _load_checkpoint(run)
-        first_epoch = int(state["epoch"])  # type: ignore[index]
+        first_epoch = int((state or {})["epoch"])
         run.log("resume", phase="fine-tune", epoch=first_epoch)
         if fitted.inputs[0].shape[1:] == model.inputs[0].shape[1:]:
             trainer, cut = model, None  # a checkpoint of a version that trained on films
