@@ -237,6 +237,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(synthetic_root: Path, tmp_p
 def test_a_run_stopped_while_fine_tuning_resumes_there_and_saves_the_tuned_model(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import core.train.progress as progress_module
+    from core.models.transfer import leaves
     from core.train.fit import resume
     from core.train.progress import checkpoint_model_path, checkpoint_state
 
@@ -259,12 +260,16 @@ def test_a_run_stopped_while_fine_tuning_resumes_there_and_saves_the_tuned_model
     fine_tuned = [e["epoch"] for e in run.events()
                   if e["event"] == "epoch" and e["phase"] == "fine-tune"]
     assert fine_tuned[-1] == 3 and sorted(set(fine_tuned)) == [1, 2, 3]
-    # The saved film model holds the weights the resumed phase trained (on cut activations).
+    # The saved film model holds the weights the resumed phase trained (on cut activations):
+    # the encoder's top layers and the head alike.
     last = keras.models.load_model(checkpoint_model_path(run), safe_mode=True)
-    saved = keras.models.load_model(run.path / MODEL, safe_mode=True)
-    head = next(layer for layer in saved.layers[1:] if layer.name == last.layers[-1].name)
-    for trained, kept in zip(last.layers[-1].get_weights(), head.get_weights()):
-        np.testing.assert_array_equal(trained, kept)
+    saved = {layer.name: layer for layer in leaves(keras.models.load_model(run.path / MODEL,
+                                                                            safe_mode=True))}
+    trained = [layer for layer in leaves(last) if layer.weights]
+    assert {"conv_pw_12", "conv_dw_13", "conv_pw_13", "class"} <= {layer.name for layer in trained}
+    for layer in trained:
+        for value, kept in zip(layer.get_weights(), saved[layer.name].get_weights()):
+            np.testing.assert_array_equal(value, kept)
 
 
 def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path: Path) -> None:
