@@ -25,23 +25,22 @@ from pathlib import Path
 import numpy as np
 from scratch import private_caches
 
-REPO = Path(__file__).resolve().parents[1]
+from core.settings import SHARED
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "mias")
-    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("--root", type=Path, default=SHARED / "data" / "mias")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("--films", type=int, default=60, help="films to time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
         os.environ.update(private_caches(args.weights, scratch_path))
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        sys.path.insert(0, str(REPO))
         logging.basicConfig(level=logging.WARNING)
         from core.evaluate.predict import predict_films
-        from core.train.config import TrainConfig
+        from core.runs.config import TrainConfig
         from core.train.fit import train
 
         config = TrainConfig(dataset="mias", root=str(args.root)).with_overrides(

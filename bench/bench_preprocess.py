@@ -16,11 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 from core.films import read_film
 from core.prep.preprocess import PrepConfig, preprocess, preprocess_files
+from core.settings import SHARED
 
 
 def _run(paths: list[Path], config: PrepConfig, workers: int) -> tuple[float, float]:
@@ -49,7 +47,7 @@ def _stage_ms(paths: list[Path], config: PrepConfig) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "mias")
+    parser.add_argument("--root", type=Path, default=SHARED / "data" / "mias")
     parser.add_argument("--repeat", type=int, default=2, help="passes over the films per run")
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from scratch import private_caches
 
-REPO = Path(__file__).resolve().parents[1]
+from core.settings import REPO, SHARED
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "mias")
-    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("--root", type=Path, default=SHARED / "data" / "mias")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("extra", nargs="*", help="more `train` options, e.g. --epochs 5")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:

@@ -16,22 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from core.settings import REPO, SHARED
+
 NORMAL_CELLS_PER_FILM = 40
 TOP_CELLS = 3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mias", type=Path, default=REPO.parent / "shared" / "data" / "mias")
-    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("--mias", type=Path, default=SHARED / "data" / "mias")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()
     from bench.scratch import private_caches
@@ -41,10 +40,10 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from core.data import load_dataset
+    from core.models.features import cached_features
+    from core.prep.arrays import load_arrays
     from core.prep.splits import kfold
-    from core.train.config import TrainConfig
-    from core.train.data import load_arrays
-    from core.train.features import cached_features
+    from core.runs.config import TrainConfig
     from core.train.fit import encoder_for
 
     config = TrainConfig(dataset="mias", root=str(args.mias), image_size=args.size)

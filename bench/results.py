@@ -19,14 +19,13 @@ import json
 import math
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from core.settings import REPO, SHARED
+
 OUT = REPO / "bench" / "out" / "results"
 DOCS = REPO / "docs"
 GALLERY = DOCS / "results"
@@ -79,8 +78,8 @@ def paper1(mias: Path, runs: Path) -> None:
     plain RNN, squared error, 15 epochs; and the same with patients kept apart."""
     from core.evaluate.evaluate import evaluate_run
     from core.evaluate.saved import report_table
+    from core.runs.presets import PRESETS
     from core.train.fit import train
-    from core.train.presets import PRESETS
 
     rows = []
     for backbone, weights in PAPER1_ENCODERS:
@@ -102,10 +101,10 @@ def paper2(mias: Path, runs: Path) -> None:
     """The second paper's sweep on benign vs malignant MIAS lesion crops: one patient-grouped
     70/30 split, the ten settings for each network, frozen encoder + new head."""
     from core.evaluate.evaluate import evaluate_run
-    from core.evaluate.metrics import binary_counts
+    from core.metrics.scores import binary_counts
     from core.prep.preprocess import PrepConfig
+    from core.runs.presets import PRESETS
     from core.train.fit import train
-    from core.train.presets import PRESETS
 
     rows = []
     for prefix, backbone, weights, size in PAPER2_NETWORKS:
@@ -137,8 +136,8 @@ def best(mias: Path, runs: Path, folds: int, overrides: dict[str, Any]) -> None:
     """Our default configuration (plus ``overrides``) under patient-grouped k-fold CV, and a
     gallery of right and wrong heatmaps from its test folds."""
     from core.evaluate.evaluate import evaluate_run
-    from core.train.config import TrainConfig
-    from core.train.cv import summarise_folds
+    from core.experiments.cv import summarise_folds
+    from core.runs.config import TrainConfig
     from core.train.fit import train
 
     base = TrainConfig(dataset="mias", root=str(mias)).with_overrides(**overrides)
@@ -259,7 +258,7 @@ def _paper1_section(document: dict[str, Any]) -> list[str]:
 
 
 def _paper2_section(document: dict[str, Any]) -> list[str]:
-    from core.evaluate.metrics import binary_counts
+    from core.metrics.scores import binary_counts
 
     rows = document["rows"]
     first = rows[0]
@@ -587,8 +586,8 @@ def render() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("experiment", choices=["paper1", "paper2", "best", "render"])
-    parser.add_argument("--mias", type=Path, default=REPO.parent / "shared" / "data" / "mias")
-    parser.add_argument("--weights", type=Path, default=REPO.parent / "shared" / "weights")
+    parser.add_argument("--mias", type=Path, default=SHARED / "data" / "mias")
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a default setting for 'best' (JSON value)")

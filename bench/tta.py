@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from scipy import stats
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from core.data import load_dataset
 from core.evaluate.evaluate import (
@@ -37,10 +33,10 @@ from core.evaluate.evaluate import (
     load_model,
     run_settings,
 )
-from core.evaluate.metrics import classification_summary, clinical_pairs
+from core.metrics.scores import classification_summary, clinical_pairs
+from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.augment import AugmentConfig, augment_image
-from core.train.data import FilmArrays, load_arrays
-from core.train.runs import open_run, read_manifest
+from core.runs.folder import open_run, read_manifest
 
 #: Milder than training augmentation: a copy should still be the same film.
 JITTER = AugmentConfig(rotation_deg=10.0, scale=(0.93, 1.07), shift=0.04, brightness=0.05,

@@ -75,7 +75,7 @@ def _import_keras_quietly() -> None:
 
 def _train_config(args: argparse.Namespace) -> Any:
     """Defaults, then a ``--config`` JSON file, then the options given on the command line."""
-    from core.train.config import TrainConfig
+    from core.runs.config import TrainConfig
 
     values: dict[str, Any] = {}
     if args.config:
@@ -109,7 +109,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from core.train.sweep import parse_grid, run_sweep
+    from core.experiments.sweep import parse_grid, run_sweep
 
     base = _train_config(args)
     if not args.verbose:
@@ -121,13 +121,13 @@ def _cv(args: argparse.Namespace) -> dict[str, Any]:
     base = _train_config(args)
     if not args.verbose:
         _import_keras_quietly()
-    from core.train.cv import run_cv
+    from core.experiments.cv import run_cv
 
     return run_cv(base, folds=args.folds, out_root=args.out)
 
 
 def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from core.train.runs import open_run
+    from core.runs.folder import open_run
 
     run = open_run(args.run)  # a missing run fails here, before Keras loads
     if not args.verbose:
@@ -138,7 +138,7 @@ def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from core.train.runs import open_run
+    from core.runs.folder import open_run
 
     if (args.dataset is None) != (args.root is None):
         raise BadConfigError("--dataset and --root go together (an external test set)")
@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
 def _jobs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
     from dataclasses import asdict
 
-    from core.train.jobs import list_jobs
+    from core.experiments.jobs import list_jobs
 
     return [asdict(job) for job in list_jobs(args.root)]
 
@@ -169,13 +169,13 @@ def _jobs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _jobs_cancel(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from core.train.jobs import cancel
+    from core.experiments.jobs import cancel
 
     return asdict(cancel(args.job, args.root))
 
 
 def _jobs_work(args: argparse.Namespace) -> dict[str, Any]:
-    from core.train.jobs import work
+    from core.experiments.jobs import work
 
     return {"jobs_run": work(args.root)}
 
@@ -185,7 +185,7 @@ def _jobs_run(args: argparse.Namespace) -> dict[str, Any]:
         _import_keras_quietly()
     from dataclasses import asdict
 
-    from core.train.jobs import run_job
+    from core.experiments.jobs import run_job
 
     return asdict(run_job(args.job, args.root))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import os
 import re
 import stat
 import struct
@@ -35,10 +34,10 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_windowing, get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from core import settings
 from core.errors import BadConfigError, BadFilmError
+from core.settings import MAX_PIXELS_ENV
 
-DEFAULT_MAX_PIXELS: int = 100_000_000
-MAX_PIXELS_ENV = "MAMMO_MAX_PIXELS"
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".pgm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
 
 _FORMAT_OF_SUFFIX = {
@@ -145,7 +144,7 @@ def read_film(
     """Decode a film to grey uint8/uint16 pixels, refusing oversized images from the header.
 
     ``max_pixels`` overrides the ``MAMMO_MAX_PIXELS`` environment variable, which overrides
-    ``DEFAULT_MAX_PIXELS``.
+    its default (``core.settings``).
     """
     data, label = _load(source, name)
     fmt = _sniff(data, label)
@@ -234,13 +233,7 @@ def _looks_like_text(data: bytes) -> bool:
 
 def _pixel_limit(max_pixels: int | None) -> int:
     if max_pixels is None:
-        raw = os.environ.get(MAX_PIXELS_ENV)
-        if raw is None:
-            return DEFAULT_MAX_PIXELS
-        try:
-            max_pixels = int(raw)
-        except ValueError:
-            raise BadConfigError(f"{MAX_PIXELS_ENV} must be a whole number, got {raw!r}") from None
+        return settings.max_pixels()
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
         raise BadConfigError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
     return max_pixels

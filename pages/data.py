@@ -22,7 +22,11 @@ import streamlit as st
 
 from core.data import load_dataset
 from core.data.archive import extract_archive, folder_name
-from core.data.browse import (
+from core.data.download import adopt_readme, download_mias, mias_url
+from core.data.records import CLASS_NAMES, Dataset, FilmRecord
+from core.data.synthetic import generate
+from core.errors import BadFilmError
+from core.experiments.browse import (
     class_counts,
     counts_figure,
     describe,
@@ -32,15 +36,11 @@ from core.data.browse import (
     thumbnail,
     tissue_of,
 )
-from core.data.download import adopt_readme, download_mias, mias_url
-from core.data.records import CLASS_NAMES, Dataset, FilmRecord
-from core.data.synthetic import generate
-from core.errors import BadFilmError
-from core.train.config import TrainConfig
+from core.runs.config import TrainConfig
+from core.settings import data_root
 from ui.state import (
     ActiveDataset,
     active_dataset,
-    data_root,
     enter_through_app,
     set_active_dataset,
     show_error,

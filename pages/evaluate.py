@@ -15,15 +15,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.evaluate.charts import (
+from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.metrics.scores import per_class_counts
+from core.render.charts import (
     confusion_heatmap,
     roc_curves,
     sensitivity_specificity,
     training_curves,
 )
-from core.evaluate.metrics import per_class_counts
-from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
-from core.train.runs import MODEL, REPORT, Run, open_run, read_history
+from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
 from ui.runs import choose_run, finished_runs, is_synthetic
 from ui.state import enter_through_app, show_error
 

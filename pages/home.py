@@ -8,13 +8,13 @@ import streamlit as st
 from core import __version__
 from core.data.records import CLASS_NAMES, MIAS_CLASSES
 from core.errors import MammoError
+from core.experiments.jobs import active_jobs, submit
 from core.models.backbones import keras_cache_dir
-from core.train.jobs import active_jobs, submit
-from core.train.presets import DEMO_FILMS, demo_job, demo_pretrained, demo_weights_file
+from core.runs.presets import DEMO_FILMS, demo_job, demo_pretrained, demo_weights_file
+from core.settings import data_root
 from ui.jobs import job_panel
 from ui.state import (
     ActiveDataset,
-    data_root,
     enter_through_app,
     runs_root,
     set_active_dataset,

@@ -17,10 +17,10 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.data.records import CLASS_NAMES
-from core.evaluate.charts import probability_bars
-from core.evaluate.overlay import png_bytes, viridis_overlay
 from core.evaluate.predict import loaded_run, predict_uploads
 from core.films import SUPPORTED_SUFFIXES
+from core.render.charts import probability_bars
+from core.render.overlay import png_bytes, viridis_overlay
 from ui.runs import choose_run, finished_runs, is_synthetic
 from ui.state import (
     enter_through_app,

@@ -14,8 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import MammoError
-from core.evaluate.charts import compared_curves, runs_comparison
-from core.train.runs import (
+from core.render.charts import compared_curves, runs_comparison
+from core.runs.folder import (
     EVALUATION,
     MANIFEST,
     MODEL,

@@ -1,6 +1,6 @@
 """Train: the model's knobs in one form, a sweep option, and the live job panel.
 
-Start queues a job (``core.train.jobs``); a worker process trains it, so the page can be
+Start queues a job (``core.experiments.jobs``); a worker process trains it, so the page can be
 reloaded, opened twice or closed without stopping or duplicating anything.
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 import streamlit as st
 
 from core.errors import MammoError
+from core.experiments.jobs import submit
+from core.experiments.sweep import parse_grid
 from core.models.backbones import imagenet_installed, list_backbones
-from core.train.config import CELLS, MODELS, OPTIMIZERS, PATCH_LABELS, TrainConfig
-from core.train.jobs import submit
-from core.train.presets import PRESETS
-from core.train.sweep import parse_grid
+from core.runs.config import CELLS, MODELS, OPTIMIZERS, PATCH_LABELS, TrainConfig
+from core.runs.presets import PRESETS
 from ui.jobs import job_panel
 from ui.state import active_dataset, enter_through_app, runs_root, show_error
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 
 from core import backend
-from core.train.config import TrainConfig
+from core.runs.config import TrainConfig
+from core.runs.folder import WEIGHTS
 from core.train.fit import train
-from core.train.runs import WEIGHTS
 from factories import TINY
 
 

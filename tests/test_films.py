@@ -24,13 +24,13 @@ from pydicom.uid import JPEGLSLossless
 
 from core.errors import BadConfigError, BadFilmError
 from core.films import (
-    DEFAULT_MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     Film,
     FilmInfo,
     probe_film,
     read_film,
 )
+from core.settings import DEFAULT_MAX_PIXELS
 from factories import dicom
 
 RNG = np.random.default_rng(20240611)

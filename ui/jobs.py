@@ -10,9 +10,9 @@ from datetime import timedelta
 import streamlit as st
 
 from core.errors import MammoError
-from core.evaluate.charts import training_curves
-from core.train.follow import follow
-from core.train.jobs import Job, active_jobs, cancel, list_jobs
+from core.experiments.jobs import Job, active_jobs, cancel, list_jobs
+from core.render.charts import training_curves
+from core.runs.follow import follow
 from ui.state import runs_root, set_active_run, show_error
 
 #: Seconds between refreshes of the panel while a job runs or waits.

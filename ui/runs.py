@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.train.runs import list_runs
+from core.runs.folder import list_runs
 from ui.state import active_run, runs_root, set_active_run
 
 

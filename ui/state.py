@@ -7,7 +7,6 @@ second tab sees the same runs and jobs.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ from typing import Any
 import streamlit as st
 
 from core.errors import MammoError
-from core.train.runs import default_root
+from core.runs.folder import default_root
 
-REPO = Path(__file__).resolve().parents[1]
 _DATASET_KEY = "active_dataset"
 _RUN_KEY = "active_run"
 
@@ -54,10 +52,6 @@ def enter_through_app() -> None:
         st.rerun()
 
 
-def data_root() -> Path:
-    """Where uploads, downloads and synthetic films go: ``data/`` beside ``app.py`` or
-    ``$MAMMO_DATA``."""
-    return Path(os.environ.get("MAMMO_DATA") or REPO / "data")
 
 
 def runs_root() -> Path:

@@ -38,17 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from core import settings
 from core.errors import BadArchiveError, BadConfigError
+from core.settings import (
+    DEFAULT_MAX_ARCHIVE_BYTES,
+    DEFAULT_MAX_ARCHIVE_MEMBERS,
+    DEFAULT_MAX_ARCHIVE_RATIO,
+)
+from core.settings import MAX_ARCHIVE_BYTES_ENV as MAX_BYTES_ENV
+from core.settings import MAX_ARCHIVE_MEMBERS_ENV as MAX_MEMBERS_ENV
+from core.settings import MAX_ARCHIVE_RATIO_ENV as MAX_RATIO_ENV
 
-#: Largest total of expanded bytes (for tar: the whole decompressed tar stream).
-DEFAULT_MAX_BYTES = 4 * 1024**3
-MAX_BYTES_ENV = "MAMMO_MAX_ARCHIVE_BYTES"
-#: Largest expansion over the archive's own size; real film archives stay far below it.
-DEFAULT_MAX_RATIO = 200
-MAX_RATIO_ENV = "MAMMO_MAX_ARCHIVE_RATIO"
-#: Most members (files and folders); mini-MIAS has about 330.
-DEFAULT_MAX_MEMBERS = 20_000
-MAX_MEMBERS_ENV = "MAMMO_MAX_ARCHIVE_MEMBERS"
 #: Below this many expanded bytes the ratio is not judged: a small archive of text or blank
 #: images compresses far beyond 200:1 without being able to hurt anyone.
 DEFAULT_RATIO_FLOOR = 16 * 1024**2
@@ -76,16 +76,16 @@ class Limits:
     """What an archive may expand to. ``from_env`` reads the ``MAMMO_MAX_ARCHIVE_*``
     variables so that an operator can raise them without a code change."""
 
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_ratio: float = DEFAULT_MAX_RATIO
-    max_members: int = DEFAULT_MAX_MEMBERS
+    max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
+    max_ratio: float = DEFAULT_MAX_ARCHIVE_RATIO
+    max_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS
     ratio_floor: int = DEFAULT_RATIO_FLOOR
 
     @classmethod
     def from_env(cls) -> Limits:
-        return cls(max_bytes=_env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES),
-                   max_ratio=_env_number(MAX_RATIO_ENV, DEFAULT_MAX_RATIO),
-                   max_members=_env_number(MAX_MEMBERS_ENV, DEFAULT_MAX_MEMBERS))
+        return cls(max_bytes=settings.max_archive_bytes(),
+                   max_ratio=settings.max_archive_ratio(),
+                   max_members=settings.max_archive_members())
 
 
 @dataclass(frozen=True)
@@ -95,19 +95,6 @@ class Extracted:
     root: Path
     files: int
     bytes: int
-
-
-def _env_number(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise BadConfigError(f"{name} must be positive, got {value}")
-    return value
 
 
 def folder_name(archive_name: str) -> str:

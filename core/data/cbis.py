@@ -43,7 +43,7 @@ import pandas as pd
 from core.data.records import PATHOLOGY_CLASSES, Dataset, FilmRecord, Lesion
 from core.errors import BadConfigError, BadDatasetError, BadFilmError
 from core.films import probe_film, read_film
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 ABNORMALITIES: dict[str, tuple[str, ...]] = {"calc": ("calc",), "mass": ("mass",),
                                              "both": ("calc", "mass")}

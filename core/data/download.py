@@ -28,10 +28,8 @@ from urllib.parse import urlparse
 from core.data.archive import Limits, extract_archive
 from core.data.mias import INFO_NAME, parse_info
 from core.errors import BadAnnotationError, BadArchiveError, BadConfigError, MammoError
+from core.settings import mias_url
 
-MIAS_URL = "http://peipa.essex.ac.uk/pix/mias/all-mias.tar.gz"
-#: A mirror (or, in tests, a local server) to use instead of MIAS_URL.
-MIAS_URL_ENV = "MAMMO_MIAS_URL"
 ARCHIVE_NAME = "all-mias.tar.gz"
 #: Seconds to wait for the connection and for each read.
 DEFAULT_TIMEOUT = 30.0
@@ -47,11 +45,6 @@ Progress = Callable[[int, int | None], None]
 
 class DownloadError(MammoError):
     """The archive could not be fetched; the message says how to continue without it."""
-
-
-def mias_url() -> str:
-    """Where the MIAS archive is fetched from: ``$MAMMO_MIAS_URL``, else ``MIAS_URL``."""
-    return os.environ.get(MIAS_URL_ENV) or MIAS_URL
 
 
 def download_mias(dest: str | Path, url: str | None = None, progress: Progress | None = None,

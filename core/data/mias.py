@@ -46,7 +46,7 @@ from core.data.records import (
 )
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError, BadFilmError
 from core.films import check_pixel_limit, probe_film
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 INFO_NAME = "info.txt"
 #: The frame Info.txt's coordinates refer to.

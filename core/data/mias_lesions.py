@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_path
-from core.cache import cache_root
 from core.data import mias
 from core.data.records import Dataset, FilmRecord, Lesion
 from core.errors import BadConfigError, MammoError
 from core.films import read_film
+from core.settings import cache_root
 
 CLASSES = ("BENIGN", "MALIGNANT")
 _LABEL = {"B": "BENIGN", "M": "MALIGNANT"}

@@ -70,7 +70,7 @@ import numpy as np
 
 from core.data.records import MIAS_CLASSES, NORMAL_CLASS, SYNTHETIC_MARKER
 from core.errors import BadConfigError
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 #: The MIAS frame that Info.txt coordinates live in, whatever size the films are.
 MIAS_FRAME = 1024

@@ -29,6 +29,7 @@ import numpy as np
 
 # Saved models name the project's own layers and optimizers; loading finds them only once
 # these modules have registered them (a fresh `predict` process has imported nothing else).
+import core.models.backbones
 import core.models.layers
 import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
@@ -36,20 +37,20 @@ from core.data.records import Dataset
 from core.errors import BadConfigError, MammoError
 from core.evaluate.heatmaps import grad_cam, to_film
 from core.evaluate.localisation import localisation_scores
-from core.evaluate.metrics import (
+from core.films import read_film
+from core.metrics.scores import (
     add_confidence_intervals,
     classification_summary,
     clinical_pairs,
     one_vs_rest,
 )
-from core.evaluate.overlay import save_png, viridis_overlay
-from core.films import read_film
 from core.models.attention import attention_maps
+from core.models.features import file_digest
+from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.preprocess import breast_mask
-from core.train.config import TrainConfig
-from core.train.data import FilmArrays, load_arrays
-from core.train.features import file_digest
-from core.train.runs import MANIFEST, MODEL, Run, read_manifest
+from core.render.overlay import save_png, viridis_overlay
+from core.runs.config import TrainConfig
+from core.runs.folder import MANIFEST, MODEL, Run, read_manifest
 
 PREDICT_BATCH = 16
 #: Bootstrap resamples of the confidence intervals (patients drawn with replacement).

@@ -30,9 +30,9 @@ from keras import ops
 
 from core import backend
 from core.errors import BadConfigError
+from core.geometry import Transform
 from core.models.attention import attention_maps
 from core.models.cut import compose, split_at
-from core.prep.geometry import Transform
 
 FILM_RANGE = (0.0, 255.0)
 

@@ -30,11 +30,11 @@ import numpy as np
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model, run_settings
 from core.evaluate.heatmaps import grad_cam, to_film
-from core.evaluate.overlay import display_grey, save_png, viridis_overlay
 from core.films import Film, read_film
 from core.models.attention import attention_maps
 from core.prep.preprocess import Prepared, PrepConfig, preprocess
-from core.train.runs import MODEL, Run, open_run
+from core.render.overlay import display_grey, save_png, viridis_overlay
+from core.runs.folder import MODEL, Run, open_run
 
 #: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
 FilmSource = str | Path | tuple[str, bytes]

@@ -23,12 +23,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_path
 from core.errors import BadConfigError
-from core.evaluate.metrics import classification_report, per_class_counts, report_rows
+from core.metrics.scores import classification_report, per_class_counts, report_rows
+from core.render.palette import PALETTE
 
 PLOT_SIDE = 480
-#: Line colours of the ROC plot (colour-blind-safe Okabe-Ito palette).
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-           "#F0E442")
 
 
 def write_report(evaluation: dict[str, Any], out_dir: str | Path,

@@ -18,9 +18,9 @@ import numpy as np
 
 from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
-from core.evaluate.metrics import classification_report, report_rows
 from core.evaluate.report import write_report
-from core.train.runs import REPORT, Run, read_manifest, saved_evaluation
+from core.metrics.scores import classification_report, report_rows
+from core.runs.folder import REPORT, Run, read_manifest, saved_evaluation
 
 GALLERY = "gallery"
 #: Headline figures in the order a reader compares them with the trivial baselines.

@@ -37,7 +37,7 @@ import numpy as np
 from keras import ops
 
 from core.errors import BadConfigError
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 CELLS: dict[str, type[keras.layers.Layer]] = {
     "lstm": keras.layers.LSTMCell,

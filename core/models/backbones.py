@@ -29,10 +29,10 @@ from typing import Any
 import h5py
 import keras
 import numpy as np
+from keras import ops
 
 from core.errors import BadConfigError
 from core.models import alexnet, googlenet
-from core.models.layers import FilmToBackbone
 
 NO_WEIGHTS = "none"
 IMAGENET = "imagenet"
@@ -443,3 +443,32 @@ def film_encoder(backbone: Backbone) -> keras.Model:
     films = keras.Input(shape=(size, size, 1), name="film")
     features = backbone.model(FilmToBackbone(backbone.name, name="film_to_backbone")(films))
     return keras.Model(films, features, name=f"{backbone.name}_encoder")
+
+
+@keras.saving.register_keras_serializable(package="mammo")
+class FilmToBackbone(keras.layers.Layer):
+    """Grey film pixels in [0, 255] -> the three-channel input a registry backbone expects.
+
+    Keeping this inside the saved model makes a run's ``.keras`` file self-describing: it
+    takes preprocessed films as ``core.prep`` makes them, whatever the backbone's own input
+    convention (Caffe means, [-1, 1], Torch statistics). Only the backbone's registry name is
+    stored, and its preprocessing function is looked up again on load, so nothing executable
+    travels inside the file.
+    """
+
+    def __init__(self, backbone: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}")
+        self.backbone = backbone
+        self._preprocess = BACKBONES[backbone].preprocess
+
+    def call(self, films: Any) -> Any:
+        films = ops.cast(films, "float32")
+        return self._preprocess(ops.concatenate([films, films, films], axis=-1))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], 3)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "backbone": self.backbone}

@@ -63,34 +63,3 @@ class LocalResponseNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
         return config
-
-
-@keras.saving.register_keras_serializable(package="mammo")
-class FilmToBackbone(keras.layers.Layer):
-    """Grey film pixels in [0, 255] -> the three-channel input a registry backbone expects.
-
-    Keeping this inside the saved model makes a run's ``.keras`` file self-describing: it
-    takes preprocessed films as ``core.prep`` makes them, whatever the backbone's own input
-    convention (Caffe means, [-1, 1], Torch statistics). Only the backbone's registry name is
-    stored, and its preprocessing function is looked up again on load, so nothing executable
-    travels inside the file.
-    """
-
-    def __init__(self, backbone: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        from core.models.backbones import BACKBONES
-
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}")
-        self.backbone = backbone
-        self._preprocess = BACKBONES[backbone].preprocess
-
-    def call(self, films: Any) -> Any:
-        films = ops.cast(films, "float32")
-        return self._preprocess(ops.concatenate([films, films, films], axis=-1))
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (*input_shape[:-1], 3)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "backbone": self.backbone}

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import BadConfigError, reject_unknown_settings
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 Target = None | int | Mapping[int, int]
 

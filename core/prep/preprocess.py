@@ -25,7 +25,7 @@ import numpy as np
 
 from core.errors import BadConfigError, BadFilmError, reject_unknown_settings
 from core.films import read_film
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 #: Long side of the downsampled copy the breast is segmented on (1024-px films shrink 4x).
 SEGMENT_SIDE = 256

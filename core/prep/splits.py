@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
+from core.data.records import Dataset
 from core.errors import BadConfigError
 
 #: Largest fold count used to express ``test_size`` as a fraction of folds (5% steps).
@@ -130,3 +132,35 @@ def _check(labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(labels) == 0:
         raise BadConfigError("cannot split an empty dataset")
     return labels, groups
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into ``Dataset.records``; a patient's films are all in one part."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def to_dict(self, dataset: Dataset) -> dict[str, list[str]]:
+        return {part: [dataset.records[int(i)].film_id for i in getattr(self, part)]
+                for part in ("train", "val", "test")}
+
+
+def split_dataset(dataset: Dataset, test_size: float, val_fraction: float, seed: int,
+                  folds: int = 0, fold: int = 0, by_patient: bool = True) -> Splits:
+    """Test split first (as the paper's 75/25, or fold ``fold`` of ``folds`` for
+    cross-validation), then validation patients from the rest.
+
+    ``by_patient=False`` splits films, not patients: the first paper's protocol, kept only to
+    reproduce it; a patient's left and right films can then fall on both sides.
+    """
+    labels = dataset.labels
+    groups = dataset.groups if by_patient else np.arange(len(labels))
+    if folds:
+        rest, test = kfold(labels, groups, k=folds, seed=seed)[fold]
+    else:
+        rest, test = train_test_split(labels, groups, test_size=test_size, seed=seed)
+    fit, val = train_test_split(labels[rest], groups[rest], test_size=val_fraction,
+                                seed=seed + 1)
+    return Splits(train=np.sort(rest[fit]), val=np.sort(rest[val]), test=np.sort(test))

@@ -33,7 +33,7 @@ from core.atomic import atomic_path
 from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError
-from core.evaluate.metrics import classification_summary
+from core.metrics.scores import classification_summary
 from core.models.attention import (
     attach_encoder,
     build_attention_head,
@@ -42,13 +42,15 @@ from core.models.attention import (
 )
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.cut import frozen_bottom
+from core.models.features import cached_features, encoder_key, file_digest
 from core.models.optimizers import make_optimizer
 from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
+from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.augment import balance
+from core.prep.splits import Splits, split_dataset
+from core.runs.config import TrainConfig
+from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 from core.train.batches import Batches, class_weights
-from core.train.config import TrainConfig
-from core.train.data import FilmArrays, Splits, load_arrays, split_dataset
-from core.train.features import cached_features, encoder_key, file_digest
 from core.train.patches import pretrain_on_patches
 from core.train.progress import (
     RunProgress,
@@ -57,7 +59,6 @@ from core.train.progress import (
     checkpoint_model_path,
     checkpoint_state,
 )
-from core.train.runs import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 
 log = logging.getLogger(__name__)
 

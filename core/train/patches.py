@@ -30,12 +30,12 @@ from core.errors import BadConfigError
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.optimizers import make_optimizer
 from core.models.transfer import unfreeze_top
+from core.prep.arrays import FilmArrays
 from core.prep.patches import Patches, lesion_patches
+from core.runs.config import TrainConfig
+from core.runs.folder import Run
 from core.train.batches import Batches, class_weights
-from core.train.config import TrainConfig
-from core.train.data import FilmArrays
 from core.train.progress import RunProgress
-from core.train.runs import Run
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
 #: What pretraining did: tuned the encoder (or loaded a resumed run's tuning), found nothing

@@ -25,7 +25,7 @@ import keras
 
 from core.atomic import WriteError, atomic_path, write_json_atomic
 from core.errors import BadConfigError
-from core.train.runs import CHECKPOINT, HISTORY, Run
+from core.runs.folder import CHECKPOINT, HISTORY, Run
 
 CANCEL = "CANCEL"
 #: The checkpoint model of runs written before models were named by epoch.

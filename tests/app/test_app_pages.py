@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
-from core.train.presets import demo_weights_file
+from core.runs.presets import demo_weights_file
 
 
 def test_landing_page_renders() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 import factories
 from conftest import REPO
-from core.train.config import TrainConfig
+from core.runs.config import TrainConfig
 from core.train.fit import train
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.evaluate import saved
-from core.train.config import TrainConfig
-from core.train.runs import REPORT, Run
+from core.runs.config import TrainConfig
+from core.runs.folder import REPORT, Run
 from factories import TINY, open_page
 
 PAGE = "pages/evaluate.py"

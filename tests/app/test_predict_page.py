@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.evaluate import predict
-from core.train.config import TrainConfig
-from core.train.runs import Run
+from core.runs.config import TrainConfig
+from core.runs.folder import Run
 from factories import TINY, open_page
 
 PAGE = "pages/predict.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.train.config import TrainConfig
-from core.train.runs import MODEL, WEIGHTS, Run, open_run
+from core.runs.config import TrainConfig
+from core.runs.folder import MODEL, WEIGHTS, Run, open_run
 from factories import TINY, open_page
 
 PAGE = "pages/runs.py"

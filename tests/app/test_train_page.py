@@ -13,9 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
-from core.train.jobs import active_jobs, list_jobs, worker_alive
+from core.experiments.jobs import active_jobs, list_jobs, worker_alive
+from core.runs.folder import open_run
 from core.train.progress import checkpoint_state
-from core.train.runs import open_run
 from factories import wait_for
 from ui.state import ActiveDataset
 

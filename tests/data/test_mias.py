@@ -15,7 +15,7 @@ from core.data import load_dataset
 from core.data.mias import InfoRow, load, parse_info
 from core.data.records import MIAS_CLASSES, SYNTHETIC_MARKER, TISSUES
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError
-from core.prep.geometry import Transform
+from core.geometry import Transform
 
 ABSENT = ["mdb025", "mdb026", "mdb031", "mdb032", "mdb047", "mdb048", "mdb051", "mdb052", "mdb055", "mdb056", "mdb057", "mdb058", "mdb061", "mdb062", "mdb069", "mdb070", "mdb079", "mdb080", "mdb083", "mdb084", "mdb095", "mdb096", "mdb105", "mdb106", "mdb121", "mdb122", "mdb123", "mdb124", "mdb131", "mdb132", "mdb145", "mdb146", "mdb149", "mdb150", "mdb169", "mdb170", "mdb173", "mdb174", "mdb175", "mdb176", "mdb183", "mdb184", "mdb201", "mdb202", "mdb209", "mdb210", "mdb219", "mdb220", "mdb225", "mdb226", "mdb229", "mdb230", "mdb233", "mdb234", "mdb243", "mdb244", "mdb249", "mdb250", "mdb253", "mdb254", "mdb279", "mdb280", "mdb307", "mdb308", "mdb311", "mdb312"]
 

@@ -20,7 +20,7 @@ from core.errors import BadConfigError
 from core.evaluate.evaluate import GALLERY_FILMS, evaluate_run
 from core.evaluate.predict import predict_films
 from core.evaluate.report import write_report
-from core.train.runs import Run
+from core.runs.folder import Run
 
 KEYS = {"n", "labels", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "per_class",
         "confusion_matrix", "auc_abnormal", "auc_malignant", "pointing_game", "localisation",

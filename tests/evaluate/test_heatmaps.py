@@ -22,12 +22,12 @@ import pytest
 from core.data.records import Lesion
 from core.errors import BadConfigError
 from core.evaluate.heatmaps import attention_heatmaps, grad_cam, to_film
-from core.evaluate.overlay import save_png, viridis_overlay
+from core.geometry import Transform
 from core.models.attention import attach_encoder, build_attention_head
 from core.models.backbones import build_backbone, film_encoder
 from core.models.transfer import build_transfer_head
-from core.prep.geometry import Transform
 from core.prep.preprocess import PrepConfig, preprocess
+from core.render.overlay import save_png, viridis_overlay
 
 REPO = Path(__file__).resolve().parents[2]
 S, POOL = 64, 4

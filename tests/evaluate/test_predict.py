@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO
 from core.errors import BadConfigError
 from core.evaluate.predict import predict_films
-from core.train.config import TrainConfig
-from core.train.runs import Run
+from core.runs.config import TrainConfig
+from core.runs.folder import Run
 from factories import TINY
 
 #: As tests/train/test_fit.py: small enough to train in seconds.

@@ -12,9 +12,9 @@ import pytest
 from test_predict import tiny_run
 
 from core.errors import BadConfigError
-from core.evaluate.overlay import display_grey, png_bytes, viridis_overlay
 from core.evaluate.predict import DISPLAY_SIDE, predict_films, predict_uploads
-from core.train.runs import Run
+from core.render.overlay import display_grey, png_bytes, viridis_overlay
+from core.runs.folder import Run
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 from core.errors import BadConfigError
 from core.evaluate import saved
 from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
-from core.train.config import TrainConfig
+from core.runs.config import TrainConfig
+from core.runs.folder import EVALUATION, MODEL, REPORT, Run, create_run, open_run
 from core.train.fit import train
-from core.train.runs import EVALUATION, MODEL, REPORT, Run, create_run, open_run
 from factories import TINY
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import BadConfigError, BadFilmError
 from core.films import read_film
-from core.prep.geometry import Transform
+from core.geometry import Transform
 from core.prep.preprocess import (
     PrepConfig,
     breast_mask,

@@ -22,10 +22,10 @@ import pytest
 
 from core.cli import main
 from core.data import load_dataset
-from core.data.browse import thumbnail
 from core.data.cbis import load as load_cbis
 from core.data.mias import FILM_SUFFIXES
 from core.errors import BadAnnotationError, BadFilmError
+from core.experiments.browse import thumbnail
 from core.films import FilmInfo, check_pixel_limit, probe_film, read_film
 from factories import dicom
 from film_cases import (

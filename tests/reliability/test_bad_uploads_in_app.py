@@ -24,8 +24,8 @@ import factories
 from conftest import REPO
 from core.cli import main
 from core.data.records import SYNTHETIC_MARKER
-from core.train.config import TrainConfig
-from core.train.runs import Run
+from core.runs.config import TrainConfig
+from core.runs.folder import Run
 from film_cases import Case, bad_films, first_film, good_variants, pgm
 
 PREDICT = "pages/predict.py"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.train.features import cached_features
-from core.train.runs import list_runs
+from core.models.features import cached_features
+from core.runs.folder import list_runs
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 4
@@ -57,7 +57,7 @@ def wait(go):
 """
 
 _CACHE_WRITER = _COMMON + """
-from core.train.features import cached_features
+from core.models.features import cached_features
 cache, go, out, shift = sys.argv[1:5]
 images = np.random.default_rng(7).integers(0, 255, (IMAGES, SIDE, SIDE), dtype=np.uint8)
 order = np.roll(np.arange(IMAGES), int(shift))  # each process starts at another image
@@ -116,7 +116,7 @@ def test_processes_filling_one_feature_cache_at_once_never_corrupt_it(tmp_path: 
 
 
 _RUN_MAKER = _COMMON + """
-from core.train.runs import create_run
+from core.runs.folder import create_run
 root, go, index = sys.argv[1:4]
 wait(go)
 print(create_run("same name", {"writer": int(index)}, Path(root)).path)
@@ -138,7 +138,7 @@ def test_processes_creating_runs_of_one_name_at_once_get_their_own_folders(
 
 
 _MANIFEST_WRITER = _COMMON + """
-from core.train.runs import Run
+from core.runs.folder import Run
 folder, go, index = sys.argv[1:4]
 run = Run(Path(folder))
 wait(go)
@@ -147,7 +147,7 @@ for round in range(60):
 """
 
 _MANIFEST_READER = _COMMON + """
-from core.train.runs import Run, read_manifest
+from core.runs.folder import Run, read_manifest
 folder, go, done = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 run = Run(Path(folder))
 wait(go)
@@ -161,7 +161,7 @@ print(reads)
 
 
 def test_a_reader_never_sees_half_a_manifest_being_rewritten(tmp_path: Path) -> None:
-    from core.train.runs import create_run
+    from core.runs.folder import create_run
 
     run = create_run("shared", {"padding": "x" * 200_000}, tmp_path)
     go, done = tmp_path / "go", tmp_path / "done"

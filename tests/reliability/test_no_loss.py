@@ -29,11 +29,9 @@ from core.evaluate import evaluate as evaluate_module
 from core.evaluate.predict import predict_films
 from core.evaluate.report import write_report
 from core.evaluate.saved import run_evaluation
-from core.train import progress as progress_module
-from core.train.config import TrainConfig
-from core.train.features import cached_features
-from core.train.progress import RunProgress, checkpoint_model_path, checkpoint_state
-from core.train.runs import (
+from core.models.features import cached_features
+from core.runs.config import TrainConfig
+from core.runs.folder import (
     CHECKPOINT,
     MANIFEST,
     PROGRESS,
@@ -44,6 +42,8 @@ from core.train.runs import (
     read_history,
     saved_evaluation,
 )
+from core.train import progress as progress_module
+from core.train.progress import RunProgress, checkpoint_model_path, checkpoint_state
 from factories import TINY, shared_folder
 
 FULL = "No space left on device"
@@ -110,7 +110,7 @@ def _tell_story(synthetic_root: Path, folder: Path) -> None:
         **{**TINY, "epochs": 2})
     seen: dict = {}
     warnings = _Warnings()
-    logging.getLogger("core.train.features").addHandler(warnings)
+    logging.getLogger("core.models.features").addHandler(warnings)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MAMMO_CACHE", str(blocked / "cache"))
         with pytest.MonkeyPatch.context() as full:
@@ -125,7 +125,7 @@ def _tell_story(synthetic_root: Path, folder: Path) -> None:
         seen["weights"] = len(keras.models.load_model(checkpoint_model_path(run),
                                                       safe_mode=True).get_weights())
         seen["run"] = str(resume(run.path).path)
-    logging.getLogger("core.train.features").removeHandler(warnings)
+    logging.getLogger("core.models.features").removeHandler(warnings)
     seen["cache_warnings"] = warnings.messages
     (folder / "seen.json").write_text(json.dumps(seen))
 
@@ -357,7 +357,7 @@ def test_a_full_disk_leaves_the_feature_cache_uncorrupted_and_training_goes_on(
         raise OSError(errno.ENOSPC, FULL)
 
     monkeypatch.setattr(np, "save", half_then_full)
-    with caplog.at_level(logging.WARNING, logger="core.train.features"):
+    with caplog.at_level(logging.WARNING, logger="core.models.features"):
         features = cached_features(_encode, images, "k", tmp_path, batch_size=4)
     np.testing.assert_array_equal(features, expected)
     warnings = [record.getMessage() for record in caplog.records]

@@ -23,7 +23,7 @@ from PIL import Image
 from core.data.mias import InfoRow, parse_info
 from core.data.records import MIAS_CLASSES, TISSUES
 from core.films import probe_film, read_film
-from core.prep.geometry import Transform
+from core.geometry import Transform
 from factories import dicom
 from film_cases import encode, luminance, pgm
 

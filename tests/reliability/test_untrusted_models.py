@@ -31,8 +31,8 @@ from core.evaluate.evaluate import load_model
 from core.evaluate.predict import loaded_run, predict_films
 from core.evaluate.saved import run_evaluation
 from core.models.backbones import build_backbone
-from core.train.config import TrainConfig
-from core.train.runs import MANIFEST, MODEL, Run, list_runs
+from core.runs.config import TrainConfig
+from core.runs.folder import MANIFEST, MODEL, Run, list_runs
 from factories import TINY, shared_folder
 
 REPO = Path(__file__).resolve().parents[2]

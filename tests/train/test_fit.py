@@ -18,11 +18,11 @@ from conftest import REPO
 from core.data import load_dataset
 from core.data.synthetic import generate
 from core.evaluate.evaluate import evaluate_run
-from core.evaluate.metrics import classification_summary
-from core.train.config import TrainConfig
-from core.train.data import load_arrays
+from core.metrics.scores import classification_summary
+from core.prep.arrays import load_arrays
+from core.runs.config import TrainConfig
+from core.runs.folder import HISTORY, MODEL, PROGRESS, WEIGHTS
 from core.train.fit import train
-from core.train.runs import HISTORY, MODEL, PROGRESS, WEIGHTS
 from factories import TINY
 
 #: Small enough to train in seconds: the point is the mechanics, not the scores.
@@ -121,7 +121,7 @@ def test_patch_pretraining_tunes_only_the_encoder_top(keras_home: Path, syntheti
 
 
 def _films(labels: list[int], lesions: list[np.ndarray]):
-    from core.train.data import FilmArrays
+    from core.prep.arrays import FilmArrays
 
     return FilmArrays([None] * len(labels), np.full((len(labels), 64, 64), 100, np.uint8),
                       [None] * len(labels), lesions, np.array(labels))
@@ -133,8 +133,8 @@ def test_patch_pretraining_without_located_lesions_is_skipped_and_said(labels: s
     """It is on by default, so films without lesion locations (class folders) still train,
     with a warning in the run that the encoder was not tuned."""
     from core.models.backbones import build_backbone
+    from core.runs.folder import create_run
     from core.train.patches import pretrain_on_patches
-    from core.train.runs import create_run
 
     films = _films([0, 1], [np.zeros((0, 3))] * 2)
     config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 32,
@@ -153,8 +153,8 @@ def test_patch_pretraining_needs_two_kinds_of_patch(tmp_path: Path) -> None:
     """Class labels on lesions of a single class, with no normal class, leave one kind."""
     from core.errors import BadConfigError
     from core.models.backbones import build_backbone
+    from core.runs.folder import create_run
     from core.train.patches import pretrain_on_patches
-    from core.train.runs import create_run
 
     films = _films([0, 0], [np.array([[32.0, 32.0, 8.0]])] * 2)
     config = TrainConfig().with_overrides(**{**TINY, "patch_epochs": 1, "patch_size": 32,
@@ -292,7 +292,7 @@ def test_training_runs_on_jax(synthetic_root: Path, tmp_path: Path) -> None:
     phases = {"patch_epochs": 1, "patch_size": 32, "patches_per_lesion": 2,
               "fine_tune_layers": 2, "fine_tune_epochs": 1}
     script = (
-        "import json, sys; from core.train.config import TrainConfig; from core.train.fit import train;"
+        "import json, sys; from core.runs.config import TrainConfig; from core.train.fit import train;"
         f"c = TrainConfig(dataset='mias', root={str(synthetic_root)!r}).with_overrides("
         f"**{ {**TINY, **phases}!r});"
         f"r = train(c, {str(tmp_path)!r}); m = r.manifest;"

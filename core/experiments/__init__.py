@@ -1,0 +1,2 @@
+"""What spans training and evaluation: cross-validation, sweeps, the job queue, and the Data
+page's preview of what training will see."""

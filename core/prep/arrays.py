@@ -1,0 +1,67 @@
+"""From films to arrays a model can train on: model inputs and lesion targets.
+
+Lesions travel with their films as ``(row, col, radius)`` on the model-input grid,
+computed through each film's ``Transform`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.data.records import FilmRecord
+from core.errors import MammoError
+from core.geometry import Transform
+from core.prep.preprocess import PrepConfig, preprocess_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FilmArrays:
+    """Model inputs for some films, in the order of ``records``."""
+
+    records: list[FilmRecord]
+    images: np.ndarray  # uint8 [N, S, S]
+    transforms: list[Transform]  # original film grid -> model-input grid
+    lesions: list[np.ndarray]  # per film: (n, 3) rows of (row, col, radius) on the input grid
+    labels: np.ndarray  # int64 class ids
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def lesions_on_grid(record: FilmRecord, transform: Transform) -> np.ndarray:
+    """The film's located lesions as ``(row, col, radius)`` on the transform's output grid."""
+    located = record.located_lesions
+    if not located:
+        return np.zeros((0, 3), np.float32)
+    centres = transform.forward([lesion.center for lesion in located])
+    radii = [transform.forward_radius(float(lesion.radius)) for lesion in located]
+    return np.column_stack([centres, radii]).astype(np.float32)
+
+
+def load_arrays(records: list[FilmRecord], prep: PrepConfig,
+                warnings: list[str] | None = None) -> FilmArrays:
+    """Read and preprocess films; a film that cannot be read is left out with a warning
+    (appended to ``warnings``) instead of stopping the run."""
+    failures: list[str] = []
+    images, transforms = preprocess_files([r.path for r in records], prep, failures=failures)
+    keep = [i for i, t in enumerate(transforms) if t is not None]
+    for failure in failures:
+        log.warning("film left out: %s", failure)
+    if warnings is not None:
+        warnings.extend(f"film left out: {failure}" for failure in failures)
+    if not keep:
+        raise MammoError("no film could be read; see the warnings above")
+    kept_records = [records[i] for i in keep]
+    kept_transforms = [t for t in transforms if t is not None]
+    return FilmArrays(
+        records=kept_records,
+        images=images[keep] if len(keep) < len(records) else images,
+        transforms=kept_transforms,
+        lesions=[lesions_on_grid(r, t) for r, t in zip(kept_records, kept_transforms)],
+        labels=np.array([r.class_id for r in kept_records], dtype=np.int64),
+    )

@@ -1,0 +1,96 @@
+"""Viridis overlays: the film's own size, RGB order, opacity, lesion circles, caption, PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.data.records import Lesion
+from core.errors import BadConfigError
+from core.render.overlay import save_png, viridis_overlay
+
+# OpenCV's Viridis at 0 and 255, as RGB (matplotlib's viridis ends, rounded).
+VIRIDIS_LOW, VIRIDIS_HIGH = (68, 1, 84), (253, 231, 37)
+
+
+def _film(shape: tuple[int, int] = (300, 240), dtype: type = np.uint8) -> np.ndarray:
+    ramp = np.linspace(0, 1, shape[1])[None, :] * np.ones(shape)
+    top = 255 if dtype == np.uint8 else 4095  # a 12-bit film in 16 bits
+    return np.round(ramp * top).astype(dtype)
+
+
+def _red(rgb: np.ndarray) -> np.ndarray:
+    """Circle pixels (anti-aliased edges included): Viridis never pairs strong red with
+    little green."""
+    return (rgb[..., 0] >= 200) & (rgb[..., 1] <= 40) & (rgb[..., 2] <= 40)
+
+
+def test_overlay_keeps_the_film_size_and_blends_viridis_in_rgb_order() -> None:
+    film = _film()
+    heat = np.zeros(film.shape, np.float32)
+    heat[:, 120:] = 1.0
+    pure = viridis_overlay(film, heat, opacity=1.0)
+    assert pure.shape == (*film.shape, 3) and pure.dtype == np.uint8
+    np.testing.assert_allclose(pure[0, 0], VIRIDIS_LOW, atol=2)
+    np.testing.assert_allclose(pure[0, -1], VIRIDIS_HIGH, atol=2)  # yellow, so R > B: RGB
+    grey = viridis_overlay(film, heat, opacity=0.0)
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
+    assert grey[0, 0, 0] == 0 and grey[0, -1, 0] == 255
+    half = viridis_overlay(film, heat, opacity=0.45)
+    expected = 0.45 * np.array(VIRIDIS_HIGH) + 0.55 * 255
+    np.testing.assert_allclose(half[0, -1], expected, atol=3)
+
+
+def test_a_16_bit_film_is_stretched_to_8_bits() -> None:
+    grey = viridis_overlay(_film(dtype=np.uint16), np.zeros((300, 240)), opacity=0.0)
+    assert grey.min() == 0 and grey.max() == 255
+    assert np.all(np.diff(grey[0, :, 0].astype(int)) >= 0)  # order of grey levels kept
+
+
+@pytest.mark.parametrize(("side", "thick"), [(256, False), (1024, True)])
+def test_lesion_circles_are_drawn_with_a_thickness_that_follows_the_film(side: int,
+                                                                         thick: bool) -> None:
+    film = _film((side, side))
+    lesion = Lesion(center=(side / 2, side / 2), radius=side / 8)
+    rgb = viridis_overlay(film, np.zeros(film.shape), lesions=[lesion, Lesion(None, None)])
+    row, edge = side // 2, side // 2 + side // 8
+    assert _red(rgb)[row, edge] and not _red(rgb)[row, side // 2]
+    band = int(_red(rgb)[row, edge - 8:edge + 9].sum())
+    assert (band >= 3) if thick else (band <= 2)
+    assert _red(rgb).sum() > np.pi * lesion.radius  # a circle (anti-aliased), not a dot
+
+
+def test_caption_goes_in_the_top_left_corner() -> None:
+    film, heat = _film(), np.zeros((300, 240))
+    plain = viridis_overlay(film, heat)
+    captioned = viridis_overlay(film, heat, predicted="SPIC", actual="CIRC")
+    changed = np.argwhere(np.any(plain != captioned, axis=-1))
+    assert len(changed) and changed[:, 0].max() < 30 and changed[:, 1].min() == 0
+    assert np.any(np.all(captioned[:30] == 255, axis=-1))  # white text on it
+
+
+def test_bad_overlay_inputs() -> None:
+    film = _film()
+    with pytest.raises(BadConfigError, match="to_film"):
+        viridis_overlay(film, np.zeros((10, 10)))
+    with pytest.raises(BadConfigError, match=r"\[0, 1\]"):
+        viridis_overlay(film, np.full(film.shape, 2.0))
+    with pytest.raises(BadConfigError, match="opacity"):
+        viridis_overlay(film, np.zeros(film.shape), opacity=1.5)
+    with pytest.raises(BadConfigError, match="uint8 or uint16"):
+        viridis_overlay(film.astype(np.float32), np.zeros(film.shape))
+
+
+def test_save_png_writes_atomically_and_reads_back(tmp_path: Path) -> None:
+    rgb = viridis_overlay(_film(), np.random.default_rng(0).uniform(0, 1, (300, 240)))
+    path = save_png(rgb, tmp_path / "out" / "film.png")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["film.png"]  # no temp left
+    np.testing.assert_array_equal(cv2.imread(str(path))[..., ::-1], rgb)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(BadConfigError, match="cannot write"):
+        save_png(rgb, tmp_path / "file" / "film.png")
+    with pytest.raises(BadConfigError, match="RGB uint8"):
+        save_png(rgb[..., 0], tmp_path / "grey.png")
