@@ -8,7 +8,6 @@ here, behind small functions, so that adding a backend means reading one file.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -74,14 +73,6 @@ def distribution_scope() -> AbstractContextManager[object]:
 
         return tf.distribute.MirroredStrategy().scope()
     return nullcontext()
-
-
-def cpu_threads() -> int:
-    """Cores this process may use (respects CPU affinity, e.g. in containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def gradients(model: keras.Model, inputs: np.ndarray,

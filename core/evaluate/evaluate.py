@@ -17,7 +17,6 @@ for a transfer model), and patient-grouped bootstrap intervals.
 
 from __future__ import annotations
 
-import math
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError, MammoError
-from core.evaluate.heatmaps import grad_cam, to_film
+from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
 from core.metrics.scores import (
@@ -44,8 +43,8 @@ from core.metrics.scores import (
     clinical_pairs,
     one_vs_rest,
 )
-from core.models.attention import attention_maps
 from core.models.features import file_digest
+from core.models.kinds import model_kind, named_outputs
 from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.preprocess import breast_mask
 from core.render.overlay import save_png, viridis_overlay
@@ -122,19 +121,8 @@ def _check_fits(model: keras.Model, settings: RunSettings, path: Path) -> None:
         shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
         raise BadConfigError(f"{path}: the model takes {', '.join(map(str, shapes))}, but the "
                              f"run prepares {size} x {size} grey films")
-    outputs = model.output if isinstance(model.output, dict) else {"class": model.output}
-    scores = outputs.get("class")
-    if not hasattr(scores, "shape") or len(scores.shape) != 2:
-        raise BadConfigError(f"{path}: the model has no class output (outputs: "
-                             f"{', '.join(map(str, outputs))})")
-    if scores.shape[-1] != len(settings.classes):
-        raise BadConfigError(f"{path}: the model has {scores.shape[-1]} classes, the manifest "
-                             f"{len(settings.classes)}")
-    attention = outputs.get("attention")
-    if attention is not None and (len(attention.shape) != 3
-                                  or math.isqrt(attention.shape[-1]) ** 2 != attention.shape[-1]):
-        raise BadConfigError(f"{path}: the model's attention of shape {attention.shape} is not "
-                             "over a square grid")
+    model_kind(settings.config.model).check_outputs(named_outputs(model), len(settings.classes),
+                                                    str(path))
 
 
 def _split_part(run: Run, manifest: dict[str, Any], part: str) -> dict[str, str]:
@@ -204,7 +192,7 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     arrays = load_arrays(records, config.prep, left_out)
     model = load_model(run)
     try:
-        probabilities, grid_maps, kind = _predict(model, arrays)
+        probabilities, grid_maps, kind = _predict(model, settings.config.model, arrays)
     except BadConfigError as error:  # a model of this shape but not of our making
         raise BadConfigError(f"{run.path / MODEL}: {error}") from None
     summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
@@ -239,24 +227,13 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
                                     n=BOOTSTRAP_RESAMPLES)
 
 
-def _predict(model: keras.Model, arrays: FilmArrays) -> tuple[np.ndarray, np.ndarray, str]:
-    """Probabilities and one grid heatmap per film: the attention model's combined map (from
-    the same pass), or Grad-CAM of the predicted class for a model without attention."""
+def _predict(model: keras.Model, kind_name: str, arrays: FilmArrays
+             ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Probabilities, one grid heatmap per film, and how the heatmaps were made."""
+    kind = model_kind(kind_name)
     films = arrays.images[..., None].astype(np.float32)
-    output = model.predict(films, batch_size=PREDICT_BATCH, verbose=0)
-    if isinstance(output, dict) and "attention" in output:
-        alpha = np.asarray(output["attention"])
-        side = int(np.sqrt(alpha.shape[-1]))
-        if side * side != alpha.shape[-1]:
-            raise BadConfigError(f"attention over {alpha.shape[-1]} cells is not a square grid")
-        maps = attention_maps(alpha, (side, side)).mean(axis=1)
-        return np.asarray(output["class"]), maps, "attention"
-    probabilities = np.asarray(output["class"] if isinstance(output, dict) else output)
-    predicted = probabilities.argmax(axis=1)
-    maps = np.concatenate([grad_cam(model, films[i:i + PREDICT_BATCH],
-                                    predicted[i:i + PREDICT_BATCH])
-                           for i in range(0, len(films), PREDICT_BATCH)])
-    return probabilities, maps, "grad_cam"
+    probabilities, maps = scores_and_maps(model, kind, films, PREDICT_BATCH)
+    return probabilities, maps, kind.heatmap
 
 
 def _localisation(arrays: FilmArrays, grid_maps: Sequence[np.ndarray]) -> dict[str, Any]:

@@ -31,28 +31,28 @@ from keras import ops
 from core import backend
 from core.errors import BadConfigError
 from core.geometry import Transform
-from core.models.attention import attention_maps
 from core.models.cut import compose, split_at
+from core.models.kinds import ModelKind
 
 FILM_RANGE = (0.0, 255.0)
 
 
-# -- attention ----------------------------------------------------------------------------------
-def attention_heatmaps(model: keras.Model, films: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The attention model's own maps: ``(per_step (B, T, H', W'), combined (B, H', W'))``.
-
-    Each step's map is that glimpse's distribution over the grid (it sums to 1). The combined
-    map is their mean, the same average that lesion supervision trains towards the lesion,
-    so it is also a distribution: values are shares of attention, not normalised to a peak
-    of 1 (``to_film`` does that for display).
-    """
-    encoder, _ = _encoder_and_head(model)
-    films = _check_films(model, films)
-    if not isinstance(model.output, dict) or "attention" not in model.output:
-        raise BadConfigError(f"model {model.name!r} has no attention output: use grad_cam")
-    alpha = model.predict_on_batch(films)["attention"]
-    per_step = attention_maps(alpha, tuple(encoder.outputs[0].shape[1:3]))
-    return per_step, per_step.mean(axis=1)
+# -- the heatmap of a model kind --------------------------------------------------------------
+def scores_and_maps(model: keras.Model, kind: ModelKind, films: np.ndarray,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``(B, C)`` and one grid heatmap per film ``(B, h, w)``: the kind's
+    own maps from the same pass (the attention model's glimpses, averaged), or Grad-CAM of
+    the predicted class for a kind without maps of its own. What evaluation and prediction
+    both score a model with."""
+    probabilities, maps = [], []
+    for start in range(0, len(films), batch_size):
+        batch = films[start:start + batch_size]
+        output = model.predict_on_batch(batch)
+        scores = kind.probabilities(output)
+        own = kind.grid_maps(output)
+        probabilities.append(scores)
+        maps.append(own if own is not None else grad_cam(model, batch, scores.argmax(axis=1)))
+    return np.concatenate(probabilities), np.concatenate(maps)
 
 
 # -- Grad-CAM -----------------------------------------------------------------------------------

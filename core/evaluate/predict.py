@@ -15,7 +15,6 @@ film could be scored without it.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -29,9 +28,9 @@ import numpy as np
 
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model, run_settings
-from core.evaluate.heatmaps import grad_cam, to_film
+from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, read_film
-from core.models.attention import attention_maps
+from core.models.kinds import ModelKind, model_kind
 from core.prep.preprocess import Prepared, PrepConfig, preprocess
 from core.render.overlay import display_grey, save_png, viridis_overlay
 from core.runs.folder import MODEL, Run, open_run
@@ -54,7 +53,7 @@ class _Loaded:
     prep: PrepConfig
     classes: tuple[str, ...]
     synthetic: bool
-    attention: bool
+    kind: ModelKind
 
 
 _CACHE: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
@@ -75,7 +74,7 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
     settings = run_settings(run)
     model = load_model(run)
     loaded = _Loaded(model, settings.config.prep, settings.classes, settings.synthetic,
-                     isinstance(model.output, dict) and "attention" in model.output)
+                     model_kind(settings.config.model))
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_SIZE:
@@ -163,7 +162,8 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
     if not ready:
         return entries
     inputs = np.stack([prepared.image for _, _, prepared in ready])[..., None]
-    probabilities, maps = _scores_and_maps(loaded, inputs.astype(np.float32))
+    probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
+                                          len(inputs))
     for row, (index, film, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
@@ -189,21 +189,6 @@ def _shrink(image: np.ndarray, side: int) -> np.ndarray:
         return image
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _scores_and_maps(loaded: _Loaded, films: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities and grid heatmaps from one compiled model call (plus Grad-CAM's
-    own gradient pass for a transfer model, which has no map of its own)."""
-    output = loaded.model.predict_on_batch(films)
-    if not loaded.attention:
-        probabilities = np.asarray(output, dtype=np.float64)
-        return probabilities, grad_cam(loaded.model, films, probabilities.argmax(axis=1))
-    alpha = np.asarray(output["attention"])
-    side = math.isqrt(alpha.shape[-1])  # square films on a square feature grid
-    if side * side != alpha.shape[-1]:
-        raise BadConfigError(f"attention over {alpha.shape[-1]} cells is not a square grid")
-    maps = attention_maps(alpha, (side, side)).mean(axis=1)
-    return np.asarray(output["class"], dtype=np.float64), maps
 
 
 def _label(source: FilmSource) -> str:

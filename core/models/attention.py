@@ -19,7 +19,7 @@ to (B, T, H', W')).
 
 Because encoders are usually frozen, the decoder is built first as a *head* on feature
 tensors (``build_attention_head``): features are cached once and only the head trains. The
-image model (``build_attention_model``) is the encoder followed by that same head, so a head
+image model (``attach_encoder``) is the encoder followed by that same head, so a head
 trained on cached features drops into it unchanged (``attach_encoder``).
 
 Our addition is lesion supervision: where a film's lesion is located, the mean attention is
@@ -182,16 +182,6 @@ def attach_encoder(encoder: keras.Model, head: keras.Model, name: str) -> keras.
     image_shape, _ = encoder_io_shapes(encoder)
     image = keras.Input(shape=image_shape, name="image")
     return keras.Model(image, head(encoder(image)), name=name)
-
-
-def build_attention_model(encoder: keras.Model, n_classes: int, steps: int = 6,
-                          cell: str = "lstm", units: int = 256, attention_units: int = 128,
-                          dropout: float = 0.0, name: str = "attention_model") -> keras.Model:
-    """Images -> encoder -> attention head; same outputs as ``build_attention_head``."""
-    _, feature_shape = encoder_io_shapes(encoder)
-    head = build_attention_head(feature_shape, n_classes, steps, cell, units, attention_units,
-                                dropout)
-    return attach_encoder(encoder, head, name)
 
 
 def attention_maps(alpha: Any, grid_shape: Sequence[int]) -> np.ndarray:

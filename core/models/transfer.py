@@ -23,7 +23,6 @@ import keras
 import numpy as np
 
 from core.errors import BadConfigError
-from core.models.attention import attach_encoder, encoder_io_shapes
 
 #: MATLAB's default ``L2Regularization`` (trainingOptions), multiplied by the L2 factor.
 MATLAB_L2 = 1e-4
@@ -59,16 +58,6 @@ def build_transfer_head(feature_shape: Sequence[int], n_classes: int, dropout: f
     probs = keras.layers.Dense(int(n_classes), activation="softmax", kernel_regularizer=regularizer,
                                name=head_name)(x)
     return keras.Model(features, probs, name=name)
-
-
-def build_transfer_model(encoder: keras.Model, n_classes: int, dropout: float = 0.0,
-                         l2_factor: float = 1.0, base_l2: float = MATLAB_L2,
-                         head_name: str = "head", name: str = "transfer_model") -> keras.Model:
-    """Images -> encoder -> ``build_transfer_head``. The encoder's trainability is left as
-    the caller set it (``unfreeze_top(encoder, 0)`` freezes it for a first phase)."""
-    _, feature_shape = encoder_io_shapes(encoder)
-    head = build_transfer_head(feature_shape, n_classes, dropout, l2_factor, base_l2, head_name)
-    return attach_encoder(encoder, head, name)
 
 
 def head_factors(weight_factor: float, bias_factor: float, head_name: str = "head"

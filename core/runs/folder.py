@@ -35,6 +35,7 @@ from typing import Any
 
 from core.atomic import WriteError, write_json_atomic
 from core.errors import BadConfigError
+from core.runs.plan import Event
 from core.settings import models_root
 
 MANIFEST = "manifest.json"
@@ -87,7 +88,7 @@ class Run:
         ended = {"ended": utc_now()} if status != "running" else {}
         self.update_manifest(status=status, **ended, **fields)
 
-    def log(self, event: str, **fields: Any) -> None:
+    def log(self, event: Event, **fields: Any) -> None:
         """Append one progress event; the line is flushed so a follower sees it at once.
 
         Appending (rather than rewriting the file atomically) keeps each event one small

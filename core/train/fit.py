@@ -34,22 +34,18 @@ from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError
 from core.metrics.scores import classification_summary
-from core.models.attention import (
-    attach_encoder,
-    build_attention_head,
-    compile_attention_model,
-    lesion_target,
-)
+from core.models.attention import attach_encoder
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.cut import frozen_bottom
 from core.models.features import cached_features, encoder_key, file_digest
-from core.models.optimizers import make_optimizer
-from core.models.transfer import build_transfer_head, head_factors, unfreeze_top
+from core.models.kinds import ModelKind, model_kind
+from core.models.transfer import unfreeze_top
 from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.augment import balance
 from core.prep.splits import Splits, split_dataset
 from core.runs.config import TrainConfig
 from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
+from core.runs.plan import Event, Step, training_plan
 from core.train.batches import Batches, class_weights
 from core.train.patches import pretrain_on_patches
 from core.train.progress import (
@@ -79,6 +75,25 @@ class TrainingSet:
     counts_after: np.ndarray
 
 
+@dataclass
+class Fitting:
+    """What both training phases share: the run they report to, its settings and model
+    kind, the films, their targets (``y_fit``, ``y_val``) and class weights, and the
+    checkpoint a resumed run continues from (None for a fresh run)."""
+
+    run: Run
+    config: TrainConfig
+    kind: ModelKind
+    data: TrainingSet
+    y_fit: Any
+    y_val: Any
+    weights: np.ndarray | None
+    state: dict[str, Any] | None
+
+    def resumes(self, phase: Step) -> bool:
+        return bool(self.state and self.state["phase"] == phase)
+
+
 # -- the run's description ----------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "backend": backend.name()}
@@ -100,7 +115,7 @@ def _split_manifest(dataset: Dataset, splits: Splits) -> dict[str, Any]:
 
 
 def _run_name(config: TrainConfig) -> str:
-    model = f"{config.model}-{config.cell}" if config.model == "attention" else config.model
+    model = model_kind(config.model).run_label(config)
     return f"{config.dataset}-{model}-{config.backbone}-{config.image_size}"
 
 
@@ -118,27 +133,9 @@ def _training_set(config: TrainConfig, dataset: Dataset, splits: Splits, run: Ru
     else:
         images, labels, lesions = fit.images, fit.labels, fit.lesions
         before = after = np.bincount(fit.labels, minlength=n_classes)
-    run.log("data", train=len(fit), val=len(val), fit_samples=len(images),
+    run.log(Event.DATA, train=len(fit), val=len(val), fit_samples=len(images),
             counts_before=before.tolist(), counts_after=after.tolist())
     return TrainingSet(fit, images, labels, lesions, val, before, after)
-
-
-def _attention_targets(lesions: list[np.ndarray], image_size: int,
-                       grid: tuple[int, int]) -> np.ndarray:
-    targets = np.zeros((len(lesions), *grid), np.float32)
-    for i, rows in enumerate(lesions):
-        if len(rows):
-            targets[i] = lesion_target(rows[:, :2], rows[:, 2], (image_size, image_size), grid)
-    return targets
-
-
-def _targets(config: TrainConfig, labels: np.ndarray, lesions: list[np.ndarray],
-             n_classes: int, grid: tuple[int, int]) -> Any:
-    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
-    if config.model == "transfer":
-        return one_hot
-    return {"class": one_hot,
-            "attention": _attention_targets(lesions, config.image_size, grid)}
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -157,36 +154,7 @@ def encoder_for(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
     return backbone, film_encoder(backbone), key
 
 
-def _head(config: TrainConfig, feature_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    if config.model == "attention":
-        head = build_attention_head(feature_shape, n_classes, steps=config.steps,
-                                    cell=config.cell, units=config.units,
-                                    attention_units=config.attention_units,
-                                    dropout=config.dropout)
-    else:
-        head = build_transfer_head(feature_shape, n_classes, dropout=config.dropout,
-                                   l2_factor=config.l2_factor)
-    return head
-
-
-def _compile(model: keras.Model, config: TrainConfig, learning_rate: float) -> None:
-    factors = None
-    if config.model == "transfer" and (config.weight_lr_factor, config.bias_lr_factor) != (1, 1):
-        factors = head_factors(config.weight_lr_factor, config.bias_lr_factor)
-    optimizer = make_optimizer(config.optimizer, learning_rate, momentum=config.momentum,
-                               factors=factors)
-    if config.model == "attention":
-        compile_attention_model(model, optimizer, class_loss=config.class_loss,
-                                supervision=config.attention_supervision,
-                                regularization=config.attention_regularization,
-                                jit_compile=False)
-    else:
-        loss = ("categorical_crossentropy" if config.class_loss == "categorical"
-                else "mean_squared_error")
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
-
-
-def _callbacks(run: Run, config: TrainConfig, phase: str, epochs: int,
+def _callbacks(run: Run, config: TrainConfig, phase: Step, epochs: int,
                first_epoch: int) -> tuple[RunProgress, list[keras.callbacks.Callback]]:
     progress = RunProgress(run, phase, epochs, first_epoch=first_epoch)
     callbacks: list[keras.callbacks.Callback] = [progress]
@@ -214,7 +182,7 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str 
         return np.asarray(encode_model.predict_on_batch(batch[..., None].astype(np.float32)))
 
     def report(done: int, total: int) -> None:
-        run.log("features", part=part, done=done, total=total,
+        run.log(Event.FEATURES, part=part, done=done, total=total,
                 elapsed_s=round(time.time() - started, 2))
         if cancel_requested(run):  # the feature pass of a big set takes minutes: listen here too
             raise TrainingCancelled(f"{run.path}: cancelled while encoding films")
@@ -222,13 +190,13 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str 
     features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report,
                                dtype=dtype)
     # Also when every film came from the cache, so a follower always sees the step end.
-    run.log("features", part=part, films=len(images), elapsed_s=round(time.time() - started, 2))
+    run.log(Event.FEATURES, part=part, films=len(images), elapsed_s=round(time.time() - started, 2))
     return features
 
 
-def _fit_phase(run: Run, model: keras.Model, config: TrainConfig, phase: str, epochs: int,
-               batches: Batches, val: Batches, first_epoch: int) -> RunProgress:
-    progress, callbacks = _callbacks(run, config, phase, epochs, first_epoch)
+def _fit_phase(job: Fitting, model: keras.Model, phase: Step, epochs: int, batches: Batches,
+               val: Batches, first_epoch: int) -> RunProgress:
+    progress, callbacks = _callbacks(job.run, job.config, phase, epochs, first_epoch)
     model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
               callbacks=callbacks, verbose=0)
     return progress
@@ -237,9 +205,11 @@ def _fit_phase(run: Run, model: keras.Model, config: TrainConfig, phase: str, ep
 def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
               warnings: list[str]) -> dict[str, Any]:
     n_classes = len(dataset.classes)
+    kind = model_kind(config.model)
+    plan = training_plan(config)
     data = _training_set(config, dataset, splits, run, warnings)
     backbone, encoder, key = encoder_for(config)
-    if config.patch_epochs:
+    if Step.PATCHES in plan:
         outcome = pretrain_on_patches(run, config, backbone, list(dataset.classes), data.fit,
                                       data.val, warnings)
         if outcome == "cancelled":
@@ -248,28 +218,26 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
             key = None  # a tuned encoder's features serve this run only: not worth caching
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
-    y_fit = _targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
-    y_val = _targets(config, data.val.labels, data.val.lesions, n_classes, grid)
+    y_fit = kind.targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
+    y_val = kind.targets(config, data.val.labels, data.val.lesions, n_classes, grid)
     weights = (class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
                else None)
+    job = Fitting(run, config, kind, data, y_fit, y_val, weights, checkpoint_state(run))
 
-    state = checkpoint_state(run)
     cancelled = False
-    if state and state["phase"] == "fine-tune":  # the head was trained before the stop
+    if job.resumes(Step.FINE_TUNE):  # the head was trained before the stop
         with backend.distribution_scope():
-            head = _head(config, feature_shape, n_classes)
+            head = kind.build_head(config, feature_shape, n_classes)
     else:
-        head, cancelled = _train_head(run, config, encoder, key, data, y_fit, y_val, weights,
-                                      state)
+        head, cancelled = _train_head(job, encoder, key)
     model = attach_encoder(encoder, head, name=f"{config.model}_{config.backbone}")
 
-    if config.fine_tune_layers and not cancelled:
-        cancelled = _fine_tune(run, config, model, encoder, head, data, y_fit, y_val, weights,
-                               state)
+    if Step.FINE_TUNE in plan and not cancelled:
+        cancelled = _fine_tune(job, model, encoder, head)
     if cancelled:
         return {"cancelled": True}
     _save(run, model)
-    probabilities = _class_probabilities(model, data.val.images)
+    probabilities = _class_probabilities(kind, model, data.val.images)
     majority = int(np.bincount(data.fit.labels, minlength=n_classes).argmax())
     val = classification_summary(data.val.labels, probabilities, dataset.classes, majority)
     return {"val": val, "counts_before": data.counts_before.tolist(),
@@ -277,32 +245,32 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
             "backbone_weights": backbone.weights}
 
 
-def _train_head(run: Run, config: TrainConfig, encoder: keras.Model, key: str | None,
-                data: TrainingSet, y_fit: Any, y_val: Any, weights: np.ndarray | None,
-                state: dict[str, Any] | None) -> tuple[keras.Model, bool]:
+def _train_head(job: Fitting, encoder: keras.Model, key: str | None
+                ) -> tuple[keras.Model, bool]:
     """Phase 1: the decoder (or head) on the frozen encoder's features, computed once per
     film; returns it and whether it was cancelled."""
+    run, config, data = job.run, job.config, job.data
     fit_features = _features(run, encoder, data.fit_images, key, "train")
     val_features = _features(run, encoder, data.val.images, key, "val")
     with backend.distribution_scope():
-        if state and state["phase"] == "head":
+        if job.resumes(Step.HEAD):
             head = _load_checkpoint(run)
-            first_epoch = int(state["epoch"])
-            run.log("resume", phase="head", epoch=first_epoch)
+            first_epoch = int((job.state or {})["epoch"])
+            run.log(Event.RESUME, phase=Step.HEAD, epoch=first_epoch)
         else:
-            head = _head(config, tuple(fit_features.shape[1:]), len(data.counts_before))
-            _compile(head, config, config.learning_rate)
+            head = job.kind.build_head(config, tuple(fit_features.shape[1:]),
+                                       len(data.counts_before))
+            job.kind.compile(head, config, config.learning_rate)
             first_epoch = 0
-    batches = Batches(fit_features, y_fit, config.batch_size, weights, config.seed)
-    val_batches = Batches(val_features, y_val, config.batch_size)
-    progress = _fit_phase(run, head, config, "head", config.epochs, batches, val_batches,
+    batches = Batches(fit_features, job.y_fit, config.batch_size, job.weights, config.seed)
+    val_batches = Batches(val_features, job.y_val, config.batch_size)
+    progress = _fit_phase(job, head, Step.HEAD, config.epochs, batches, val_batches,
                           first_epoch)
     return head, progress.cancelled
 
 
-def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras.Model,
-               head: keras.Model, data: TrainingSet, y_fit: Any, y_val: Any,
-               weights: np.ndarray | None, state: dict[str, Any] | None) -> bool:
+def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
+               head: keras.Model) -> bool:
     """Phase 2: the encoder's top layers trainable, end to end at a lower learning rate.
 
     The frozen layers below them are run once per film (``frozen_bottom``) and only the top
@@ -311,10 +279,11 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
     trainable layers is fine-tuned on the films. Trains ``model``'s own layers, in place;
     returns whether it was cancelled.
     """
+    run, config, data = job.run, job.config, job.data
     unfrozen = unfreeze_top(encoder, n_layers=config.fine_tune_layers)
-    resuming = bool(state and state["phase"] == "fine-tune")
+    resuming = job.resumes(Step.FINE_TUNE)
     if not resuming:
-        run.log("unfreeze", layers=unfrozen)
+        run.log(Event.UNFREEZE, layers=unfrozen)
     cut = frozen_bottom(encoder)
     trainer = model
     if cut is not None:
@@ -325,31 +294,32 @@ def _fine_tune(run: Run, config: TrainConfig, model: keras.Model, encoder: keras
     first_epoch = 0
     if resuming:
         fitted = _load_checkpoint(run)
-        first_epoch = int((state or {})["epoch"])
-        run.log("resume", phase="fine-tune", epoch=first_epoch)
+        first_epoch = int((job.state or {})["epoch"])
+        run.log(Event.RESUME, phase=Step.FINE_TUNE, epoch=first_epoch)
         if fitted.inputs[0].shape[1:] == model.inputs[0].shape[1:]:
             trainer, cut = model, None  # a checkpoint of a version that trained on films
     else:
-        _compile(trainer, config, config.learning_rate * config.fine_tune_lr_scale)
+        job.kind.compile(trainer, config, config.learning_rate * config.fine_tune_lr_scale)
     if cut is None:
         fit_inputs, val_inputs = data.fit_images, data.val.images
     else:
         fit_inputs = _features(run, cut[0], data.fit_images, None, "train", np.float32)
         val_inputs = _features(run, cut[0], data.val.images, None, "val", np.float32)
     films = cut is None
-    batches = Batches(fit_inputs, y_fit, config.batch_size, weights, config.seed, films=films)
-    val = Batches(val_inputs, y_val, config.batch_size, films=films)
-    progress = _fit_phase(run, fitted, config, "fine-tune", config.fine_tune_epochs, batches,
-                          val, first_epoch)
+    batches = Batches(fit_inputs, job.y_fit, config.batch_size, job.weights, config.seed,
+                      films=films)
+    val = Batches(val_inputs, job.y_val, config.batch_size, films=films)
+    progress = _fit_phase(job, fitted, Step.FINE_TUNE, config.fine_tune_epochs, batches, val,
+                          first_epoch)
     if fitted is not trainer:  # the resumed checkpoint's weights go into the model's layers
         trainer.set_weights(fitted.get_weights())
     return progress.cancelled
 
 
-def _class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+def _class_probabilities(kind: ModelKind, model: keras.Model, images: np.ndarray) -> np.ndarray:
     output = model.predict(Batches(images, np.zeros(len(images)), ENCODE_BATCH, films=True),
                            verbose=0)
-    return np.asarray(output["class"] if isinstance(output, dict) else output)
+    return kind.probabilities(output)
 
 
 def _save(run: Run, model: keras.Model) -> None:
@@ -377,7 +347,7 @@ def _execute(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits) ->
         run.set_status("cancelled", warnings=warnings, seconds=seconds)
     else:
         run.set_status("done", warnings=warnings, seconds=seconds, **result)
-    run.log("end", status=run.manifest["status"], seconds=seconds)
+    run.log(Event.END, status=run.manifest["status"], seconds=seconds)
     return run
 
 
@@ -439,5 +409,5 @@ def resume(run_path: str | Path) -> Run:
         raise BadConfigError(f"{run.path}: the dataset changed since this run started "
                              "(other films or other content); start a new run instead")
     run.set_status("running", error=None, pid=os.getpid())
-    run.log("resume_begin", checkpoint=checkpoint_state(run))
+    run.log(Event.RESUME_BEGIN, checkpoint=checkpoint_state(run))
     return _execute(run, config, dataset, splits)

@@ -34,6 +34,7 @@ from core.prep.arrays import FilmArrays
 from core.prep.patches import Patches, lesion_patches
 from core.runs.config import TrainConfig
 from core.runs.folder import Run
+from core.runs.plan import Event, Step
 from core.train.batches import Batches, class_weights
 from core.train.progress import RunProgress
 
@@ -101,12 +102,12 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
         except Exception as error:  # noqa: BLE001 (Keras and h5py raise many types for a bad file)
             raise BadConfigError(f"{saved}: unreadable tuned encoder weights "
                                  f"({type(error).__name__}); start a new run instead") from None
-        run.log("patches", loaded=saved.name)
+        run.log(Event.PATCHES, loaded=saved.name)
         return "tuned"
     if not any(len(found) for found in fit.lesions):
         warnings.append("patch pretraining skipped: no training film has a located lesion, "
                         "so the encoder stays as loaded")
-        run.log("patches", skipped="no located lesions")
+        run.log(Event.PATCHES, skipped="no located lesions")
         return "skipped"
     train = _patches(config, fit, classes, config.seed)
     held = _patches(config, val, classes, config.seed + 1)
@@ -126,13 +127,13 @@ def pretrain_on_patches(run: Run, config: TrainConfig, backbone: Backbone, class
         )
     n_classes = len(names)
     counts = np.bincount(train.labels, minlength=n_classes)
-    run.log("patches", train=len(train), val=len(held), size=config.patch_size,
+    run.log(Event.PATCHES, train=len(train), val=len(held), size=config.patch_size,
             counts={names[i]: int(c) for i, c in enumerate(counts) if c})
     model, tuned = _patch_classifier(config, backbone, n_classes)
     one_hot = np.eye(n_classes, dtype=np.float32)
     batches = Batches(train.images, one_hot[train.labels], config.batch_size,
                       class_weights(train.labels, n_classes), config.seed, films=True)
-    progress = RunProgress(run, "patches", config.patch_epochs)
+    progress = RunProgress(run, Step.PATCHES, config.patch_epochs)
     callbacks: list[keras.callbacks.Callback] = [progress]
     validation = None
     if len(held):

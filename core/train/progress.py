@@ -26,6 +26,7 @@ import keras
 from core.atomic import WriteError, atomic_path, write_json_atomic
 from core.errors import BadConfigError
 from core.runs.folder import CHECKPOINT, HISTORY, Run
+from core.runs.plan import Event, Step
 
 CANCEL = "CANCEL"
 #: The checkpoint model of runs written before models were named by epoch.
@@ -76,11 +77,11 @@ def checkpoint_state(run: Run) -> dict[str, Any] | None:
 class RunProgress(keras.callbacks.Callback):
     """Progress events, history rows, per-epoch checkpoints and cancellation for one phase.
 
-    ``first_epoch`` is where a resumed phase starts; ``phase`` names the stage ("head",
-    "fine-tune") so that a two-phase training reads as one story in the log.
+    ``first_epoch`` is where a resumed phase starts; ``phase`` names the stage (``Step.HEAD``,
+    ``Step.FINE_TUNE``) so that a two-phase training reads as one story in the log.
     """
 
-    def __init__(self, run: Run, phase: str, epochs: int, first_epoch: int = 0,
+    def __init__(self, run: Run, phase: Step, epochs: int, first_epoch: int = 0,
                  every_seconds: float = 1.0) -> None:
         super().__init__()
         self.run = run
@@ -111,7 +112,7 @@ class RunProgress(keras.callbacks.Callback):
     # -- Keras hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._steps = int(self.params.get("steps") or 0)
-        self.run.log("phase_begin", phase=self.phase, epochs=self.epochs,
+        self.run.log(Event.PHASE_BEGIN, phase=self.phase, epochs=self.epochs,
                      first_epoch=self.first_epoch, steps=self._steps)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -122,7 +123,7 @@ class RunProgress(keras.callbacks.Callback):
         if now - self._last >= self.every_seconds:
             self._last = now
             epoch = getattr(self, "_epoch", self.first_epoch)
-            self.run.log("batch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs,
+            self.run.log(Event.BATCH, phase=self.phase, epoch=epoch + 1, epochs=self.epochs,
                          batch=batch + 1, steps=self._steps, **_floats(logs))
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -134,11 +135,11 @@ class RunProgress(keras.callbacks.Callback):
         # Logged before the checkpoint names this epoch, so a kill in between leaves the
         # epoch logged twice (the resumed run redoes it; readers keep the last) and never
         # leaves a checkpointed epoch missing from the log.
-        self.run.log("epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, **values)
+        self.run.log(Event.EPOCH, phase=self.phase, epoch=epoch + 1, epochs=self.epochs, **values)
         self._save_checkpoint(epoch)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.run.log("phase_end", phase=self.phase, cancelled=self.cancelled)
+        self.run.log(Event.PHASE_END, phase=self.phase, cancelled=self.cancelled)
 
     def _save_checkpoint(self, epoch: int) -> None:
         folder = self.run.path / CHECKPOINT

@@ -21,10 +21,11 @@ import pytest
 
 from core.data.records import Lesion
 from core.errors import BadConfigError
-from core.evaluate.heatmaps import attention_heatmaps, grad_cam, to_film
+from core.evaluate.heatmaps import grad_cam, scores_and_maps, to_film
 from core.geometry import Transform
 from core.models.attention import attach_encoder, build_attention_head
 from core.models.backbones import build_backbone, film_encoder
+from core.models.kinds import MODEL_KINDS, named_outputs
 from core.models.transfer import build_transfer_head
 from core.prep.preprocess import PrepConfig, preprocess
 from core.render.overlay import save_png, viridis_overlay
@@ -139,8 +140,8 @@ def test_planted_lesion_is_found_on_the_original_film(tmp_path: Path) -> None:
     films = prepared.image[None, ..., None].astype(np.float32)
     model = _brightness_model()
 
-    per_step, combined = attention_heatmaps(model, films)
-    assert per_step.shape == (1, 1, G, G) and combined.shape == (1, G, G)
+    _, combined = scores_and_maps(model, MODEL_KINDS["attention"], films, batch_size=4)
+    assert combined.shape == (1, G, G)
     np.testing.assert_allclose(combined.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     on_film = to_film(combined[0], transform, input_size=S)
     assert on_film.shape == FILM_SHAPE and on_film.max() == pytest.approx(1.0)
@@ -268,8 +269,8 @@ def test_bad_requests_give_one_clear_error() -> None:
         grad_cam(model, np.zeros((0, S, S, 1), np.float32))
     with pytest.raises(BadConfigError, match=r"\[0.0, 255.0\]"):
         grad_cam(model, _two_blobs() / 255.0 - 0.5)
-    with pytest.raises(BadConfigError, match="no attention output"):
-        attention_heatmaps(model, _two_blobs())
+    with pytest.raises(BadConfigError, match="needs an attention output"):
+        MODEL_KINDS["attention"].check_outputs(named_outputs(model), 2, "model.keras")
     bare = keras.Sequential([keras.Input((S, S, 1)), keras.layers.Flatten(),
                              keras.layers.Dense(2, activation="softmax")])
     with pytest.raises(BadConfigError, match="attach_encoder"):
@@ -301,7 +302,8 @@ import json, sys
 import keras
 import numpy as np
 import core.models.attention  # registers the decoder layer for loading
-from core.evaluate.heatmaps import attention_heatmaps, grad_cam
+from core.evaluate.heatmaps import grad_cam, scores_and_maps
+from core.models.kinds import MODEL_KINDS
 folder = sys.argv[1]
 channel = keras.models.load_model(f"{folder}/channel.keras", safe_mode=True)
 attention = keras.models.load_model(f"{folder}/attention.keras", safe_mode=True)
@@ -311,7 +313,7 @@ np.savez(f"{folder}/jax.npz", **{
     "levels": grad_cam(channel, blobs, class_index=1, layer="levels"),
     "attention": grad_cam(attention, noise),
     "attention_plus": grad_cam(attention, noise, plus=True),
-    "glimpses": attention_heatmaps(attention, noise)[0]})
+    "glimpses": scores_and_maps(attention, MODEL_KINDS["attention"], noise, 8)[1]})
 print(json.dumps(keras.backend.backend()))
 """
 
@@ -323,7 +325,7 @@ def _all_maps(channel: keras.Model, attention: keras.Model, blobs: np.ndarray,
             "levels": grad_cam(channel, blobs, class_index=1, layer="levels"),
             "attention": grad_cam(attention, noise),
             "attention_plus": grad_cam(attention, noise, plus=True),
-            "glimpses": attention_heatmaps(attention, noise)[0]}
+            "glimpses": scores_and_maps(attention, MODEL_KINDS["attention"], noise, 8)[1]}
 
 
 @pytest.mark.slow

@@ -13,9 +13,9 @@ from core.models.attention import (
     attach_encoder,
     attention_maps,
     build_attention_head,
-    build_attention_model,
     compile_attention_model,
     doubly_stochastic_penalty,
+    encoder_io_shapes,
     lesion_divergence,
     lesion_target,
 )
@@ -29,6 +29,13 @@ def tiny_encoder(size: int = 32, depth: int = 8) -> keras.Model:
                             name="enc_conv1")(image)
     x = keras.layers.Conv2D(depth, 3, strides=2, padding="same", name="enc_conv2")(x)
     return keras.Model(image, x, name="tiny_encoder")
+
+
+def build_attention_model(encoder: keras.Model, n_classes: int, **head: object) -> keras.Model:
+    """Images -> encoder -> attention head, composed as training composes them."""
+    _, feature_shape = encoder_io_shapes(encoder)
+    return attach_encoder(encoder, build_attention_head(feature_shape, n_classes, **head),
+                          name="attention_model")
 
 
 def images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:

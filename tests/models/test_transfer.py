@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from core.errors import BadConfigError
+from core.models.attention import attach_encoder, encoder_io_shapes
 from core.models.optimizers import make_optimizer
 from core.models.transfer import (
     MATLAB_L2,
     build_transfer_head,
-    build_transfer_model,
     head_factors,
     unfreeze_top,
 )
@@ -30,6 +30,13 @@ def tiny_encoder() -> keras.Model:
     x = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="conv2")(x)
     x = keras.layers.BatchNormalization(name="bn2")(x)
     return keras.Model(image, block(x), name="tiny_encoder")
+
+
+def build_transfer_model(encoder: keras.Model, n_classes: int, **head: object) -> keras.Model:
+    """Images -> encoder -> transfer head, composed as training composes them."""
+    _, feature_shape = encoder_io_shapes(encoder)
+    return attach_encoder(encoder, build_transfer_head(feature_shape, n_classes, **head),
+                          name="transfer_model")
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
@@ -141,14 +148,16 @@ def test_a_registry_backbone_feeds_both_heads() -> None:
     """One integration check against the real registry: MobileNet (width 0.25, random
     weights) at 64 px gives a 2 x 2 map that the attention decoder and the transfer head
     both take, and its BatchNorm layers stay frozen when the top is unfrozen."""
-    from core.models.attention import build_attention_model
+    from core.models.attention import build_attention_head
     from core.models.backbones import build_backbone
 
     backbone = build_backbone("mobilenet_025", image_size=64, weights="none")
     rows, cols = backbone.model.output.shape[1:3]
     x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32) * 255
-    attention = build_attention_model(backbone.model, n_classes=7, steps=2, units=8,
-                                      attention_units=4)(backbone.preprocess(x))
+    _, feature_shape = encoder_io_shapes(backbone.model)
+    decoder = build_attention_head(feature_shape, n_classes=7, steps=2, units=8,
+                                   attention_units=4)
+    attention = attach_encoder(backbone.model, decoder, "attention")(backbone.preprocess(x))
     assert tuple(attention["attention"].shape) == (2, 2, rows * cols)
     transfer = build_transfer_model(backbone.model, n_classes=2)
     assert tuple(transfer(backbone.preprocess(x)).shape) == (2, 2)
