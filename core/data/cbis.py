@@ -32,7 +32,7 @@ import csv
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,10 +40,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core.data.records import PATHOLOGY_CLASSES, Dataset, FilmRecord, Lesion
+from core.data.records import PATHOLOGY_CLASSES, Dataset, FilmRecord
 from core.errors import BadConfigError, BadDatasetError, BadFilmError
 from core.films import probe_film, read_film
-from core.geometry import Transform
+from core.geometry import Lesion, Transform
 
 ABNORMALITIES: dict[str, tuple[str, ...]] = {"calc": ("calc",), "mass": ("mass",),
                                              "both": ("calc", "mass")}
@@ -289,22 +289,19 @@ def _unreadable_warning(messages: list[str]) -> list[str]:
     return [f"{len(messages)} crop or mask file(s) could not be read and were not used: {shown}"]
 
 
-def mask_lesion(mask: np.ndarray, film_shape: tuple[int, int]) -> tuple[tuple[float, float],
-                                                                          float] | None:
-    """Centre (centroid) and radius (of the disk of equal area) of a mask's foreground,
-    mapped onto the full film's grid; ``None`` for an empty mask."""
+def mask_lesion(mask: np.ndarray, film_shape: tuple[int, int]) -> Lesion | None:
+    """The lesion a mask's foreground marks, on the full film's grid: centre at its centroid,
+    radius that of the disk of equal area; ``None`` for an empty mask."""
     foreground = (mask > mask.min()).astype(np.uint8)
     moments = cv2.moments(foreground, binaryImage=True)
     if moments["m00"] == 0:
         return None
-    centre = (moments["m01"] / moments["m00"], moments["m10"] / moments["m00"])
-    radius = float(np.sqrt(moments["m00"] / np.pi))
+    lesion = Lesion((moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]),
+                    float(np.sqrt(moments["m00"] / np.pi)))
     mask_shape = (mask.shape[0], mask.shape[1])
     if mask_shape != film_shape:
-        to_film = Transform.resize(mask_shape, film_shape)
-        mapped = to_film.forward(centre)
-        return (float(mapped[0]), float(mapped[1])), to_film.forward_radius(radius)
-    return (float(centre[0]), float(centre[1])), radius
+        lesion = Transform.resize(mask_shape, film_shape).map_lesion(lesion)
+    return lesion
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -337,15 +334,15 @@ def _film_records(items: list[Abnormality], index: FileIndex, with_masks: bool,
             film_shape = (info.rows, info.cols)
         lesions = []
         for item in group:
-            located = None
+            located: Lesion | None = None
             if film_shape is not None:
                 files = identify(index.crop_and_mask(item))
                 unreadable += files.unreadable
                 if files.mask_image is not None:
                     located = mask_lesion(files.mask_image, film_shape)
                 unlocated += located is None
-            centre, radius = located if located else (None, None)
-            lesions.append(Lesion(centre, radius, _severity(item.label), item.kind))
+            lesions.append(replace(located or Lesion(None, None),
+                                   severity=_severity(item.label), kind=item.kind))
         label = "MALIGNANT" if any(i.label == "MALIGNANT" for i in group) else "BENIGN"
         first = group[0]
         records.append(FilmRecord(

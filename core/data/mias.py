@@ -19,9 +19,10 @@ Where things are found (decided here, see ``load``):
 
 Coordinates: MIAS gives ``x, y`` with the origin at the bottom-left of its 1024 x 1024
 frame. Records hold ``(row, col)`` from the top-left with pixel centres at integers, so in
-that frame ``row = 1023 - y`` and ``col = x``. A film of another size (a user's downscaled
-copy, synthetic films) gets the point and the radius mapped through
-``Transform.resize((1024, 1024), film_shape)``, recorded in ``extra``.
+that frame ``row = 1023 - y`` and ``col = x``: ``Transform.flip_vertical`` of the frame maps
+the point ``(y, x)`` there. A film of another size (a user's downscaled copy, synthetic films)
+gets the lesion mapped on through ``Transform.resize((1024, 1024), film_shape)``, recorded in
+``extra``.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ from core.data.records import (
     TISSUES,
     Dataset,
     FilmRecord,
-    Lesion,
 )
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError, BadFilmError
 from core.films import check_pixel_limit, probe_film
-from core.geometry import Transform
+from core.geometry import Lesion, Transform
 
 INFO_NAME = "info.txt"
 #: The frame Info.txt's coordinates refer to.
 MIAS_FRAME: tuple[int, int] = (1024, 1024)
+#: Info.txt's points, read as ``(y, x)`` with the origin at the frame's bottom-left, onto the
+#: frame's ``(row, col)`` from the top-left (and back: a flip is its own inverse).
+INFO_TO_FRAME = Transform.flip_vertical(MIAS_FRAME)
 #: Film suffixes in order of preference when one film exists in several copies.
 FILM_SUFFIXES: tuple[str, ...] = (".pgm", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -231,14 +234,15 @@ def _pair(refnum: str) -> tuple[str, str]:
 
 
 def _lesion(row: InfoRow, to_film: Transform | None) -> Lesion:
+    """The row's lesion in film pixels: flipped onto the frame's top-left origin first, then,
+    for a film that is not 1024 x 1024, mapped onto the film (two steps rather than one
+    composed map, so frame positions stay exact integers)."""
     if row.x is None or row.y is None or row.radius is None:
         return Lesion(None, None, row.severity, row.kind)
-    centre = (float(MIAS_FRAME[0] - 1 - row.y), float(row.x))
-    radius = float(row.radius)
-    if to_film is not None:
-        mapped = to_film.forward(centre)
-        centre, radius = (float(mapped[0]), float(mapped[1])), to_film.forward_radius(radius)
-    return Lesion(centre, radius, row.severity, row.kind)
+    frame_row, frame_col = INFO_TO_FRAME.forward((row.y, row.x))
+    lesion = Lesion((float(frame_row), float(frame_col)), float(row.radius), row.severity,
+                    row.kind)
+    return lesion if to_film is None else to_film.map_lesion(lesion)
 
 
 def _record(refnum: str, rows: list[InfoRow], path: Path, synthetic: bool) -> FilmRecord:

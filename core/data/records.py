@@ -5,7 +5,9 @@ Every dataset loader (MIAS, CBIS-DDSM, a class folder, synthetic films) produces
 know which source they are looking at.
 
 Coordinates are always in *original film pixels*, row/column with the origin at the top-left
-pixel centre, whatever convention the source used.
+pixel centre, whatever convention the source used. ``Lesion`` is defined in ``core.geometry``
+(beside the maps that move it) and imported here, so ``from core.data.records import Lesion``
+still works; new code imports it from ``core.geometry``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.geometry import Lesion
 
 #: The paper's label encoding: alphabetical, so NORM has id 5 (its CLASS_ID / CLASS_VEC).
 MIAS_CLASSES: tuple[str, ...] = ("ARCH", "ASYM", "CALC", "CIRC", "MISC", "NORM", "SPIC")
@@ -36,21 +40,6 @@ PATHOLOGY_CLASSES: tuple[str, ...] = ("BENIGN", "MALIGNANT")
 SYNTHETIC_MARKER = "SYNTHETIC FILMS"
 SEVERITIES: tuple[str, ...] = ("B", "M")
 TISSUES: dict[str, str] = {"F": "fatty", "G": "fatty-glandular", "D": "dense-glandular"}
-
-
-@dataclass(frozen=True)
-class Lesion:
-    """One annotated abnormality. ``center`` is ``None`` when the source gives no location
-    (MIAS's ``*NOTE 3*`` calcifications spread over the whole breast, mdb059)."""
-
-    center: tuple[float, float] | None  # (row, col) in original film pixels
-    radius: float | None
-    severity: str | None = None
-    kind: str | None = None  # the abnormality's class or type, when the source has one
-
-    @property
-    def located(self) -> bool:
-        return self.center is not None and self.radius is not None
 
 
 @dataclass(frozen=True)

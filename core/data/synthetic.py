@@ -70,7 +70,7 @@ import numpy as np
 
 from core.data.records import MIAS_CLASSES, NORMAL_CLASS, SYNTHETIC_MARKER
 from core.errors import BadConfigError
-from core.geometry import Transform
+from core.geometry import Lesion, Transform
 
 #: The MIAS frame that Info.txt coordinates live in, whatever size the films are.
 MIAS_FRAME = 1024
@@ -693,14 +693,18 @@ def info_text(specs: list[FilmSpec], seed: int, size: int) -> str:
         "",
     ]
     to_mias = Transform.resize((size, size), (MIAS_FRAME, MIAS_FRAME))
+    # (row, col) on the frame -> Info.txt's (y, x) from the bottom-left: the same flip that
+    # the MIAS loader reads them back with.
+    to_info = Transform.flip_vertical((MIAS_FRAME, MIAS_FRAME))
     for spec in specs:
-        if spec.lesion is None:
+        centre, radius = spec.center_px(size), spec.radius_px(size)
+        if centre is None or radius is None:
             lines.append(f"{spec.film_id} {spec.tissue} {spec.label} ")
             continue
-        row, col = to_mias.forward(spec.center_px(size))
-        radius = to_mias.forward_radius(spec.radius_px(size))
-        x, y, r = round(col), round(MIAS_FRAME - 1 - row), max(1, round(radius))
-        lines.append(f"{spec.film_id} {spec.tissue} {spec.label} {spec.severity} {x} {y} {r}")
+        row, col, r = to_mias.map_lesion(Lesion(centre, radius)).as_row()
+        y, x = to_info.forward((row, col))
+        lines.append(f"{spec.film_id} {spec.tissue} {spec.label} {spec.severity} "
+                     f"{round(x)} {round(y)} {max(1, round(r))}")
     return "\n".join(lines) + "\n"
 
 

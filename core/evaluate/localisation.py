@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from core.data.records import FilmRecord, Lesion
+from core.data.records import FilmRecord
 from core.errors import BadConfigError
+from core.geometry import Lesion
 
 TOLERANCE_PX = 15.0
 THRESHOLD = 0.5

@@ -30,6 +30,7 @@ from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, read_film
+from core.geometry import Transform
 from core.models.kinds import ModelKind, model_kind
 from core.prep.preprocess import Prepared, PrepConfig, preprocess
 from core.render.overlay import display_grey, save_png, viridis_overlay
@@ -183,12 +184,10 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
 def _shrink(image: np.ndarray, side: int) -> np.ndarray:
     """``image`` with its long side cut to ``side`` (area averaging, which neither aliases a
     fine texture nor invents values outside the image's range); smaller images are kept."""
-    rows, cols = image.shape
-    scale = side / max(rows, cols)
-    if scale >= 1.0:
+    to_small = Transform.fit_long_side(image.shape, side, enlarge=False)
+    if to_small.dst_shape == to_small.src_shape:
         return image
-    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
 
 
 def _label(source: FilmSource) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.data.records import TISSUES, Dataset, FilmRecord, Lesion
+from core.data.records import TISSUES, Dataset, FilmRecord
 from core.films import read_film
 from core.geometry import Transform
 from core.prep.augment import balance_counts
@@ -43,15 +43,12 @@ def thumbnail(record: FilmRecord, size: int = 256) -> np.ndarray:
     however large the film.
     """
     pixels = read_film(record.path).pixels
-    rows, cols = pixels.shape
-    scale = size / max(rows, cols)
-    shape = (max(1, round(rows * scale)), max(1, round(cols * scale)))
-    small = cv2.resize(pixels, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    to_small = Transform.resize((rows, cols), shape)
-    lesions = [Lesion(tuple(to_small.forward(lesion.center).tolist()),
-                      to_small.forward_radius(float(lesion.radius)), lesion.severity, lesion.kind)
-               for lesion in record.located_lesions]
-    return viridis_overlay(small, np.zeros(shape, np.float32), opacity=0.0, lesions=lesions)
+    to_small = Transform.fit_long_side(pixels.shape, size)
+    small = cv2.resize(pixels, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
+    # One lesion at a time, as thumbnails always were (a batch may differ in the last bit).
+    lesions = [to_small.map_lesion(lesion) for lesion in record.located_lesions]
+    return viridis_overlay(small, np.zeros(to_small.dst_shape, np.float32), opacity=0.0,
+                           lesions=lesions)
 
 
 def severity_of(record: FilmRecord) -> str:

@@ -1,7 +1,8 @@
 """From films to arrays a model can train on: model inputs and lesion targets.
 
 Lesions travel with their films as ``(row, col, radius)`` on the model-input grid,
-computed through each film's ``Transform`` and nowhere else.
+computed through each film's ``Transform`` (``map_lesions``) and nowhere else, and put in
+that array form by ``core.geometry.lesions_to_array``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from core.data.records import FilmRecord
 from core.errors import MammoError
-from core.geometry import Transform
+from core.geometry import Transform, lesions_to_array
 from core.prep.preprocess import PrepConfig, preprocess_files
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,9 @@ class FilmArrays:
 
 
 def lesions_on_grid(record: FilmRecord, transform: Transform) -> np.ndarray:
-    """The film's located lesions as ``(row, col, radius)`` on the transform's output grid."""
-    located = record.located_lesions
-    if not located:
-        return np.zeros((0, 3), np.float32)
-    centres = transform.forward([lesion.center for lesion in located])
-    radii = [transform.forward_radius(float(lesion.radius)) for lesion in located]
-    return np.column_stack([centres, radii]).astype(np.float32)
+    """The film's located lesions as float32 ``(row, col, radius)`` rows on the transform's
+    output grid."""
+    return lesions_to_array(transform.map_lesions(record.located_lesions), np.float32)
 
 
 def load_arrays(records: list[FilmRecord], prep: PrepConfig,

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import BadConfigError, reject_unknown_settings
-from core.geometry import Transform
+from core.geometry import Transform, lesions_from_array, lesions_to_array
 
 Target = None | int | Mapping[int, int]
 
@@ -257,11 +257,9 @@ def _choose_sources(labels: np.ndarray, before: np.ndarray, after: np.ndarray,
 
 
 def _move_lesions(lesions: np.ndarray, transform: Transform) -> np.ndarray:
-    if len(lesions) == 0:
-        return lesions.copy()
-    centres = transform.forward(lesions[:, :2])
-    radii = transform.forward_radius(lesions[:, 2])
-    return np.column_stack([centres, radii])
+    """A film's ``(row, col, radius)`` rows carried onto its augmented variant."""
+    moved = transform.map_lesions(lesions_from_array(lesions))
+    return lesions_to_array(moved, lesions.dtype)
 
 
 def _check_lesions(lesions: Sequence[Any] | None, count: int) -> list[np.ndarray]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import BadConfigError
+from core.geometry import Transform
 
 #: Grey level above which a preprocessed pixel counts as breast tissue, not background.
 TISSUE_LEVEL = 20
@@ -45,14 +46,7 @@ class Patches:
 
 def _crop(image: np.ndarray, row: float, col: float, size: int) -> np.ndarray:
     """The size x size window centred at (row, col), zero beyond the image's edge."""
-    top, left = round(row) - size // 2, round(col) - size // 2
-    patch = np.zeros((size, size), image.dtype)
-    rows, cols = image.shape
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + size, rows), min(left + size, cols)
-    if r1 > r0 and c1 > c0:
-        patch[r0 - top:r1 - top, c0 - left:c1 - left] = image[r0:r1, c0:c1]
-    return patch
+    return Transform.centred_crop(image.shape, (row, col), size).cut(image)
 
 
 def _turn(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:

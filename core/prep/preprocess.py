@@ -108,11 +108,10 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
     if config.crop_to_breast:
         if not mask.any():
             raise BadFilmError(source, "no breast found: the film is blank")
-        top, left, height, width = _bounding_box(mask, small_to_film)
-        image = image[top:top + height, left:left + width]
-        transform = transform.then(Transform.crop(pixels.shape, top, left, height, width))
+        step = Transform.crop(pixels.shape, *_bounding_box(mask, small_to_film))
+        image, transform = step.cut(image), transform.then(step)
     if config.size is not None:
-        step = Transform.resize(image.shape, _fit(image.shape, config.size, config.keep_aspect))
+        step = _fit(image.shape, config.size, config.keep_aspect)
         shrinking = step.dst_shape[0] * step.dst_shape[1] < image.shape[0] * image.shape[1]
         image = cv2.resize(image, step.dst_shape[::-1],
                            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
@@ -136,10 +135,8 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
     if config.size is not None and config.keep_aspect:
         # Padding is a crop with a negative offset: rows centred, columns on the right.
         top = (config.size - image.shape[0]) // 2
-        padded = np.zeros((config.size, config.size), np.uint8)
-        padded[top:top + image.shape[0], :image.shape[1]] = image
         step = Transform.crop(image.shape, -top, 0, config.size, config.size)
-        image, transform = padded, transform.then(step)
+        image, transform = step.cut(image), transform.then(step)
     return Prepared(np.ascontiguousarray(image), transform)
 
 
@@ -269,11 +266,10 @@ def _background_level(small: np.ndarray, lit: np.ndarray) -> float:
 def _shrink(pixels: np.ndarray) -> tuple[np.ndarray, Transform]:
     """The segmentation copy (long side ``SEGMENT_SIDE``, never enlarged) and the map from
     its grid back onto the film's."""
-    rows, cols = pixels.shape
-    factor = min(1.0, SEGMENT_SIDE / max(rows, cols))
-    shape = (max(1, round(rows * factor)), max(1, round(cols * factor)))
-    small = cv2.resize(pixels, shape[::-1], interpolation=cv2.INTER_AREA)
-    return small, Transform.resize(shape, pixels.shape)
+    to_small = Transform.fit_long_side(pixels.shape, SEGMENT_SIDE, enlarge=False)
+    small = cv2.resize(pixels, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
+    # Built rather than inverted: a resize's own matrix is exact where an inverse may not be.
+    return small, Transform.resize(to_small.dst_shape, pixels.shape)
 
 
 def _bounding_box(mask: np.ndarray, small_to_film: Transform) -> tuple[int, int, int, int]:
@@ -291,12 +287,12 @@ def _bounding_box(mask: np.ndarray, small_to_film: Transform) -> tuple[int, int,
     return top, left, bottom - top, right - left
 
 
-def _fit(shape: tuple[int, ...], size: int, keep_aspect: bool) -> tuple[int, int]:
-    if not keep_aspect:
-        return size, size
-    rows, cols = int(shape[0]), int(shape[1])
-    factor = size / max(rows, cols)
-    return max(1, min(size, round(rows * factor))), max(1, min(size, round(cols * factor)))
+def _fit(shape: tuple[int, ...], size: int, keep_aspect: bool) -> Transform:
+    """The resize onto the model input: long side ``size`` (padded square later), or
+    stretched to ``size`` x ``size``."""
+    if keep_aspect:
+        return Transform.fit_long_side(shape, size)
+    return Transform.resize(shape, (size, size))
 
 
 # -- intensities --------------------------------------------------------------------------------

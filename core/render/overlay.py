@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from core.atomic import atomic_path
-from core.data.records import Lesion
 from core.errors import BadConfigError
+from core.geometry import Lesion
 from core.prep.preprocess import NORMALISE_PERCENTILES
 
 LESION_RGB = (255, 0, 0)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.data import load_dataset
+from core.data import load_dataset, mias_lesions
 from core.data.records import Dataset
-from core.films import read_film
+from core.films import Film, read_film
+from core.geometry import nearest_pixel
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +53,43 @@ def test_crops_are_cut_once_and_reused(lesions: Dataset, mias_root: Path) -> Non
     again = load_dataset("mias-lesions", mias_root)
     assert {r.path: r.path.stat().st_mtime_ns for r in again.records} == times
     assert np.all([r.path.parent == lesions.records[0].path.parent for r in again.records])
+
+
+@pytest.fixture()
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MAMMO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_crops_of_small_films_centre_the_nearest_pixel(synthetic_root: Path,
+                                                       own_cache: Path) -> None:
+    """128 px films put lesion centres between pixels; each crop is the film's window around
+    the pixel nearest the centre (zero past the film's edge), and the lesion sits there."""
+    crops = load_dataset("mias-lesions", synthetic_root, min_side=16, max_side=64)
+    films = {r.film_id: r for r in load_dataset("mias", synthetic_root).records}
+    assert crops.records
+    for record in crops.records:
+        film = films[record.extra["film"]]
+        side = record.extra["side_px"]
+        (source,) = [lesion for lesion in film.located_lesions
+                     if lesion.severity == record.severity]
+        row, col = nearest_pixel(source.center)
+        padded = np.pad(read_film(film.path).pixels, side)
+        expected = padded[row + side - side // 2:row + 2 * side - side // 2,
+                          col + side - side // 2:col + 2 * side - side // 2]
+        assert np.array_equal(read_film(record.path).pixels, expected)
+        assert record.lesions[0].center == (float(side // 2), float(side // 2))
+        assert record.lesions[0].radius == source.radius
+
+
+def test_a_film_that_changed_size_since_listing_is_left_out(synthetic_root: Path, own_cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    def smaller(path: Path) -> Film:
+        film = read_film(path)
+        return replace(film, pixels=film.pixels[:100])
+
+    monkeypatch.setattr(mias_lesions, "read_film", smaller)
+    crops = load_dataset("mias-lesions", synthetic_root, min_side=16, max_side=64)
+    assert not crops.records
+    assert any("not the 128 x 128 px it was listed at" in w for w in crops.warnings)
