@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import BadConfigError, MammoError
+from core.metrics.headline import RANKED_BY, VALIDATION, keys
 
 log = logging.getLogger("core")
 
@@ -301,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(sweep)
     sweep.add_argument("--grid", action="append", required=True, metavar="NAME=V1,V2",
                        help="a setting and its values; repeat for more axes")
-    sweep.add_argument("--sort-by", default="macro_f1", help="validation metric to sort by")
+    sweep.add_argument("--sort-by", default=RANKED_BY,
+                       help="validation figure to sort by: " + ", ".join(keys(VALIDATION)))
     sweep.set_defaults(handler=_sweep)
 
     cv = commands.add_parser("cv", help="patient-grouped k-fold cross-validation")

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.metrics.headline import by_key
 from core.metrics.scores import per_class_counts
 from core.render.charts import (
     confusion_heatmap,
@@ -31,10 +32,6 @@ enter_through_app()
 
 _RUN_WIDGET = "evaluate_run"
 GALLERY_COLUMNS = 4
-FIGURE_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
-                "macro_f1": "macro F1", "weighted_f1": "weighted F1",
-                "auc_abnormal": "AUC abnormal vs normal", "auc_malignant": "AUC malignant vs benign",
-                "pointing_game": "pointing game"}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -51,20 +48,22 @@ def _model_time(path: str) -> float:
 
 
 def headline(evaluation: dict[str, Any]) -> None:
+    """The registry's at-a-glance figures as cards against their trivial baseline, then every
+    headline figure in a table, each under the registry's label."""
     rows = headline_rows(evaluation)
     majority = ((evaluation.get("baselines") or {}).get("majority") or {}).get("class")
-    focus = [row for row in rows if row["figure"] in ("accuracy", "macro_f1", "auc_abnormal",
-                                                       "auc_malignant", "pointing_game")]
-    for column, row in zip(st.columns(len(focus)) if focus else [], focus):
-        baseline = row["majority"] if row["majority"] is not None else row["chance"]
-        column.metric(FIGURE_NAMES[row["figure"]], f"{row['model']:.3f}",
-                      delta=None if baseline is None else f"{row['model'] - baseline:+.3f}",
+    focus = [(by_key(row["figure"]), row["model"]) for row in rows
+             if by_key(row["figure"]).at_a_glance]
+    for column, (figure, value) in zip(st.columns(len(focus)) if focus else [], focus):
+        baseline = figure.trivial_baseline(evaluation)
+        column.metric(figure.label, f"{value:.3f}",
+                      delta=None if baseline is None else f"{value - baseline:+.3f}",
                       help="difference from always answering the majority class (AUC and "
                            "pointing game: from chance)")
     table = pd.DataFrame(rows).rename(columns={
         "model": "this model", "ci_low": "95% CI low", "ci_high": "95% CI high",
         "majority": f"always {majority}", "chance": "chance"})
-    table["figure"] = table["figure"].map(FIGURE_NAMES)
+    table["figure"] = table["figure"].map(lambda key: by_key(key).label)
     st.dataframe(table, hide_index=True, column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in table.columns[1:]})
 
@@ -77,7 +76,7 @@ def localisation(evaluation: dict[str, Any]) -> None:
                 "scored.")
         return
     left, right = st.columns(2)
-    left.metric("pointing game", f"{overall['pointing_game']:.2f}",
+    left.metric(by_key("pointing_game").label, f"{overall['pointing_game']:.2f}",
                 help=f"share of films whose heatmap maximum lies within the lesion radius + "
                      f"{scores['tolerance_px']:.0f} px")
     if overall.get("chance") is not None:

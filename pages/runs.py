@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import MammoError
+from core.metrics.headline import RANKED_BY
 from core.render.charts import compared_curves, runs_comparison
 from core.runs.folder import (
     EVALUATION,
@@ -22,6 +23,7 @@ from core.runs.folder import (
     REPORT,
     WEIGHTS,
     Run,
+    column_label,
     config_differences,
     delete_run,
     list_runs,
@@ -85,8 +87,8 @@ def runs_overview(rows: list[dict[str, Any]]) -> None:
             "name": st.column_config.TextColumn("run", pinned=True),
             "synthetic": st.column_config.CheckboxColumn("SYNTHETIC films"),
             "seconds": st.column_config.NumberColumn("seconds", format="%.0f"),
-            **{name: st.column_config.NumberColumn(format="%.3f") for name in metrics
-               if not name.endswith("_n")}})
+            **{name: st.column_config.NumberColumn(column_label(name), format="%.3f")
+               for name in metrics if not name.endswith("_n")}})
     st.caption("Click a column header to sort. val_: the validation films of training; "
                "test_: the held-out test films, once the run has been evaluated.")
 
@@ -112,12 +114,13 @@ def compare(rows: list[dict[str, Any]]) -> None:
         st.caption("None of these runs has figures yet.")
         return
     st.markdown("**Figures**")
-    st.dataframe(pd.DataFrame([{"figure": m, **{row["name"]: row.get(m) for row in selected}}
+    st.dataframe(pd.DataFrame([{"figure": column_label(m),
+                                **{row["name"]: row.get(m) for row in selected}}
                                for m in metrics]), hide_index=True)
-    metric = st.selectbox("Figure to compare", metrics,
-                          index=metrics.index("val_macro_f1") if "val_macro_f1" in metrics
-                          else 0)
-    st.plotly_chart(runs_comparison(selected, metric))
+    ranked_by = f"val_{RANKED_BY}"
+    metric = st.selectbox("Figure to compare", metrics, format_func=column_label,
+                          index=metrics.index(ranked_by) if ranked_by in metrics else 0)
+    st.plotly_chart(runs_comparison(selected, metric, column_label(metric)))
     histories = {run.name: read_history(run) for run in runs}
     columns = list(dict.fromkeys(key for history in histories.values() for row in history
                                  for key in row if key not in ("phase", "epoch")))

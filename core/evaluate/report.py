@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_path
 from core.errors import BadConfigError
+from core.metrics.headline import HEADLINE
 from core.metrics.scores import classification_report, per_class_counts, report_rows
 from core.render.palette import PALETTE
 
@@ -168,36 +169,32 @@ def _figure(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _trivial_baselines(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """What a model that learnt nothing scores on the same films, so a weak model fools
-    nobody: always the training majority class for the label figures, 0.5 for AUCs, and
-    for the pointing game a random point in the breast."""
-    majority = (evaluation.get("baselines") or {}).get("majority") or {}
-    trivial: dict[str, Any] = {name: majority.get(name) for name in
-                               ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")}
-    for name in ("auc_abnormal", "auc_malignant"):
-        trivial[name] = 0.5 if evaluation.get(name) is not None else None
-    overall = (evaluation.get("localisation") or {}).get("overall") or {}
-    trivial["pointing_game"] = overall.get("chance")
-    return trivial
+def _headline_rows(evaluation: dict[str, Any]) -> list[str]:
+    """The number of films, then every headline figure (the registry's label, order and
+    trivial baseline) beside its 95% interval and what a model that learnt nothing scores
+    on the same films, so a weak model fools nobody: always the training majority class
+    for the label figures, 0.5 for AUCs, a random point in the breast for the pointing
+    game. A figure that does not apply reads n/a."""
+    escape = html.escape
+    intervals = evaluation.get("confidence_intervals") or {}
+    majority = (evaluation.get("baselines") or {}).get("majority", {}).get("class", "majority")
+    rows = [(f"<tr><th>figure</th><th>model</th><th>always {escape(str(majority))} / "
+             "chance</th></tr>"),
+            f"<tr><th>n</th><td>{_figure(evaluation.get('n'))}</td><td>n/a</td></tr>"]
+    for metric in HEADLINE:
+        ci = intervals.get(metric.key)
+        band = (f" (95% CI {_figure(ci['low'])} to {_figure(ci['high'])})"
+                if ci and ci.get("low") is not None else "")
+        rows.append(f"<tr><th>{escape(metric.label)}</th>"
+                    f"<td>{_figure(evaluation.get(metric.key))}{escape(band)}</td>"
+                    f"<td>{_figure(metric.trivial_baseline(evaluation))}</td></tr>")
+    return rows
 
 
 def _page(evaluation: dict[str, Any], tables: dict[str, pd.DataFrame],
           plots: dict[str, bytes], gallery: Sequence[dict[str, Any]]) -> str:
     escape = html.escape
-    headline = ["n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
-                "auc_abnormal", "auc_malignant", "pointing_game"]
-    intervals = evaluation.get("confidence_intervals") or {}
-    trivial = _trivial_baselines(evaluation)
-    majority = (evaluation.get("baselines") or {}).get("majority", {}).get("class", "majority")
-    rows = [(f"<tr><th>figure</th><th>model</th><th>always {escape(str(majority))} / "
-             "chance</th></tr>")]
-    for name in headline:
-        ci = intervals.get(name)
-        band = (f" (95% CI {_figure(ci['low'])} to {_figure(ci['high'])})"
-                if ci and ci.get("low") is not None else "")
-        rows.append(f"<tr><th>{escape(name)}</th><td>{_figure(evaluation.get(name))}"
-                    f"{escape(band)}</td><td>{_figure(trivial.get(name))}</td></tr>")
+    rows = _headline_rows(evaluation)
     if evaluation.get("malignancy_score"):
         rows.append(f"<tr><th>malignancy score</th><td colspan='2'>"
                     f"{escape(str(evaluation['malignancy_score']))}</td></tr>")

@@ -19,13 +19,11 @@ import numpy as np
 from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
 from core.evaluate.report import write_report
+from core.metrics.headline import HEADLINE
 from core.metrics.scores import classification_report, report_rows
 from core.runs.folder import REPORT, Run, read_manifest, saved_evaluation
 
 GALLERY = "gallery"
-#: Headline figures in the order a reader compares them with the trivial baselines.
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
-            "auc_malignant", "pointing_game")
 
 
 def run_evaluation(run: Run) -> dict[str, Any]:
@@ -82,25 +80,21 @@ def _linked(file: Path, folder: Path) -> bool:
 
 
 def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each headline figure beside its 95% interval and what two models that learnt nothing
-    score on the same films: always answering the training split's majority class, and
-    chance (a uniform guess among the classes; 0.5 for an AUC; a random point in the
-    breast for the pointing game). Figures that do not apply here (None) are left out."""
+    """Each headline figure (in the registry's order, keyed ``figure``) beside its 95%
+    interval and what two models that learnt nothing score on the same films: always
+    answering the training split's majority class, and chance (a uniform guess among the
+    classes; 0.5 for an AUC; a random point in the breast for the pointing game). Figures
+    that do not apply here (None) are left out."""
     intervals = evaluation.get("confidence_intervals") or {}
-    baselines = evaluation.get("baselines") or {}
-    majority = baselines.get("majority") or {}
-    uniform = baselines.get("chance_accuracy")
-    pointing = ((evaluation.get("localisation") or {}).get("overall") or {}).get("chance")
-    chance = {"accuracy": uniform, "balanced_accuracy": uniform, "auc_abnormal": 0.5,
-              "auc_malignant": 0.5, "pointing_game": pointing}
     rows = []
-    for name in HEADLINE:
-        if evaluation.get(name) is None:
+    for metric in HEADLINE:
+        if evaluation.get(metric.key) is None:
             continue
-        interval = intervals.get(name) or {}
-        rows.append({"figure": name, "model": evaluation[name],
+        interval = intervals.get(metric.key) or {}
+        rows.append({"figure": metric.key, "model": evaluation[metric.key],
                      "ci_low": interval.get("low"), "ci_high": interval.get("high"),
-                     "majority": majority.get(name), "chance": chance.get(name)})
+                     "majority": metric.majority_baseline(evaluation),
+                     "chance": metric.chance_baseline(evaluation)})
     return rows
 
 

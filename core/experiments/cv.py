@@ -15,27 +15,25 @@ import numpy as np
 
 from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
+from core.metrics.headline import HEADLINE
 from core.runs.config import TrainConfig
 from core.train.fit import train
 
 log = logging.getLogger(__name__)
 
-#: Figures summarised as mean and standard deviation across folds.
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
-            "auc_malignant", "auc", "pointing_game")
-
 
 def summarise_folds(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation of each headline figure (None where undefined)."""
+    """Mean and sample standard deviation of each headline figure across folds (None where
+    undefined), and the mean always-majority baseline of each figure that has one."""
     mean, std = {}, {}
-    for name in HEADLINE:
-        values = [r[name] for r in results if r.get(name) is not None]
-        mean[name] = float(np.mean(values)) if values else None
-        std[name] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    for metric in HEADLINE:
+        values = [r[metric.key] for r in results if r.get(metric.key) is not None]
+        mean[metric.key] = float(np.mean(values)) if values else None
+        std[metric.key] = float(np.std(values, ddof=1)) if len(values) > 1 else None
     baseline = [r["baselines"]["majority"] for r in results]
     return {"mean": mean, "std": std, "baseline_majority_mean": {
-        name: float(np.mean([b[name] for b in baseline]))
-        for name in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")}}
+        metric.key: float(np.mean([b[metric.key] for b in baseline]))
+        for metric in HEADLINE if metric.majority}}
 
 
 def run_cv(base: TrainConfig, folds: int = 5, out_root: Path | None = None) -> dict[str, Any]:

@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadConfigError, MammoError
+from core.metrics.headline import RANKED_BY, VALIDATION, by_key, keys
 from core.runs.config import TrainConfig
 from core.runs.folder import Run
 from core.train.fit import train
 
 log = logging.getLogger(__name__)
 
-#: Validation metrics a sweep can be sorted by (higher is better for all of them).
-SORT_METRICS = ("macro_f1", "accuracy", "balanced_accuracy", "weighted_f1", "auc_abnormal", "auc")
+#: Validation figures a sweep records and can be sorted by: the headline figures that the
+#: validation summary of training has.
+SORT_METRICS = keys(VALIDATION)
 
 
 def parse_grid(items: list[str], base: TrainConfig) -> dict[str, list[Any]]:
@@ -66,9 +68,10 @@ def configs(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConfig]:
 
 
 def run_sweep(base: TrainConfig, grid: dict[str, list[Any]], out_root: Path | None = None,
-              sort_by: str = "macro_f1", on_created: Callable[[Run], None] | None = None,
+              sort_by: str = RANKED_BY, on_created: Callable[[Run], None] | None = None,
               stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
-    """Train every combination and return one row per run, best first.
+    """Train every combination and return one row per run, best first (by the validation
+    figure ``sort_by``; a run without it last).
 
     A run that fails on bad input is recorded with its error and the sweep goes on.
     ``on_created`` is passed to each ``train``; ``stop`` is asked before each run (a
@@ -91,8 +94,10 @@ def run_sweep(base: TrainConfig, grid: dict[str, list[Any]], out_root: Path | No
         val = manifest.get("val", {})
         rows.append({**settings, "run": str(run.path), "status": manifest["status"],
                      **{m: val.get(m) for m in SORT_METRICS}})
+    better = 1.0 if by_key(sort_by).higher_is_better else -1.0
+
     def score(row: dict[str, Any]) -> float:
         value = row.get(sort_by)
-        return float("-inf") if value is None else float(value)
+        return float("-inf") if value is None else better * float(value)
 
     return sorted(rows, key=score, reverse=True)

@@ -27,6 +27,7 @@ from sklearn.metrics import (
 )
 
 from core.data.records import NORMAL_CLASS
+from core.metrics.headline import FROM_CONFUSION, HEADLINE
 
 #: A headline figure of one set of films: (labels, probabilities) -> value, None if undefined.
 MetricFn = Callable[[np.ndarray, np.ndarray], "float | None"]
@@ -353,8 +354,9 @@ def rank_auc(positive: Any, score: Any) -> float | None:
 
 def headline_metrics(classes: Sequence[str]) -> dict[str, MetricFn]:
     """The figures given a confidence interval, as fast functions of (labels, probabilities):
-    accuracy, balanced accuracy, macro and weighted F1 and, with a NORM class, the
-    abnormal-vs-normal AUC."""
+    the registry's figures of the confusion matrix (accuracy, balanced accuracy, macro and
+    weighted F1) and, with a NORM class, the abnormal-vs-normal AUC. The other headline
+    figures have none."""
 
     def from_confusion(name: str) -> MetricFn:
         def metric(y_true: np.ndarray, probabilities: np.ndarray) -> float:
@@ -362,8 +364,7 @@ def headline_metrics(classes: Sequence[str]) -> dict[str, MetricFn]:
             return scores_from_confusion(cm)[name]
         return metric
 
-    metrics = {name: from_confusion(name)
-               for name in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")}
+    metrics = {m.key: from_confusion(m.key) for m in HEADLINE if m.computed_by == FROM_CONFUSION}
     if NORMAL_CLASS in classes:
         normal = list(classes).index(NORMAL_CLASS)
         metrics["auc_abnormal"] = lambda y, p: rank_auc(y != normal, 1.0 - p[:, normal])

@@ -151,19 +151,22 @@ def sensitivity_specificity(counts: Mapping[str, Mapping[str, Any]]) -> go.Figur
     return figure
 
 
-def runs_comparison(rows: Sequence[Mapping[str, Any]], metric: str) -> go.Figure:
-    """One bar per run for one figure of ``runs_table`` rows (e.g. ``val_macro_f1``); runs
-    without it are listed with an empty bar marked n/a, never as 0. Runs trained on
-    synthetic films say so under their bar."""
+def runs_comparison(rows: Sequence[Mapping[str, Any]], metric: str,
+                    label: str | None = None) -> go.Figure:
+    """One bar per run for one figure of ``runs_table`` rows (e.g. ``val_macro_f1``), its
+    axis titled ``label`` (what a person reads; the column name by default); runs without
+    it are listed with an empty bar marked n/a, never as 0. Runs trained on synthetic films
+    say so under their bar."""
+    label = metric if label is None else label
     names = [str(row.get("name")) + (" (SYNTHETIC)" if row.get("synthetic") else "")
              for row in rows]
     values = [_number(row.get(metric)) for row in rows]
     figure = go.Figure(go.Bar(
         x=names, y=values, marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(rows))],
         text=["n/a" if v is None else f"{v:.3f}" for v in values], textposition="outside",
-        hovertemplate="%{x}<br>" + metric + ": %{y:.4f}<extra></extra>"))
+        hovertemplate="%{x}<br>" + label + ": %{y:.4f}<extra></extra>"))
     top = max([v for v in values if v is not None] + [1.0])
-    figure.update_layout(yaxis={"title": {"text": metric}, "range": [0, top * 1.15]},
+    figure.update_layout(yaxis={"title": {"text": label}, "range": [0, top * 1.15]},
                          xaxis={"title": {"text": "run"}, "type": "category"}, height=400,
                          margin={"t": 30})
     return figure

@@ -35,6 +35,7 @@ from typing import Any
 
 from core.atomic import WriteError, write_json_atomic
 from core.errors import BadConfigError
+from core.metrics.headline import TEST_ONLY, VALIDATION, by_key, keys
 from core.runs.plan import Event
 from core.settings import models_root
 
@@ -289,11 +290,22 @@ def _history_value(key: str, value: str | None) -> Any:
     return number
 
 
-#: Headline figures a runs table shows, from the manifest's validation summary (``val_``)
-#: and from the saved evaluation on the test split (``test_``).
-TABLE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auc_abnormal",
-                 "auc", "auc_ovr_macro")
-TEST_ONLY_METRICS = ("auc_malignant", "pointing_game")
+#: Headline figures a runs table shows from the manifest's validation summary (``val_``)
+#: and from the saved evaluation on the test split (``test_``): the test-only figures come
+#: last, so that the val_ and test_ columns of the same figure line up.
+VAL_METRICS = keys(VALIDATION)
+TEST_METRICS = VAL_METRICS + keys(TEST_ONLY)
+SPLIT_PREFIXES = ("val_", "test_")
+
+
+def column_label(column: str) -> str:
+    """What a person reads for a ``runs_table`` column: ``val_macro_f1`` -> "val macro F1";
+    a column that is not a headline figure keeps its name."""
+    for prefix in SPLIT_PREFIXES:
+        key = column.removeprefix(prefix)
+        if column.startswith(prefix) and key in TEST_METRICS:
+            return f"{prefix[:-1]} {by_key(key).label}"
+    return column
 
 
 def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
@@ -321,11 +333,11 @@ def _row(run: Run) -> dict[str, Any]:
         "error": manifest.get("error")}
     val = manifest.get("val") or {}
     row["val_n"] = val.get("n")
-    row.update({f"val_{name}": val.get(name) for name in TABLE_METRICS})
+    row.update({f"val_{name}": val.get(name) for name in VAL_METRICS})
     test = saved_evaluation(run) if status == "done" else None
     test = test or {}
     row["test_n"] = test.get("n")
-    row.update({f"test_{name}": test.get(name) for name in TABLE_METRICS + TEST_ONLY_METRICS})
+    row.update({f"test_{name}": test.get(name) for name in TEST_METRICS})
     return row
 
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.evaluate import saved
+from core.metrics.headline import HEADLINE, by_key
 from core.runs.config import TrainConfig
 from core.runs.folder import REPORT, Run
 from factories import TINY, open_page
@@ -57,6 +58,9 @@ def test_evaluate_shows_figures_charts_films_and_report(app: AppTest, models: Pa
 
     headline = app.dataframe[0].value
     assert "accuracy" in headline["figure"].tolist()
+    assert set(headline["figure"]) <= {metric.label for metric in HEADLINE}
+    assert {metric.label for metric in app.metric} >= {by_key("macro_f1").label,
+                                                       by_key("accuracy").label}
     assert any(column.startswith("always ") for column in headline.columns)
     assert "chance" in headline.columns
     report = app.dataframe[1].value

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs.config import TrainConfig
-from core.runs.folder import MODEL, WEIGHTS, Run, open_run
+from core.runs.folder import MODEL, WEIGHTS, Run, column_label, open_run
 from factories import TINY, open_page
 
 PAGE = "pages/runs.py"
@@ -77,7 +77,7 @@ def test_compare_two_runs_side_by_side(app: AppTest, trained: Run) -> None:
     assert settings["setting"].tolist() == ["learning_rate"]
     assert settings.iloc[0]["00000000-000000-other"] == "0.01"
     figures = app.dataframe[2].value
-    macro = figures.set_index("figure").loc["val_macro_f1"]
+    macro = figures.set_index("figure").loc[column_label("val_macro_f1")]
     assert macro["00000000-000000-other"] == 0.5
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     bars = next(c for c in charts if c["data"][0]["type"] == "bar")

@@ -14,6 +14,7 @@ import pytest
 from core.errors import BadConfigError
 from core.evaluate import saved
 from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.metrics.headline import keys
 from core.runs.config import TrainConfig
 from core.runs.folder import EVALUATION, MODEL, REPORT, Run, create_run, open_run
 from core.train.fit import train
@@ -115,6 +116,7 @@ def test_tables_agree_with_the_evaluation(evaluated: Run,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     _forbid_evaluating(monkeypatch)
     evaluation = run_evaluation(evaluated)
+    assert set(keys()) <= set(evaluation)  # evaluate_run stores every headline figure
     rows = {row["figure"]: row for row in headline_rows(evaluation)}
     assert rows["accuracy"]["model"] == evaluation["accuracy"]
     assert rows["accuracy"]["majority"] == evaluation["baselines"]["majority"]["accuracy"]
