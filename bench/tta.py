@@ -36,7 +36,7 @@ from core.evaluate.evaluate import (
 from core.metrics.scores import classification_summary, clinical_pairs
 from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.augment import AugmentConfig, augment_image
-from core.runs.folder import open_run, read_manifest
+from core.runs.folder import open_run
 
 #: Milder than training augmentation: a copy should still be the same film.
 JITTER = AugmentConfig(rotation_deg=10.0, scale=(0.93, 1.07), shift=0.04, brightness=0.05,
@@ -64,7 +64,7 @@ def fold_gains(run_path: str, copies: int, seed: int = 0) -> dict[str, dict[str,
     """One fold's figures, plain and with TTA."""
     run = open_run(run_path)
     config = run_settings(run).config
-    manifest = read_manifest(run)
+    manifest = run.manifest
     data = load_dataset(config.dataset, config.root, **config.dataset_options)
     arrays = load_arrays(_test_records(run, manifest, data), config.prep, [])
     train_ids = {entry["film"] for entry in manifest["split"]["train"]}

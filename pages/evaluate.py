@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.evaluate.saved import headline_rows, report_table, run_evaluation
 from core.metrics.headline import by_key
 from core.metrics.scores import per_class_counts
 from core.render.charts import (
@@ -24,6 +24,7 @@ from core.render.charts import (
     sensitivity_specificity,
     training_curves,
 )
+from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
 from ui.runs import choose_run, finished_runs, is_synthetic
 from ui.state import enter_through_app, show_error
@@ -112,8 +113,8 @@ def downloads(run: Run) -> None:
     left.download_button("Download the report (zip)", data=functools.partial(report_zip, run),
                          file_name=f"{run.name}-report.zip", mime="application/zip",
                          on_click="ignore", icon=":material/download:")
-    html = run.path / REPORT / "report.html"
-    if html.is_file():
+    html = served_file(run, Path(REPORT, "report.html"))
+    if html is not None:
         right.download_button("Download report.html", data=html.read_bytes,
                               file_name=f"{run.name}-report.html", mime="text/html",
                               on_click="ignore", icon=":material/description:")

@@ -16,6 +16,7 @@ import streamlit as st
 from core.errors import MammoError
 from core.metrics.headline import RANKED_BY
 from core.render.charts import compared_curves, runs_comparison
+from core.runs.files import served_file
 from core.runs.folder import (
     EVALUATION,
     MANIFEST,
@@ -165,9 +166,8 @@ def one_run(rows: list[dict[str, Any]]) -> None:
     if done:
         left, right = st.columns(2)
         for column, name in ((left, MODEL), (right, WEIGHTS)):
-            file = folder / name
-            # A link in a copied run folder could point anywhere on the server: never follow.
-            if file.is_file() and not file.is_symlink():  # read only when clicked
+            file = served_file(Run(folder), name)
+            if file is not None:  # read only when clicked
                 column.download_button(f"Download {name} ({file.stat().st_size / 1e6:.1f} MB)",
                                        data=file.read_bytes, file_name=f"{folder.name}-{name}",
                                        mime="application/octet-stream", on_click="ignore",

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.errors import MammoError
 from core.runs.folder import list_runs
 from ui.state import active_run, runs_root, set_active_run
 
@@ -19,9 +20,9 @@ def finished_runs() -> dict[str, dict[str, Any]]:
     for run in list_runs(runs_root()):
         try:
             manifest = run.manifest
-        except (OSError, ValueError):
+        except MammoError:
             continue
-        if isinstance(manifest, dict) and manifest.get("status") == "done":
+        if manifest.get("status") == "done":
             runs[str(run.path)] = manifest
     return runs
 

@@ -49,7 +49,7 @@ from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.preprocess import breast_mask
 from core.render.overlay import save_png, viridis_overlay
 from core.runs.config import TrainConfig
-from core.runs.folder import MANIFEST, MODEL, Run, read_manifest
+from core.runs.folder import MANIFEST, MODEL, Run
 
 PREDICT_BATCH = 16
 #: Bootstrap resamples of the confidence intervals (patients drawn with replacement).
@@ -71,7 +71,7 @@ def run_settings(run: Run) -> RunSettings:
     """The run's training config, class names and SYNTHETIC flag, checked: any fault is one
     error naming the manifest rather than a KeyError deep inside an evaluation."""
     file = run.path / MANIFEST
-    manifest = read_manifest(run)
+    manifest = run.manifest
     try:
         config = TrainConfig.from_manifest(manifest["config"])
         classes, synthetic = manifest["dataset"]["classes"], manifest["dataset"]["synthetic"]
@@ -95,7 +95,7 @@ def load_model(run: Run) -> keras.Model:
     path = run.path / MODEL
     if not path.is_file():
         raise BadConfigError(f"{run.path}: the run has no trained model (status "
-                             f"{read_manifest(run).get('status')!r})")
+                             f"{run.manifest.get('status')!r})")
     if not zipfile.is_zipfile(path):
         raise BadConfigError(f"{path}: not a Keras model (a .keras file is a zip archive; "
                              "this one is truncated, damaged or another kind of file)")
@@ -167,7 +167,7 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     drawn there as overlays with their lesion circles and predicted vs actual class, listed
     under ``gallery``: the report's figure of films.
     """
-    manifest = read_manifest(run)
+    manifest = run.manifest
     settings = run_settings(run)
     config, classes = settings.config, settings.classes
     if dataset is None:

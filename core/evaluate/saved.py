@@ -9,8 +9,6 @@ table can show test figures without evaluating anything.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,8 @@ from core.evaluate.evaluate import evaluate_run
 from core.evaluate.report import write_report
 from core.metrics.headline import HEADLINE
 from core.metrics.scores import classification_report, report_rows
-from core.runs.folder import REPORT, Run, read_manifest, saved_evaluation
+from core.runs.files import served_file
+from core.runs.folder import REPORT, Run, saved_evaluation
 
 GALLERY = "gallery"
 
@@ -29,7 +28,7 @@ GALLERY = "gallery"
 def run_evaluation(run: Run) -> dict[str, Any]:
     """The run's evaluation on its own test split: the saved one while it is newer than the
     model, otherwise a fresh one, saved with its report (tables, plots, gallery, HTML)."""
-    status = read_manifest(run).get("status")
+    status = run.manifest.get("status")
     if status != "done":
         raise BadConfigError(f"{run.name}: only a finished run can be evaluated (status "
                              f"{status!r})")
@@ -44,39 +43,14 @@ def run_evaluation(run: Run) -> dict[str, Any]:
 
 def _rebased(evaluation: dict[str, Any], run: Run) -> dict[str, Any]:
     """Gallery paths pointing into this run's own report, wherever the folder was when the
-    evaluation was written (runs are copied and moved as whole folders)."""
-    gallery = [{**entry, "overlay": str(run.path / REPORT / GALLERY
-                                        / Path(entry["overlay"]).name)}
-               for entry in evaluation.get("gallery") or ()]
+    evaluation was written (runs are copied and moved as whole folders); an overlay that
+    the run cannot serve (missing, or a link in a copied folder) is left out."""
+    gallery = []
+    for entry in evaluation.get("gallery") or ():
+        file = served_file(run, Path(REPORT, GALLERY, Path(str(entry.get("overlay"))).name))
+        if file is not None:
+            gallery.append({**entry, "overlay": str(file)})
     return {**evaluation, "gallery": gallery}
-
-
-def report_zip(run: Run) -> bytes:
-    """The run's report folder as one zip archive (paths relative to the folder).
-
-    Only regular files are packed, never what a symbolic link points to: a run folder copied
-    from elsewhere could hold a link to any file the server can read, and this archive is
-    handed to whoever uses the app. Hidden (half-written) files are skipped too."""
-    folder = run.path / REPORT
-    if not folder.is_dir() or folder.is_symlink():
-        raise BadConfigError(f"{run.name}: no report yet; evaluate the run first")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(folder.rglob("*")):
-            parts = file.relative_to(folder).parts
-            if (file.is_file() and not any(part.startswith(".") for part in parts)
-                    and not _linked(file, folder)):
-                archive.write(file, "/".join(parts))
-    return buffer.getvalue()
-
-
-def _linked(file: Path, folder: Path) -> bool:
-    """Whether ``file`` or a folder between it and ``folder`` is a symbolic link."""
-    while file != folder:
-        if file.is_symlink():
-            return True
-        file = file.parent
-    return False
 
 
 def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,7 +74,23 @@ class Run:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / MANIFEST).read_text())
+        """The manifest as a JSON object, read afresh (another process may be training into
+        the folder) and checked: a run folder may have been copied from elsewhere or
+        damaged, so any fault is one ``BadConfigError`` naming the file, never a traceback."""
+        file = self.path / MANIFEST
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BadConfigError(f"{self.path}: not a run folder (no {MANIFEST})") from None
+        except OSError as error:
+            raise BadConfigError(f"{file}: cannot be read ({error.strerror})") from None
+        except RecursionError:
+            raise BadConfigError(f"{file}: unreadable manifest (nested too deeply)") from None
+        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, huge integers
+            raise BadConfigError(f"{file}: unreadable manifest ({error})") from None
+        if not isinstance(manifest, dict):
+            raise BadConfigError(f"{file}: unreadable manifest (not a JSON object)")
+        return manifest
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into the manifest and rewrite it atomically."""
@@ -129,23 +145,6 @@ def _last_byte(handle: Any) -> bytes:
     return handle.read(1)
 
 
-def read_manifest(run: Run) -> dict[str, Any]:
-    """The manifest as a JSON object, or one error naming the file: for code that acts on a
-    run folder that may have been copied from elsewhere, or damaged."""
-    file = run.path / MANIFEST
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadConfigError(f"{run.path}: not a run folder (no {MANIFEST})") from None
-    except OSError as error:
-        raise BadConfigError(f"{file}: cannot be read ({error.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadConfigError(f"{file}: unreadable manifest ({error})") from None
-    if not isinstance(manifest, dict):
-        raise BadConfigError(f"{file}: unreadable manifest (not a JSON object)")
-    return manifest
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "run"
 
@@ -185,7 +184,7 @@ def open_run(path: str | Path) -> Run:
     if not (path / MANIFEST).is_file():
         raise BadConfigError(f"{path}: not a run folder (no {MANIFEST})")
     run = Run(path)
-    read_manifest(run)
+    run.manifest  # noqa: B018 (a folder without a readable manifest is refused here)
     return run
 
 
@@ -238,7 +237,7 @@ def delete_run(run: Run) -> None:
         raise BadConfigError(f"{path}: not a run folder (no {MANIFEST})")
     try:
         live = is_live(run)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except BadConfigError:
         live = False  # an unreadable manifest names no process
     if live:
         raise BadConfigError(f"{path.name}: still training (process {run.manifest['pid']}); "
@@ -317,7 +316,7 @@ def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
 def _row(run: Run) -> dict[str, Any]:
     try:
         manifest = run.manifest
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except BadConfigError as error:
         return {"name": run.name, "status": "unreadable", "error": str(error)}
     config = manifest.get("config") or {}
     dataset = manifest.get("dataset") or {}
@@ -344,11 +343,11 @@ def _row(run: Run) -> dict[str, Any]:
 def config_differences(runs: list[Run]) -> list[dict[str, Any]]:
     """The configuration settings on which the runs disagree, one row per setting
     (``setting`` and one column per run name); nested settings read ``prep.size``."""
-    flat = {run.name: _flatten({"dataset": (run.manifest.get("dataset") or {}).get("name"),
-                                "synthetic": (run.manifest.get("dataset") or {}).get(
-                                    "synthetic"),
-                                **(run.manifest.get("config") or {})})
-            for run in runs}
+    manifests = {run.name: run.manifest for run in runs}
+    flat = {name: _flatten({"dataset": (manifest.get("dataset") or {}).get("name"),
+                            "synthetic": (manifest.get("dataset") or {}).get("synthetic"),
+                            **(manifest.get("config") or {})})
+            for name, manifest in manifests.items()}
     settings = sorted({key for values in flat.values() for key in values})
     rows = []
     for setting in settings:

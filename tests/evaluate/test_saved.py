@@ -13,9 +13,10 @@ import pytest
 
 from core.errors import BadConfigError
 from core.evaluate import saved
-from core.evaluate.saved import headline_rows, report_table, report_zip, run_evaluation
+from core.evaluate.saved import headline_rows, report_table, run_evaluation
 from core.metrics.headline import keys
 from core.runs.config import TrainConfig
+from core.runs.files import report_zip
 from core.runs.folder import EVALUATION, MODEL, REPORT, Run, create_run, open_run
 from core.train.fit import train
 from factories import TINY

@@ -147,13 +147,13 @@ for round in range(60):
 """
 
 _MANIFEST_READER = _COMMON + """
-from core.runs.folder import Run, read_manifest
+from core.runs.folder import Run
 folder, go, done = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 run = Run(Path(folder))
 wait(go)
 reads = 0
 while not done.exists():
-    manifest = read_manifest(run)  # raises on half a file
+    manifest = run.manifest  # raises on half a file
     assert len(manifest["padding"]) == 200_000
     reads += 1
 print(reads)
