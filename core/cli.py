@@ -17,8 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from core.data import LOADERS, dataset_options
+from core.data.options import DatasetOption
 from core.errors import BadConfigError, MammoError
 from core.metrics.headline import RANKED_BY, VALIDATION, keys
+from core.runs.config import SETTINGS, TrainConfig
+from core.runs.knobs import Setting
 
 log = logging.getLogger("core")
 
@@ -39,10 +43,7 @@ class _Parser(argparse.ArgumentParser):
 def _data_summary(args: argparse.Namespace) -> dict[str, Any]:
     from core.data import load_dataset
 
-    options = {}
-    if args.dataset == "cbis":
-        options = {"abnormality": args.abnormality, "mode": args.mode}
-    return load_dataset(args.dataset, args.root, **options).summary()
+    return load_dataset(args.dataset, args.root, **_dataset_options(args, args.dataset)).summary()
 
 
 def _data_synth(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,24 +75,27 @@ def _import_keras_quietly() -> None:
         os.close(saved)
 
 
-def _train_config(args: argparse.Namespace) -> Any:
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then a ``--config`` JSON file, then the options given on the command line."""
-    from core.runs.config import TrainConfig
-
     values: dict[str, Any] = {}
     if args.config:
         try:
             values = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise BadConfigError(f"{args.config}: not a readable JSON config ({error})") from None
-    for name in TRAIN_OPTIONS:
+        if not isinstance(values, dict):
+            raise BadConfigError(f"{args.config}: not a JSON object of settings")
+    for name in SETTINGS:
         value = getattr(args, name)
         if value is not None:
             values[name] = value
-    if args.dataset == "cbis":
-        values.setdefault("dataset_options", {"abnormality": args.abnormality, "mode": args.mode})
-    if "root" in values:
-        values["root"] = str(values["root"])
+    given = _given_dataset_options(args)
+    if args.dataset is not None or given:
+        dataset = values.get("dataset", SETTINGS["dataset"].default)
+        in_file = values.get("dataset_options") or {}
+        if not isinstance(in_file, dict):
+            raise BadConfigError(f"{args.config}: dataset_options must be an object")
+        values["dataset_options"] = {**dataset_options(dataset, given), **in_file, **given}
     return TrainConfig().with_overrides(**values)
 
 
@@ -149,11 +153,12 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from core.evaluate.evaluate import evaluate_run
 
     root = None if args.root is None else str(args.root)
+    options = _dataset_options(args, args.dataset)
     if args.report is None:
-        return evaluate_run(run, dataset=args.dataset, root=root)
+        return evaluate_run(run, dataset=args.dataset, root=root, dataset_options=options)
     from core.evaluate.report import write_report
 
-    evaluation = evaluate_run(run, dataset=args.dataset, root=root,
+    evaluation = evaluate_run(run, dataset=args.dataset, root=root, dataset_options=options,
                               gallery_dir=args.report / "gallery")
     files = write_report(evaluation, args.report, evaluation["gallery"])
     return {**evaluation, "report": files}
@@ -221,48 +226,69 @@ def _positive_int(text: str) -> int:
     return value
 
 
-#: Training options on the command line: TrainConfig field -> (type, help). Unset options
-#: keep the config file's or the default's value.
-TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
-    "dataset": (str, "mias, cbis or folder"),
-    "root": (Path, "the dataset's folder"),
-    "model": (str, "attention (encoder + RNN decoder) or transfer (backbone + new head)"),
-    "backbone": (str, "encoder name, e.g. mobilenet_v2, vgg16, alexnet, googlenet"),
-    "weights": (str, "imagenet, none, or a weights file"),
-    "image_size": (int, "model input side in pixels"),
-    "feature_layer": (str, "encoder layer the decoder/head reads"),
-    "cell": (str, "attention decoder cell: lstm, gru or simple"),
-    "steps": (int, "attention glimpse steps"),
-    "attention_supervision": (float, "weight of the loss pulling attention to known lesions"),
-    "epochs": (int, "epochs of the first (head) phase"),
-    "batch_size": (int, "batch size"),
-    "learning_rate": (float, "learning rate"),
-    "optimizer": (str, "adam, sgd or adamw"),
-    "weight_lr_factor": (float, "learn-rate factor of the head's weights"),
-    "bias_lr_factor": (float, "learn-rate factor of the head's biases"),
-    "l2_factor": (float, "L2 factor of the head (times 1e-4)"),
-    "patience": (int, "epochs without validation improvement before stopping (0: never)"),
-    "fine_tune_layers": (int, "top encoder layers to unfreeze in a second phase"),
-    "fine_tune_epochs": (int, "epochs of that second phase"),
-    "patch_epochs": (int, "epochs of pretraining on lesion and normal-tissue patches (0: none)"),
-    "patch_layers": (int, "top encoder layers that patch pretraining tunes"),
-    "patch_size": (int, "patch side in pixels, on the model-input grid"),
-    "patch_labels": (str, "class (the film's class) or lesion (lesion vs normal tissue)"),
-    "balance": (str, "augment, class_weights or none"),
-    "augment_target": (int, ("total films after balancing augmentation "
-                            "(default: largest class x classes)")),
-    "seed": (int, "random seed"),
-}
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """One training setting as an option, made from its knob (``core.runs.knobs``). Unset
+    options are ``None`` and keep the config file's or the default's value."""
+    knob = setting.knob
+    only = f" ({' and '.join(knob.models)} only)" if knob.models else ""
+    options: dict[str, Any] = {"dest": setting.name, "default": None, "help": knob.help + only}
+    if setting.kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    else:
+        options["type"] = knob.parse or setting.kind
+        if knob.choices:
+            options["choices"] = knob.choices
+    parser.add_argument(setting.flag, **options)
+
+
+def _dataset_option_owners() -> dict[str, tuple[DatasetOption, list[str]]]:
+    """Every loader option by name, with the datasets that take it (one flag each)."""
+    owners: dict[str, tuple[DatasetOption, list[str]]] = {}
+    for dataset, loader in LOADERS.items():
+        for option in loader.options:
+            known, names = owners.setdefault(option.name, (option, []))
+            if known != option:
+                raise TypeError(f"two loaders declare option {option.name} differently")
+            names.append(dataset)
+    return owners
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """A flag per loader option (``core.data.options``), for whichever ``--dataset`` takes it."""
+    for option, datasets in _dataset_option_owners().values():
+        help_text = f"{' and '.join(datasets)} only: {option.help}"
+        options: dict[str, Any] = {"dest": option.name, "default": None, "help": help_text}
+        if option.kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = option.kind
+            if option.choices:
+                options["choices"] = option.choices
+        parser.add_argument(option.flag, **options)
+
+
+def _given_dataset_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in _dataset_option_owners()
+            if getattr(args, name, None) is not None}
+
+
+def _dataset_options(args: argparse.Namespace, dataset: str | None) -> dict[str, Any]:
+    """The loader options the command line gives for ``dataset`` (``dataset_options``)."""
+    given = _given_dataset_options(args)
+    if dataset is None:
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise BadConfigError(f"{flags}: a dataset's option(s), given without --dataset")
+        return {}
+    return dataset_options(dataset, given)
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    for name, (kind, help_text) in TRAIN_OPTIONS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
+    for setting in SETTINGS.values():
+        _add_setting(parser, setting)
+    _add_dataset_options(parser)
     parser.add_argument("--config", type=Path, help="JSON file of training settings")
     parser.add_argument("--out", type=Path, help="folder for run folders (default: models/)")
-    parser.add_argument("--abnormality", choices=["calc", "mass", "both"], default="calc",
-                        help="CBIS-DDSM only")
-    parser.add_argument("--mode", choices=["film", "crop"], default="film", help="CBIS-DDSM only")
     _add_json(parser)
 
 
@@ -275,12 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
 
     summary = data_commands.add_parser("summary", help="count films, classes and what is missing")
-    summary.add_argument("--dataset", choices=["mias", "cbis", "folder"], required=True)
+    summary.add_argument("--dataset", choices=list(LOADERS), required=True)
     summary.add_argument("--root", type=Path, required=True, help="the dataset's folder")
-    summary.add_argument("--abnormality", choices=["calc", "mass", "both"], default="calc",
-                         help="CBIS-DDSM only: which description files to use")
-    summary.add_argument("--mode", choices=["film", "crop"], default="film",
-                         help="CBIS-DDSM only: whole films or lesion crops")
+    _add_dataset_options(summary)
     _add_json(summary)
     summary.set_defaults(handler=_data_summary)
 
@@ -322,9 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="a run's figures on its test split or "
                                    "on an external dataset")
     evaluate.add_argument("run", type=Path, help="a run folder")
-    evaluate.add_argument("--dataset", choices=["mias", "cbis", "folder"],
+    evaluate.add_argument("--dataset", choices=list(LOADERS),
                           help="an external test set's kind (with --root)")
     evaluate.add_argument("--root", type=Path, help="the external test set's folder")
+    _add_dataset_options(evaluate)
     evaluate.add_argument("--report", type=Path, metavar="DIR",
                           help="also write JSON, CSV, PNG plots and an HTML page there")
     _add_json(evaluate)

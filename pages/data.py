@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import load_dataset
+from core.data import LOADERS, load_dataset
 from core.data.archive import extract_archive, folder_name
 from core.data.download import adopt_readme, download_mias, mias_url
 from core.data.records import CLASS_NAMES, Dataset, FilmRecord
@@ -212,6 +212,17 @@ def _synthetic() -> None:
     _use("mias", root)
 
 
+def _subset_options(name: str) -> dict[str, Any]:
+    """A menu for each option that says which films a dataset is (CBIS-DDSM's abnormality
+    and mode: ``DatasetOption.recorded``), as the loader declares it."""
+    subset = [option for option in LOADERS[name].options if option.recorded]
+    columns = st.columns(len(subset))
+    return {option.name: column.selectbox(option.label, option.choices, help=option.help,
+                                          index=option.choices.index(option.default),
+                                          key=f"{name}_{option.name}")
+            for column, option in zip(columns, subset, strict=True)}
+
+
 def choose_dataset() -> None:
     source = st.radio("Source", SOURCES, horizontal=True, key="data_source")
     if source == MIAS_FOLDER:
@@ -221,11 +232,8 @@ def choose_dataset() -> None:
     elif source == MIAS_DOWNLOAD:
         _from_download()
     elif source == CBIS_FOLDER:
-        left, right = st.columns(2)
-        abnormality = left.selectbox("Abnormality", ["calc", "mass", "both"], key="cbis_kind")
-        mode = right.selectbox("Films or lesion crops", ["film", "crop"], key="cbis_mode")
         _from_folder("cbis", "CBIS-DDSM folder (description CSVs and images)", "cbis",
-                     {"abnormality": abnormality, "mode": mode})
+                     _subset_options("cbis"))
     elif source == CLASS_FOLDERS:
         _from_folder("folder", "Folder with one sub-folder of films per class", "folder")
     else:

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from core.cli import main
+from core.cli import _train_config, build_parser, main
+from core.data import LOADERS
+from core.runs.config import SETTINGS
+from core.runs.knobs import Setting
 
 
 def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -68,3 +71,99 @@ def test_folder_without_info_txt_is_a_clear_error(tmp_path: Path) -> None:
                             check=False)
     assert result.returncode == 2
     assert "Info.txt" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- options made from the declarations ----------------------------------------------------------
+def _other_value(setting: Setting) -> tuple[list[str], object]:
+    """Command-line words setting ``setting`` to a valid value other than its default, and
+    that value as the config should hold it."""
+    if setting.kind is bool:
+        flag = setting.flag if not setting.default else "--no-" + setting.flag[2:]
+        return [flag], not setting.default
+    if setting.knob.choices:
+        value = next(c for c in setting.knob.choices if c != setting.default)
+    elif setting.kind is int:
+        value = 7 if setting.default is None else setting.default + 1
+    elif setting.kind is float:
+        value = setting.default / 2 if setting.default else 0.5
+    else:
+        value = f"some/{setting.name}"
+    return [setting.flag, str(value)], value
+
+
+@pytest.mark.parametrize("command", [["train"], ["cv"], ["sweep", "--grid", "seed=1,2"]])
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_every_setting_is_an_option_that_reaches_the_config(command: list[str],
+                                                            name: str) -> None:
+    words, value = _other_value(SETTINGS[name])
+    config = _train_config(build_parser().parse_args([*command, *words]))
+    assert getattr(config, name) == value
+    unset = _train_config(build_parser().parse_args(command))
+    assert getattr(unset, name) == SETTINGS[name].default  # an option left out changes nothing
+
+
+def test_training_options_are_the_declared_settings_and_nothing_else() -> None:
+    """No option is written by hand beside the declarations (which would drift from them)."""
+    parsed = vars(build_parser().parse_args(["train"]))
+    loader_options = {option.name for loader in LOADERS.values() for option in loader.options}
+    assert set(parsed) == (set(SETTINGS) | loader_options
+                           | {"config", "out", "json", "resume", "verbose", "command", "handler"})
+    assert not set(SETTINGS) & loader_options
+
+
+@pytest.mark.parametrize("command", [["data", "summary", "--root", "x"],
+                                     ["train"], ["cv"], ["sweep", "--grid", "seed=1"],
+                                     ["evaluate", "run", "--root", "x"]])
+def test_every_registered_dataset_is_a_choice_of_every_command(command: list[str]) -> None:
+    for name in LOADERS:
+        assert build_parser().parse_args([*command, "--dataset", name]).dataset == name
+
+
+def test_a_cbis_option_reaches_the_loader(capsys, cbis_root: Path) -> None:
+    """The real description CSVs without images: every film (or crop) is missing, so the
+    count of missing ones says which CSVs were read, and how."""
+    base = ["data", "summary", "--dataset", "cbis", "--root", str(cbis_root)]
+    calc = _run_json(capsys, *base)
+    mass_crops = _run_json(capsys, *base, "--abnormality", "mass", "--mode", "crop")
+    assert len(mass_crops["missing"]) == 1318 + 378  # mass abnormalities, one crop each
+    assert len(calc["missing"]) != len(mass_crops["missing"])
+
+
+def test_loader_options_reach_a_training_config() -> None:
+    def options(*argv: str) -> dict:
+        return _train_config(build_parser().parse_args(["train", *argv])).dataset_options
+
+    assert options("--dataset", "cbis") == {"abnormality": "calc", "mode": "film"}
+    assert options("--dataset", "cbis", "--abnormality", "mass", "--with-masks") == {
+        "abnormality": "mass", "mode": "film", "with_masks": True}
+    assert options("--dataset", "mias-lesions", "--side-factor", "2.5") == {"side_factor": 2.5}
+    assert options("--dataset", "mias") == {}
+
+
+def test_a_loader_option_of_another_dataset_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "core", "data", "summary", "--dataset",
+                             "mias", "--root", str(tmp_path), "--abnormality", "mass"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "the mias loader takes no options, got abnormality" in result.stderr
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_data_summary_reads_every_registered_dataset(capsys, name: str, mias_root: Path,
+                                                     cbis_root: Path, tmp_path: Path) -> None:
+    roots = {"mias": mias_root, "mias-lesions": mias_root, "cbis": cbis_root,
+             "folder": _class_folders(tmp_path)}
+    doc = _run_json(capsys, "data", "summary", "--dataset", name, "--root", str(roots[name]))
+    assert doc["dataset"] == name
+
+
+def _class_folders(root: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    for label in ("BENIGN", "MALIGNANT"):
+        (root / label).mkdir(parents=True)
+        for number in range(2):
+            film = np.full((32, 32), 40 * (number + 1), np.uint8)
+            cv2.imwrite(str(root / label / f"{label.lower()}{number}.png"), film)
+    return root

@@ -1,33 +1,62 @@
 """Dataset loaders. Each module has ``load(root, **options) -> Dataset``; pick one by name.
 
 Loaders are imported on demand so that reading one kind of dataset never pays for another's
-imports (pydicom, pandas).
+imports (pydicom, pandas); their options are declared in ``core.data.options`` for the same
+reason, and ``LOADERS`` pairs each name with its module and options.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.data.options import CBIS_OPTIONS, MIAS_LESION_OPTIONS, DatasetOption, resolve_options
 from core.data.records import Dataset
 from core.errors import BadDatasetError
 
-#: Dataset names accepted by the CLI and the app, and the module that loads each.
-LOADERS: dict[str, str] = {
-    "mias": "core.data.mias",
-    "mias-lesions": "core.data.mias_lesions",
-    "cbis": "core.data.cbis",
-    "folder": "core.data.folder",
+
+@dataclass(frozen=True)
+class Loader:
+    """A registered dataset kind: the module whose ``load`` reads it, and its options."""
+
+    module: str
+    options: tuple[DatasetOption, ...] = ()
+
+
+#: Dataset names accepted by the CLI and the app, and how each is loaded.
+LOADERS: dict[str, Loader] = {
+    "mias": Loader("core.data.mias"),
+    "mias-lesions": Loader("core.data.mias_lesions", MIAS_LESION_OPTIONS),
+    "cbis": Loader("core.data.cbis", CBIS_OPTIONS),
+    "folder": Loader("core.data.folder"),
 }
 
 
-def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
-    """Load a dataset by name (``mias``, ``mias-lesions``, ``cbis`` or ``folder``) from a
-    root folder."""
+def loader(name: str) -> Loader:
     if name not in LOADERS:
         raise BadDatasetError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
+    return LOADERS[name]
+
+
+def dataset_options(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options to record for dataset ``name``: those ``given`` and, at their defaults, the
+    ones that say which films it is (``DatasetOption.recorded``). Checked like
+    ``load_dataset`` checks them, so a mistake fails before anything is read."""
+    declared = loader(name).options
+    values = resolve_options(name, declared, given)
+    return {option.name: values[option.name] for option in declared
+            if option.recorded or option.name in given}
+
+
+def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
+    """Load a dataset by name (a key of ``LOADERS``) from a root folder; ``options`` are
+    checked against the loader's declared ones before its module is imported."""
+    chosen = loader(name)
+    values = resolve_options(name, chosen.options, options)
     root = Path(root)
     if not root.is_dir():
         raise BadDatasetError(f"{root}: not a folder")
-    return importlib.import_module(LOADERS[name]).load(root, **options)
+    return importlib.import_module(chosen.module).load(root, **values)

@@ -40,14 +40,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from core.data.options import CBIS_ABNORMALITIES, CBIS_MODES, CBIS_OPTIONS, resolve_options
 from core.data.records import PATHOLOGY_CLASSES, Dataset, FilmRecord
 from core.errors import BadConfigError, BadDatasetError, BadFilmError
 from core.films import probe_film, read_film
 from core.geometry import Lesion, Transform
 
-ABNORMALITIES: dict[str, tuple[str, ...]] = {"calc": ("calc",), "mass": ("mass",),
-                                             "both": ("calc", "mass")}
-MODES: tuple[str, ...] = ("film", "crop")
+ABNORMALITIES = CBIS_ABNORMALITIES
+MODES = CBIS_MODES
 PATHOLOGIES: dict[str, str] = {"MALIGNANT": "MALIGNANT", "BENIGN": "BENIGN",
                                "BENIGN_WITHOUT_CALLBACK": "BENIGN"}
 SIDES: dict[str, str] = {"LEFT": "L", "RIGHT": "R"}
@@ -388,20 +388,13 @@ def _crop_records(items: list[Abnormality], index: FileIndex,
 
 
 def load(root: Path, **options: Any) -> Dataset:
-    """Load CBIS-DDSM. Options: ``abnormality`` ("calc" | "mass" | "both", default "calc"),
-    ``mode`` ("film" | "crop", default "film"), ``csv_dir`` (where the CSVs are, default
-    the root), ``with_masks`` (film mode: locate lesions from their ROI masks)."""
-    abnormality = options.pop("abnormality", "calc")
-    mode = options.pop("mode", "film")
-    csv_dir = options.pop("csv_dir", None)
-    with_masks = options.pop("with_masks", False)
-    if options:
-        raise BadConfigError(f"unknown cbis option(s): {', '.join(sorted(options))}")
-    if abnormality not in ABNORMALITIES:
-        raise BadConfigError(f"abnormality must be one of {', '.join(ABNORMALITIES)}, "
-                             f"got {abnormality!r}")
-    if mode not in MODES:
-        raise BadConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    """Load CBIS-DDSM. Options (``CBIS_OPTIONS``, where their defaults are): ``abnormality``
+    (which description CSVs), ``mode`` (whole films or lesion crops), ``csv_dir`` (where the
+    CSVs are, if not below the root), ``with_masks`` (film mode: locate lesions from their
+    ROI masks)."""
+    values = resolve_options("cbis", CBIS_OPTIONS, options)  # the defaults are declared there
+    abnormality, mode = values["abnormality"], values["mode"]
+    csv_dir, with_masks = values["csv_dir"], values["with_masks"]
     if with_masks and mode != "film":
         raise BadConfigError("with_masks locates lesions on full films; use it with mode film")
     root = Path(root)

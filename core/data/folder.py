@@ -25,8 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.data.options import resolve_options
 from core.data.records import Dataset, FilmRecord
-from core.errors import BadAnnotationError, BadConfigError, BadDatasetError
+from core.errors import BadAnnotationError, BadDatasetError
 from core.films import SUPPORTED_SUFFIXES
 
 PATIENTS_FILE = "patients.csv"
@@ -84,9 +85,7 @@ def _read_patients(path: Path, film_ids: list[str]) -> tuple[dict[str, str], lis
 
 def load(root: Path, **options: Any) -> Dataset:
     """Load ``root/<class>/<films>``. Takes no options; any given is a mistake and says so."""
-    if options:
-        raise BadConfigError(f"the folder loader takes no options, got "
-                             f"{', '.join(sorted(options))}")
+    resolve_options("folder", (), options)  # it takes none: any given is a mistake
     root = Path(root)
     class_films: dict[str, list[Path]] = {}
     warnings: list[str] = []

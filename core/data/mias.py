@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.data.options import resolve_options
 from core.data.records import (
     MIAS_CLASSES,
     NORMAL_CLASS,
@@ -44,7 +45,7 @@ from core.data.records import (
     Dataset,
     FilmRecord,
 )
-from core.errors import BadAnnotationError, BadConfigError, BadDatasetError, BadFilmError
+from core.errors import BadAnnotationError, BadDatasetError, BadFilmError
 from core.films import check_pixel_limit, probe_film
 from core.geometry import Lesion, Transform
 
@@ -282,8 +283,7 @@ def _read_text(path: Path) -> str:
 
 def load(root: Path, **options: Any) -> Dataset:
     """Load a MIAS folder. MIAS has no options; any given is a mistake and says so."""
-    if options:
-        raise BadConfigError(f"the mias loader takes no options, got {', '.join(sorted(options))}")
+    resolve_options("mias", (), options)  # it takes none: any given is a mistake
     root = Path(root)
     infos, film_files = _walk(root)
     info_path, warnings = _choose_info(root, infos)

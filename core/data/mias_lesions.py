@@ -22,6 +22,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.data import mias
+from core.data.options import MIAS_LESION_OPTIONS, resolve_options
 from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError, BadFilmError, MammoError
 from core.films import read_film
@@ -33,13 +34,16 @@ _LABEL = {"B": "BENIGN", "M": "MALIGNANT"}
 CROPS = "mias-lesion-crops"
 
 
-def load(root: Path, side_factor: float = 3.0, min_side: int = 96, max_side: int = 512,
-         **options: Any) -> Dataset:
-    """One record per located lesion of the MIAS copy at ``root`` (options as ``mias.load``)."""
+def load(root: Path, **options: Any) -> Dataset:
+    """One record per located lesion of the MIAS copy at ``root``. Options
+    (``MIAS_LESION_OPTIONS``, where their defaults are): ``side_factor``, ``min_side`` and
+    ``max_side``, the crop's side as above."""
+    values = resolve_options("mias-lesions", MIAS_LESION_OPTIONS, options)
+    side_factor, min_side, max_side = values["side_factor"], values["min_side"], values["max_side"]
     if not 0 < side_factor <= 20 or not 8 <= min_side <= max_side <= 4096:
         raise BadConfigError(f"lesion crops: side_factor {side_factor}, sides {min_side}.."
                              f"{max_side} px are out of range")
-    films = mias.load(root, **options)
+    films = mias.load(root)
     out = cache_root() / CROPS
     records: list[FilmRecord] = []
     warnings = list(films.warnings)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import cv2
 import numpy as np
@@ -43,14 +43,18 @@ def _is_number(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class PrepConfig:
-    """How films become model inputs.
+class PrepSteps:
+    """Which steps turn a film into a model input, and their settings; everything but the
+    output size.
 
-    ``keep_aspect``: True (the default) shrinks the crop so its long side is ``size`` and pads
+    A training config stores these and names the size once, as its ``image_size``
+    (``TrainConfig.prep`` is ``steps.sized(image_size)``), so the two can never disagree.
+
+    ``keep_aspect``: True (the default) shrinks the crop so its long side is the size and pads
     the short side with black (columns on the right, away from the chest wall when ``orient``
     is on; rows split above and below), so a circle stays a circle and lesion radii map
-    exactly. False stretches the crop to ``size`` x ``size``; centres still map exactly, but
-    a radius then maps through the geometric mean of the two axis scales.
+    exactly. False stretches the crop to a square; centres still map exactly, but a radius
+    then maps through the geometric mean of the two axis scales.
     """
 
     normalise: bool = True
@@ -59,7 +63,6 @@ class PrepConfig:
     clahe_grid: int = 8
     crop_to_breast: bool = True
     orient: bool = True
-    size: int | None = 512
     keep_aspect: bool = True
 
     def __post_init__(self) -> None:
@@ -73,17 +76,33 @@ class PrepConfig:
         if not _is_int(self.clahe_grid) or self.clahe_grid < 1:
             raise BadConfigError(f"prep config: clahe_grid must be a positive integer, "
                                  f"got {self.clahe_grid!r}")
-        if self.size is not None and (not _is_int(self.size) or self.size < 1):
-            raise BadConfigError(f"prep config: size must be a positive integer or null, "
-                                 f"got {self.size!r}")
+
+    def sized(self, size: int | None) -> PrepConfig:
+        """These steps making ``size`` x ``size`` inputs (``None``: the crop's own size)."""
+        steps = {f.name: getattr(self, f.name) for f in fields(PrepSteps)}
+        return PrepConfig(size=size, **steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PrepConfig:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         reject_unknown_settings(cls, data, "prep config")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class PrepConfig(PrepSteps):
+    """How films become model inputs: the steps and the output side ``size`` (``None``: no
+    resize, for a single film; stacking films needs a size)."""
+
+    size: int | None = 512
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size is not None and (not _is_int(self.size) or self.size < 1):
+            raise BadConfigError(f"prep config: size must be a positive integer or null, "
+                                 f"got {self.size!r}")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,15 @@ repeated or resumed from its folder alone. Defaults are the configuration we mea
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from core.errors import BadConfigError, reject_unknown_settings
+from core.data import LOADERS
+from core.errors import BadConfigError
 from core.prep.augment import AugmentConfig
-from core.prep.preprocess import PrepConfig
+from core.prep.preprocess import PrepConfig, PrepSteps
+from core.runs.knobs import FRACTION, NON_NEGATIVE, POSITIVE, Range, Setting, knob, settings_of
 
 MODELS = ("attention", "transfer")
 CELLS = ("lstm", "gru", "simple")
@@ -20,10 +23,24 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 BALANCING = ("augment", "class_weights", "none")
 CLASS_LOSSES = ("categorical", "mse")
 PATCH_LABELS = ("class", "lesion")
+ATTENTION = ("attention",)
+TRANSFER = ("transfer",)
 #: Settings added after runs were first saved, with the value that says what those older runs
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
 #: and one saved before patch labels could be chosen labelled patches by class.
 ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class"}
+
+
+def _backbones() -> list[str]:
+    """The backbone registry's names; it loads Keras, so only a form's menu reads it."""
+    from core.models.backbones import list_backbones
+
+    return list_backbones()
+
+
+def _path_text(text: str) -> str:
+    """A folder typed on the command line, as the config stores it."""
+    return str(Path(text))
 
 
 @dataclass(frozen=True)
@@ -50,78 +67,141 @@ class TrainConfig:
       lesion or normal tissue;
     * balance: ``augment`` (grow every class to ``augment_target``: None = the largest
       class, an int = a total split equally, as the paper's 1300), ``class_weights`` or
-      ``none``.
+      ``none``;
+    * preprocessing: ``prep_steps`` (which steps, ``core.prep.preprocess``) at ``image_size``:
+      ``prep`` is the two together, so the input size has one name. Files name the steps
+      ``prep`` and repeat the size in it, for readers that want the whole recipe.
+
+    A field declared with ``knob`` is a setting people choose: ``core.runs.knobs`` says what
+    its declaration carries and who reads it (the CLI, the Train page, ``__post_init__``).
     """
 
-    dataset: str = "mias"
-    root: str = ""
+    dataset: str = knob("mias", label="Dataset", help="which loader reads the folder",
+                        choices=tuple(LOADERS), form=False)
+    root: str = knob("", label="Dataset folder", help="the dataset's folder", parse=_path_text,
+                     form=False)
     dataset_options: dict[str, Any] = field(default_factory=dict)
-    model: str = "attention"
-    backbone: str = "mobilenet_v2"
-    weights: str = "imagenet"
-    image_size: int = 512
-    feature_layer: str | None = None  # None: the registry's default layer for the backbone
+    model: str = knob("attention", label="Model", choices=MODELS,
+                      help="attention: encoder + RNN decoder (paper 1); "
+                           "transfer: backbone + new head (paper 2)")
+    backbone: str = knob("mobilenet_v2", label="Backbone", menu=_backbones,
+                         help="encoder name, e.g. mobilenet_v2, vgg16, alexnet, googlenet")
+    weights: str = knob("imagenet", label="Weights", suggestions=("imagenet", "none"),
+                        other="a file",
+                        help="imagenet, none, or a weights file (ImageNet weights load "
+                             "offline only where installed in the Keras cache)")
+    image_size: int = knob(512, label="Input size (px)", help="model input side in pixels",
+                           valid=POSITIVE, span=(32, 2048), step=32)
+    # None: the registry's default layer for the backbone
+    feature_layer: str | None = knob(None, label="Feature layer (empty: the backbone's)",
+                                     help="encoder layer the decoder/head reads",
+                                     none_as="", advanced=True)
     # attention decoder
-    cell: str = "lstm"
-    steps: int = 6
-    units: int = 256
-    attention_units: int = 128
-    attention_supervision: float = 1.0
-    attention_regularization: float = 0.0
+    cell: str = knob("lstm", label="Decoder cell", help="attention decoder cell",
+                     choices=CELLS, models=ATTENTION)
+    steps: int = knob(6, label="Attention steps", help="attention glimpse steps",
+                      valid=POSITIVE, span=(1, 32), models=ATTENTION)
+    units: int = knob(256, label="Decoder units", help="units of the decoder's RNN cell",
+                      valid=POSITIVE, span=(1, 4096), models=ATTENTION, advanced=True)
+    attention_units: int = knob(128, label="Attention units",
+                                help="units of the attention layer", valid=POSITIVE,
+                                span=(1, 4096), models=ATTENTION, advanced=True)
+    attention_supervision: float = knob(
+        1.0, label="Attention supervision", valid=NON_NEGATIVE, span=(0.0, 100.0),
+        help="weight of the loss pulling attention to known lesions", models=ATTENTION,
+        advanced=True)
+    attention_regularization: float = knob(
+        0.0, label="Attention regularization", valid=NON_NEGATIVE, span=(0.0, 100.0),
+        help="weight of the doubly stochastic penalty (attention spread over the whole map)",
+        models=ATTENTION, advanced=True)
     # head and optimisation
-    dropout: float = 0.3
-    class_loss: str = "categorical"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    weight_lr_factor: float = 1.0
-    bias_lr_factor: float = 1.0
-    l2_factor: float = 1.0
-    epochs: int = 30
-    batch_size: int = 32
-    patience: int = 8
-    fine_tune_layers: int = 10
-    fine_tune_epochs: int = 8
-    fine_tune_lr_scale: float = 0.1
-    patch_epochs: int = 10
-    patch_size: int = 96
-    patch_layers: int = 10
-    patches_per_lesion: int = 16
-    patch_labels: str = "lesion"
-    # data handling
-    balance: str = "class_weights"  # as good as augmenting to balance, in half the time
-    augment_target: int | None = None
-    test_size: float = 0.25
-    folds: int = 0  # > 1: the test split is fold ``fold`` of a patient-grouped k-fold
+    dropout: float = knob(0.3, label="Dropout", help="dropout rate of the head",
+                          valid=Range(0, 1, high_open=True), span=(0.0, 0.99), advanced=True)
+    class_loss: str = knob("categorical", label="Class loss", choices=CLASS_LOSSES,
+                           help="categorical cross-entropy, or squared error (paper 1)",
+                           advanced=True)
+    optimizer: str = knob("adam", label="Optimizer", help="the optimiser",
+                          choices=OPTIMIZERS)
+    learning_rate: float = knob(1e-3, label="Learning rate", help="learning rate",
+                                valid=POSITIVE, span=(1e-7, 1.0), number_format="%.6f")
+    momentum: float = knob(0.9, label="Momentum", help="SGD momentum", valid=NON_NEGATIVE,
+                           span=(0.0, 1.0), advanced=True)
+    weight_lr_factor: float = knob(1.0, label="Weight learn-rate factor",
+                                   help="learn-rate factor of the head's weights",
+                                   valid=NON_NEGATIVE, span=(0.0, 1000.0), models=TRANSFER)
+    bias_lr_factor: float = knob(1.0, label="Bias learn-rate factor",
+                                 help="learn-rate factor of the head's biases",
+                                 valid=NON_NEGATIVE, span=(0.0, 1000.0), models=TRANSFER)
+    l2_factor: float = knob(1.0, label="L2 factor (x 1e-4)",
+                            help="L2 factor of the head (times 1e-4)", valid=NON_NEGATIVE,
+                            span=(0.0, 1000.0), models=TRANSFER)
+    epochs: int = knob(30, label="Epochs", help="epochs of the first (head) phase",
+                       valid=POSITIVE, span=(1, 1000))
+    batch_size: int = knob(32, label="Batch size", help="batch size", valid=POSITIVE,
+                           span=(1, 1024))
+    patience: int = knob(8, label="Patience (0: never stop early)",
+                         help="epochs without validation improvement before stopping "
+                              "(0: never)", valid=NON_NEGATIVE, span=(0, 1000))
+    patch_epochs: int = knob(
+        10, label="Patch epochs (0: none)", valid=NON_NEGATIVE, span=(0, 1000),
+        section="encoder",
+        help="before the decoder: tune the encoder's top on patches of the located lesions "
+             "and of normal tissue (films without lesion locations skip it, with a warning)")
+    patch_size: int = knob(96, label="Patch size (px)", valid=POSITIVE, span=(8, 2048),
+                           help="patch side in pixels, on the model-input grid",
+                           section="encoder", advanced=True)
+    patch_layers: int = knob(10, label="Patch layers", valid=NON_NEGATIVE, span=(0, 500),
+                             help="top encoder layers that patch pretraining tunes",
+                             section="encoder")
+    patches_per_lesion: int = knob(16, label="Patches per lesion", valid=POSITIVE,
+                                   span=(1, 1000), help="patches cut around each lesion",
+                                   section="encoder", advanced=True)
+    patch_labels: str = knob("lesion", label="Patch labels", choices=PATCH_LABELS,
+                             choice_labels={"lesion": "lesion vs normal",
+                                            "class": "the film's class"},
+                             help="class (the film's class) or lesion (lesion vs normal "
+                                  "tissue)", section="encoder")
+    fine_tune_layers: int = knob(
+        10, label="Fine-tune layers", valid=NON_NEGATIVE, span=(0, 500), section="encoder",
+        help="after the decoder: unfreeze this many top encoder layers and train end to "
+             "end on films (0: none)")
+    fine_tune_epochs: int = knob(8, label="Fine-tune epochs", help="epochs of fine-tuning",
+                                 valid=NON_NEGATIVE, span=(0, 1000), section="encoder")
+    fine_tune_lr_scale: float = knob(
+        0.1, label="Fine-tune learn-rate scale", span=(1e-4, 10.0), section="encoder",
+        help="the fine-tuning (and patch) learning rate, as a share of the first phase's",
+        advanced=True)
+    # data handling; class weights are as good as augmenting to balance, in half the time
+    balance: str = knob("class_weights", label="Class balance", choices=BALANCING,
+                        choice_labels={"augment": "augment to balance",
+                                       "class_weights": "class weights", "none": "none"},
+                        help="augment, class_weights or none")
+    augment_target: int | None = knob(
+        None, label="Augmentation target (total films; 0: largest class x classes)",
+        help="total films after balancing augmentation (default: largest class x classes)",
+        span=(0, 100_000), none_as=0)
+    test_size: float = knob(0.25, label="Test share", valid=FRACTION, span=(0.01, 0.99),
+                            help="share of the patients held out for the test split",
+                            advanced=True)
+    folds: int = 0  # > 1: the test split is fold ``fold`` of a patient-grouped k-fold (cv's)
     fold: int = 0
-    val_fraction: float = 0.2
-    split_by_patient: bool = True  # False: films split at random (the first paper's protocol)
-    seed: int = 0
-    mixed_precision: bool = False
-    prep: PrepConfig = field(default_factory=PrepConfig)
+    val_fraction: float = knob(0.2, label="Validation share", valid=FRACTION,
+                               span=(0.01, 0.99), advanced=True,
+                               help="share of the training patients for early stopping")
+    # False: films split at random (the first paper's protocol)
+    split_by_patient: bool = knob(True, label="Split by patient", advanced=True,
+                                  help="keep each patient's films on one side of a split")
+    seed: int = knob(0, label="Seed", help="random seed", span=(0, 2**31 - 1))
+    mixed_precision: bool = knob(False, label="Mixed precision", advanced=True,
+                                 help="compute in 16-bit floats (faster on GPUs that support it)")
+    prep_steps: PrepSteps = field(default_factory=PrepSteps)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        choices = {"model": MODELS, "cell": CELLS, "optimizer": OPTIMIZERS,
-                   "balance": BALANCING, "class_loss": CLASS_LOSSES,
-                   "patch_labels": PATCH_LABELS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise BadConfigError(f"{name} must be one of {', '.join(allowed)}, "
-                                     f"got {getattr(self, name)!r}")
-        positive = ("image_size", "steps", "units", "attention_units", "epochs", "batch_size",
-                    "learning_rate", "patch_size", "patches_per_lesion")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise BadConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        non_negative = ("attention_supervision", "attention_regularization", "weight_lr_factor",
-                        "bias_lr_factor", "l2_factor", "patience", "fine_tune_layers",
-                        "fine_tune_epochs", "momentum", "patch_epochs", "patch_layers")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise BadConfigError(f"{name} must not be negative, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise BadConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for setting in SETTINGS.values():
+            setting.check(getattr(self, setting.name))
+        if type(self.prep_steps) is not PrepSteps:  # a PrepConfig would bring a second size
+            raise BadConfigError("prep_steps must be PrepSteps: the input size is image_size")
         if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
             raise BadConfigError(f"fold {self.fold} of {self.folds} folds: need folds >= 2 "
                                  "and 0 <= fold < folds (or folds 0 for a plain split)")
@@ -129,34 +209,70 @@ class TrainConfig:
             raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
                                  f"({self.image_size} px): use a larger input, smaller "
                                  "patches or patch_epochs 0")
-        if not 0 < self.test_size < 1 or not 0 < self.val_fraction < 1:
-            raise BadConfigError("test_size and val_fraction must lie between 0 and 1")
-        if self.prep.size != self.image_size:  # one source of truth for the input size
-            object.__setattr__(self, "prep", replace(self.prep, size=self.image_size))
+
+    @property
+    def prep(self) -> PrepConfig:
+        """How films become this run's inputs: ``prep_steps`` at ``image_size``."""
+        return self.prep_steps.sized(self.image_size)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every field, ready for JSON; the steps under ``prep``, with the size repeated."""
+        data = {("prep" if name == "prep_steps" else name): value
+                for name, value in asdict(self).items()}
         data["prep"] = self.prep.to_dict()
         data["augment"] = self.augment.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        reject_unknown_settings(cls, data, "training config")
+        """The config a ``to_dict`` (or a person's JSON file) describes. A ``size`` in
+        ``prep`` must repeat ``image_size``: the input size is that one setting."""
+        if not isinstance(data, dict):
+            raise BadConfigError(f"training config: expected an object of settings, got "
+                                 f"{type(data).__name__}")
+        unknown = sorted(set(data) - FILE_KEYS)
+        if unknown:
+            raise BadConfigError(f"training config: unknown setting(s) {', '.join(unknown)}")
         values = dict(data)
-        if isinstance(values.get("prep"), dict):
-            values["prep"] = PrepConfig.from_dict(values["prep"])
+        if "prep" in values:
+            size = values.get("image_size", SETTINGS["image_size"].default)
+            values["prep_steps"] = _prep_steps(values.pop("prep"), size)
         if isinstance(values.get("augment"), dict):
             values["augment"] = AugmentConfig.from_dict(values["augment"])
         return cls(**values)
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> TrainConfig:
-        """The config a run folder was trained with, also for runs saved by older versions."""
+        """The config a run folder was trained with, also for runs saved by older versions.
+        Its ``image_size`` is what the model takes, so that wins over a ``prep`` size."""
         if not isinstance(data, dict):  # a damaged manifest: from_dict names the fault
             return cls.from_dict(data)
-        return cls.from_dict({**ABSENT_FROM_OLDER_RUNS, **data})
+        values = {**ABSENT_FROM_OLDER_RUNS, **data}
+        if "image_size" in values and isinstance(values.get("prep"), dict):
+            values["prep"] = {k: v for k, v in values["prep"].items() if k != "size"}
+        return cls.from_dict(values)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed (what the CLI and sweeps build configs with)."""
-        return TrainConfig.from_dict({**self.to_dict(), **overrides})
+        data = {**self.to_dict(), "prep": self.prep_steps.to_dict()}  # the size: image_size's
+        return TrainConfig.from_dict({**data, **overrides})
+
+
+#: Every setting people choose, by field name, in declaration order (``core.runs.knobs``).
+SETTINGS: dict[str, Setting] = settings_of(TrainConfig)
+#: The keys of a config file: the fields, with the preprocessing steps named ``prep``.
+FILE_KEYS = frozenset({f.name for f in fields(TrainConfig)} - {"prep_steps"} | {"prep"})
+
+
+def _prep_steps(prep: Any, image_size: Any) -> PrepSteps:
+    """The steps of a config file's ``prep`` (an object, or a ``PrepSteps``/``PrepConfig``)."""
+    if isinstance(prep, PrepSteps):
+        prep = prep.to_dict()
+    if not isinstance(prep, dict):
+        raise BadConfigError(f"prep config: expected an object of settings, got {prep!r}")
+    steps = dict(prep)
+    size = steps.pop("size", image_size)
+    if size != image_size:
+        raise BadConfigError(f"prep size {size!r} differs from image_size {image_size!r}: the "
+                             "input size is image_size alone (leave size out of prep)")
+    return PrepSteps.from_dict(steps)

@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
-from core.data import load_dataset
+from core.data import LOADERS, load_dataset
 from core.data.records import MIAS_CLASSES
 from core.data.synthetic import generate
 
@@ -191,3 +191,19 @@ def test_offline_download_says_what_to_do(data_page: AppTest,
     message = app.error[0].value
     assert "could not download" in message and "all-mias.tar.gz" in message
     assert "MIAS archive (.tar.gz/.zip)" in message and "MIAS folder" in message
+
+
+def test_cbis_subset_menus_come_from_the_loaders_declarations(data_page: AppTest,
+                                                              cbis_root: Path) -> None:
+    """The menus are the options CBIS-DDSM declares (``core.data.options``), and what is
+    picked in them is what the active dataset is loaded with."""
+    app = choose(data_page, "CBIS-DDSM folder")
+    for option in LOADERS["cbis"].options:
+        if option.recorded:
+            assert app.selectbox(key=f"cbis_{option.name}").options == list(option.choices)
+    app.selectbox(key="cbis_abnormality").set_value("mass")
+    app.selectbox(key="cbis_mode").set_value("crop")
+    app.text_input(key="cbis_path").input(str(cbis_root))
+    app.button(key="use_cbis").click().run()
+    assert not app.exception
+    assert app.session_state["active_dataset"].options == {"abnormality": "mass", "mode": "crop"}

@@ -13,11 +13,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
-from core.experiments.jobs import active_jobs, list_jobs, worker_alive
+from core.experiments.jobs import Job, active_jobs, list_jobs, worker_alive
+from core.runs.config import MODELS, SETTINGS, TrainConfig
 from core.runs.folder import open_run
+from core.runs.presets import PRESETS
 from core.train.progress import checkpoint_state
 from factories import wait_for
 from ui.state import ActiveDataset
+from ui.train_form import SECTIONS, other_label
 
 TINY_FORM = {"Backbone": "mobilenet_025", "Weights": "none", "Input size (px)": 64,
              "Batch size": 16, "Patience (0: never stop early)": 0,
@@ -85,7 +88,7 @@ def test_a_short_training_from_the_form_runs_to_the_end(runs: Path,
 
 def test_bad_sweep_grid_is_refused_in_the_page(runs: Path, synthetic_root: Path) -> None:
     app = _session(synthetic_root)
-    app.checkbox[0].check()
+    next(box for box in app.checkbox if box.label.startswith("Sweep:")).check()
     app.text_area[0].set_value("no_such_knob=1,2")
     app.button[-1].click().run()
     assert not app.exception
@@ -120,3 +123,42 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
     job = list_jobs(runs)[0]
     assert job.state == "cancelled"
     assert open_run(job.runs[0]).manifest["status"] == "cancelled"
+
+
+# -- the form, drawn from the settings' declarations -------------------------------------------------
+def _labels(app: AppTest) -> set[str]:
+    return {widget.label for kind in ("selectbox", "number_input", "checkbox", "text_input")
+            for widget in getattr(app, kind)}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_form_asks_exactly_for_the_chosen_models_settings(runs: Path, tmp_path: Path,
+                                                              model: str) -> None:
+    app = _session(tmp_path)
+    next(widget for widget in app.selectbox if widget.label == "Model").set_value(model).run()
+    assert not app.exception
+    every_knob = {s.knob.label for s in SETTINGS.values()} | {other_label(SETTINGS["weights"])}
+    expected = {s.knob.label for s in SETTINGS.values() if s.knob.form and s.applies_to(model)}
+    assert _labels(app) & every_knob == expected | {other_label(SETTINGS["weights"])}
+    assert {s.knob.section for s in SETTINGS.values()} <= set(SECTIONS)  # none left out
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_a_preset_goes_through_the_form_unchanged(runs: Path, tmp_path: Path, preset: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every widget starts at the preset's value and gives it back as it was (no rounding,
+    no None lost), so the form itself never changes what is trained."""
+    submitted: list[dict] = []
+
+    def fake_submit(kind: str, spec: dict, label: str = "", root: Path | None = None) -> Job:
+        submitted.append(spec)
+        return Job(id="1", kind=kind, spec=spec, label=label, submitted="now")
+
+    monkeypatch.setattr("core.experiments.jobs.submit", fake_submit)
+    app = _session(tmp_path)
+    next(widget for widget in app.selectbox if widget.label == "Start from").set_value(preset)
+    app.run()
+    next(button for button in app.button if button.label == "Start training").click().run()
+    assert not app.exception and len(submitted) == 1
+    expected = PRESETS[preset].config(dataset="mias", root=str(tmp_path), dataset_options={})
+    assert TrainConfig.from_dict(submitted[0]["config"]) == expected

@@ -38,3 +38,30 @@ def test_films_smaller_than_the_default_patches_say_how_to_train() -> None:
                                              "input, smaller patches or patch_epochs 0"):
         TrainConfig(image_size=64)
     assert TrainConfig(image_size=64, patch_epochs=0).patch_epochs == 0
+
+
+def test_the_input_size_has_one_name() -> None:
+    """``image_size`` is the size; the preprocessing recipe takes it from there and keeps no
+    size of its own, so the two cannot disagree."""
+    config = TrainConfig(image_size=256, patch_epochs=0)
+    assert config.prep.size == 256
+    assert "size" not in config.prep_steps.to_dict()
+    assert config.with_overrides(image_size=128).prep.size == 128
+    assert config.with_overrides(prep={"clahe": False}).prep.size == 256
+    saved = config.to_dict()
+    assert saved["prep"]["size"] == 256  # repeated in files, for readers of the whole recipe
+    assert TrainConfig.from_dict(saved) == config
+
+
+def test_a_prep_size_that_contradicts_image_size_is_refused() -> None:
+    with pytest.raises(BadConfigError, match="prep size 256 differs from image_size 512"):
+        TrainConfig.from_dict({"prep": {"size": 256}})
+    with pytest.raises(BadConfigError, match="unknown setting.s. prep_steps"):
+        TrainConfig.from_dict({"prep_steps": {}})  # files name the steps prep
+
+
+def test_an_old_manifest_loads_with_the_size_its_model_takes() -> None:
+    saved = TrainConfig(image_size=256, patch_epochs=0).to_dict()
+    saved["prep"] = {**saved["prep"], "clahe": False, "size": 999}
+    loaded = TrainConfig.from_manifest(saved)
+    assert (loaded.image_size, loaded.prep.size, loaded.prep.clahe) == (256, 256, False)
