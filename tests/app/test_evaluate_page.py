@@ -3,8 +3,10 @@ driven through the whole app as a browser session would."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,30 @@ def test_a_run_whose_films_are_gone_shows_one_error(models: Path, tmp_path: Path
     assert not at.exception
     assert any("Cannot evaluate" in error.value for error in at.error)
     assert not at.get("plotly_chart")
+
+
+def test_a_copied_run_whose_report_links_out_is_not_served(
+        app: AppTest, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run folder from elsewhere whose report.html is a link to another file of the server:
+    the page offers no report.html download, and the report archive leaves the link out."""
+    from core.runs.files import report_zip
+
+    run = Path(app.selectbox(key="evaluate_run").value)  # evaluated by opening the page
+    root = tmp_path / "models"
+    copied = Path(shutil.copytree(run, root / run.name, symlinks=True))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the server's own file")
+    (copied / REPORT / "report.html").unlink()
+    (copied / REPORT / "report.html").symlink_to(secret)
+    monkeypatch.setenv("MAMMO_MODELS", str(root))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert Path(at.selectbox(key="evaluate_run").value) == copied
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert any("zip" in label for label in labels)
+    assert not any("html" in label for label in labels)
+    archive = zipfile.ZipFile(io.BytesIO(report_zip(Run(copied))))
+    assert "report.html" not in archive.namelist() and "evaluation.json" in archive.namelist()
+    assert not any(b"server's own" in archive.read(name) for name in archive.namelist())
