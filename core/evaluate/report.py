@@ -174,7 +174,8 @@ def _headline_rows(evaluation: dict[str, Any]) -> list[str]:
     trivial baseline) beside its 95% interval and what a model that learnt nothing scores
     on the same films, so a weak model fools nobody: always the training majority class
     for the label figures, 0.5 for AUCs, a random point in the breast for the pointing
-    game. A figure that does not apply reads n/a."""
+    game. A figure that does not apply to this dataset (None: a two-class AUC on seven
+    classes, a pointing game without located lesions) is left out, as on the Evaluate page."""
     escape = html.escape
     intervals = evaluation.get("confidence_intervals") or {}
     majority = (evaluation.get("baselines") or {}).get("majority", {}).get("class", "majority")
@@ -182,6 +183,8 @@ def _headline_rows(evaluation: dict[str, Any]) -> list[str]:
              "chance</th></tr>"),
             f"<tr><th>n</th><td>{_figure(evaluation.get('n'))}</td><td>n/a</td></tr>"]
     for metric in HEADLINE:
+        if evaluation.get(metric.key) is None:
+            continue
         ci = intervals.get(metric.key)
         band = (f" (95% CI {_figure(ci['low'])} to {_figure(ci['high'])})"
                 if ci and ci.get("low") is not None else "")

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import REPO
 from core.data.records import Lesion
 from core.errors import BadConfigError
 from core.evaluate.heatmaps import grad_cam, scores_and_maps, to_film
@@ -30,7 +31,6 @@ from core.models.transfer import build_transfer_head
 from core.prep.preprocess import PrepConfig, preprocess
 from core.render.overlay import save_png, viridis_overlay
 
-REPO = Path(__file__).resolve().parents[2]
 S, POOL = 64, 4
 G = S // POOL  # the feature grid's side
 BRIGHT_CELLS = {(r, c) for r in (2, 3) for c in (2, 3)}  # film pixels 8:16, 8:16

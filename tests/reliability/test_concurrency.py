@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import REPO
 from core.models.features import cached_features
 from core.runs.folder import list_runs
 
-REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 4
 IMAGES, SIDE, CHANNELS = 24, 64, 32  # 256 KB of features per image: a write takes a while
 

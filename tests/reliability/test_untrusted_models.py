@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO
 from core.cli import main
 from core.errors import BadConfigError
 from core.evaluate.evaluate import load_model
@@ -35,7 +36,6 @@ from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run, list_runs
 from factories import TINY, shared_folder
 
-REPO = Path(__file__).resolve().parents[2]
 SIDE, CLASSES = 64, 7
 
 
