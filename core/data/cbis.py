@@ -40,14 +40,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core.data.options import CBIS_ABNORMALITIES, CBIS_MODES, CBIS_OPTIONS, resolve_options
+from core.data.options import CBIS_ABNORMALITIES, CBIS_OPTIONS, resolve_options
 from core.data.records import PATHOLOGY_CLASSES, Dataset, FilmRecord
 from core.errors import BadConfigError, BadDatasetError, BadFilmError
 from core.films import probe_film, read_film
 from core.geometry import Lesion, Transform
 
-ABNORMALITIES = CBIS_ABNORMALITIES
-MODES = CBIS_MODES
 PATHOLOGIES: dict[str, str] = {"MALIGNANT": "MALIGNANT", "BENIGN": "BENIGN",
                                "BENIGN_WITHOUT_CALLBACK": "BENIGN"}
 SIDES: dict[str, str] = {"LEFT": "L", "RIGHT": "R"}
@@ -402,7 +400,7 @@ def load(root: Path, **options: Any) -> Dataset:
     if not csv_root.is_dir():
         raise BadDatasetError(f"{csv_root}: not a folder (csv_dir)")
 
-    paths, warnings = find_csvs(csv_root, ABNORMALITIES[abnormality])
+    paths, warnings = find_csvs(csv_root, CBIS_ABNORMALITIES[abnormality])
     required = REQUIRED + (CROP_REQUIRED if mode == "crop" or with_masks else ())
     items: list[Abnormality] = []
     for path in paths:
@@ -411,7 +409,7 @@ def load(root: Path, **options: Any) -> Dataset:
         warnings += csv_warnings
     if not items:
         wanted = " and ".join(f"{k}_case_description_{{train,test}}_set.csv"
-                              for k in ABNORMALITIES[abnormality])
+                              for k in CBIS_ABNORMALITIES[abnormality])
         raise BadDatasetError(f"{csv_root}: no usable CBIS-DDSM description CSV ({wanted})"
                               + (f"; {'; '.join(warnings)}" if warnings else ""))
 

@@ -47,7 +47,7 @@ class FilmRecord:
     """One film and everything its annotations say about it.
 
     ``classes`` is the dataset's label order; it is shared between records, and it is what
-    ``class_id`` and ``class_vec`` are relative to.
+    ``class_id`` is relative to.
     """
 
     film_id: str
@@ -68,11 +68,6 @@ class FilmRecord:
     def class_id(self) -> int:
         return self.classes.index(self.label)
 
-    @property
-    def class_vec(self) -> np.ndarray:
-        vec = np.zeros(len(self.classes), dtype=np.float32)
-        vec[self.class_id] = 1.0
-        return vec
 
     @property
     def located_lesions(self) -> tuple[Lesion, ...]:

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 JOBS = ".jobs"
 KINDS = ("train", "sweep", "demo")
-STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 #: Seconds a cancelled child gets to stop at a batch boundary before it is terminated.
 CANCEL_GRACE_S = 20.0

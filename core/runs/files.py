@@ -44,15 +44,6 @@ def served_file(run: Run, relative: str | Path) -> Path | None:
     return file
 
 
-def served_bytes(run: Run, relative: str | Path) -> bytes:
-    """The content of ``served_file(run, relative)``, or one error naming the file."""
-    file = served_file(run, relative)
-    if file is None:
-        raise BadConfigError(f"{run.path / relative}: not a file of this run that can be "
-                             "served (missing, a link, or outside the run folder)")
-    return file.read_bytes()
-
-
 def report_files(run: Run) -> Iterator[tuple[str, Path]]:
     """Every servable file of the run's report folder, with its path inside the folder."""
     folder = run.path / REPORT
