@@ -23,6 +23,7 @@ from core.errors import BadConfigError, MammoError
 from core.metrics.headline import RANKED_BY, VALIDATION, keys
 from core.runs.config import SETTINGS, TrainConfig
 from core.runs.knobs import Setting
+from core.settings import DOWNLOAD_WEIGHTS_ENV
 
 log = logging.getLogger("core")
 
@@ -196,6 +197,14 @@ def _jobs_run(args: argparse.Namespace) -> dict[str, Any]:
     return asdict(run_job(args.job, args.root))
 
 
+def _backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.models.backbones import BACKBONES, backbone_facts
+
+    return [backbone_facts(name) for name in BACKBONES]
+
+
 # -- human-readable output -------------------------------------------------------------------------
 def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
     """A plain rendering of a result document for people; ``--json`` is for programs."""
@@ -211,6 +220,27 @@ def _render(document: dict[str, Any] | list[dict[str, Any]]) -> str:
             lines.append(f"{key} ({len(value)}): {shown}")
         else:
             lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def _backbones_table(rows: list[dict[str, Any]]) -> str:
+    """The backbones as one aligned table, and the folder ``imagenet`` reads from."""
+    def weights(row: dict[str, Any]) -> str:
+        if row["imagenet_file"] is None:
+            return "none published"
+        state = "installed" if row["imagenet_available"] else "missing"
+        return f"{state}: {row['imagenet_file']}"
+
+    table = [("backbone", "input", "min", "stride", "feature layer", "ImageNet weights")]
+    table += [(row["name"], str(row["input_size"]), str(row["min_size"]), str(row["stride"]),
+               row["feature_layer"], weights(row)) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1]
+             for line in table]
+    folders = sorted({str(Path(row["imagenet_path"]).parent) for row in rows
+                      if row["imagenet_path"]})
+    lines.append(f"imagenet looks in {', '.join(folders)}/ (set KERAS_HOME to move it); "
+                 f"{DOWNLOAD_WEIGHTS_ENV}=1 lets Keras download a missing .h5 (online)")
     return "\n".join(lines)
 
 
@@ -354,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+    backbones = commands.add_parser(
+        "backbones", help="every encoder: input size, feature layer and stride, and whether "
+                          "its ImageNet weights are installed")
+    _add_json(backbones)
+    backbones.set_defaults(handler=_backbones, render=_backbones_table)
+
     jobs = commands.add_parser("jobs", help="the training queue the app submits to")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, parser_class=_Parser)
     for name, handler, help_text in (
@@ -385,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return USER_ERROR
     try:
-        print(json.dumps(document, indent=2) if args.json else _render(document))
+        render = getattr(args, "render", _render)
+        print(json.dumps(document, indent=2) if args.json else render(document))
     except BrokenPipeError:  # `... | head`: the reader has gone, which is not an error
         sys.stderr.close()
     return 0

@@ -18,6 +18,8 @@ MAMMO_MAX_ARCHIVE_BYTES     most bytes an archive may expand to           4 GiB
 MAMMO_MAX_ARCHIVE_RATIO     most expansion over the archive's own size    200
 MAMMO_MAX_ARCHIVE_MEMBERS   most files and folders in an archive          20,000
 MAMMO_MIAS_URL              where the MIAS archive is downloaded from     the MIAS site
+MAMMO_DOWNLOAD_WEIGHTS      1: a missing ``keras.applications`` ImageNet  0 (never download)
+                            file is downloaded by Keras (online only)
 =========================== ============================================= ==================
 
 The test suite reads three more of its own (``MAMMO_SHARED``, ``MAMMO_REQUIRE_SHARED``,
@@ -42,6 +44,7 @@ MAX_ARCHIVE_BYTES_ENV = "MAMMO_MAX_ARCHIVE_BYTES"
 MAX_ARCHIVE_RATIO_ENV = "MAMMO_MAX_ARCHIVE_RATIO"
 MAX_ARCHIVE_MEMBERS_ENV = "MAMMO_MAX_ARCHIVE_MEMBERS"
 MIAS_URL_ENV = "MAMMO_MIAS_URL"
+DOWNLOAD_WEIGHTS_ENV = "MAMMO_DOWNLOAD_WEIGHTS"
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_ARCHIVE_BYTES = 4 * 1024**3
@@ -73,6 +76,16 @@ def mias_url() -> str:
     """Where the MIAS archive is fetched from: ``$MAMMO_MIAS_URL`` (a mirror, or a test's local
     server), else the MIAS site."""
     return os.environ.get(MIAS_URL_ENV) or MIAS_URL
+
+
+def download_weights() -> bool:
+    """Whether ``weights="imagenet"`` may let Keras download a file missing from its cache:
+    ``$MAMMO_DOWNLOAD_WEIGHTS`` is ``1``. Off by default, so that an offline machine (and
+    every test) gets one clear line naming the file to place, never a network attempt."""
+    raw = os.environ.get(DOWNLOAD_WEIGHTS_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        raise BadConfigError(f"{DOWNLOAD_WEIGHTS_ENV} must be 1 (download) or 0, got {raw!r}")
+    return raw == "1"
 
 
 def max_pixels() -> int:

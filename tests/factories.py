@@ -95,3 +95,71 @@ def open_page(page: str, models: Path, data: Path, monkeypatch: pytest.MonkeyPat
     app.switch_page(page).run()
     assert not app.exception
     return app
+
+
+# -- PyTorch state dicts, written without torch ---------------------------------------------------
+#: Storage class names by NumPy type, as ``torch.save`` pickles them.
+TORCH_STORAGES = {"float32": "FloatStorage", "float16": "HalfStorage", "float64": "DoubleStorage",
+                  "int64": "LongStorage", "uint8": "ByteStorage"}
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def pickle_global(module: str, name: str) -> bytes:
+    """Protocol-2 ``GLOBAL``: what makes an unpickler import ``module.name``."""
+    return b"c" + f"{module}\n{name}\n".encode()
+
+
+def pickle_str(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def pickle_int(value: int) -> bytes:
+    return b"J" + value.to_bytes(4, "little", signed=True)
+
+
+def pickle_tuple(items: list[bytes]) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def torch_tensor(key: str, dtype: str, numel: int, shape: tuple[int, ...],
+                 stride: tuple[int, ...], offset: int = 0, legacy: bool = False) -> bytes:
+    """The pickle of ``torch._utils._rebuild_tensor_v2(storage, offset, shape, stride, False,
+    OrderedDict())``, the storage as ``torch.save``'s persistent id (legacy: with a view)."""
+    pid = [pickle_str("storage"), pickle_global("torch", TORCH_STORAGES[dtype]), pickle_str(key),
+           pickle_str("cpu"), pickle_int(numel)] + ([b"N"] if legacy else [])
+    args = [pickle_tuple(pid) + b"Q", pickle_int(offset),
+            pickle_tuple([pickle_int(n) for n in shape]),
+            pickle_tuple([pickle_int(n) for n in stride]), b"\x89",
+            pickle_global("collections", "OrderedDict") + b")R"]
+    return pickle_global("torch._utils", "_rebuild_tensor_v2") + pickle_tuple(args) + b"R"
+
+
+def torch_dict(entries: list[tuple[str, bytes]]) -> bytes:
+    """A whole protocol-2 pickle: ``OrderedDict`` of the pickled values ``entries``."""
+    items = b"".join(pickle_str(key) + value for key, value in entries)
+    return (b"\x80\x02" + pickle_global("collections", "OrderedDict") + b")R(" + items + b"u.")
+
+
+def torch_file(path: Path, state: bytes, storages: dict[str, bytes], numels: dict[str, int],
+               legacy: bool) -> Path:
+    """``state`` (a pickle from ``torch_dict``) and its storages' bytes in the container
+    ``torch.save`` writes: the legacy stream, or the zip of PyTorch 1.6 and later."""
+    import pickle
+    import zipfile
+
+    if legacy:
+        system = {"protocol_version": 1001, "little_endian": True,
+                  "type_sizes": {"short": 2, "int": 4, "long": 4}}
+        parts = [pickle.dumps(TORCH_MAGIC, protocol=2), pickle.dumps(1001, protocol=2),
+                 pickle.dumps(system, protocol=2), state, pickle.dumps(list(storages), protocol=2)]
+        parts += [numels[key].to_bytes(8, "little") + data for key, data in storages.items()]
+        path.write_bytes(b"".join(parts))
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", state)
+            archive.writestr("archive/byteorder", "little")
+            for key, data in storages.items():
+                archive.writestr(f"archive/data/{key}", data)
+            archive.writestr("archive/version", "3\n")
+    return path

@@ -54,6 +54,7 @@ def test_human_output_is_not_json(capsys, tmp_path: Path) -> None:
     (["data", "summary", "--dataset", "nope", "--root", ".", "--json"], "invalid choice"),
     (["data", "synth", "--out", "x", "--n", "-3", "--json"], "positive integer"),
     (["data"], "required"),
+    (["backbones", "--size", "512"], "unrecognized arguments: --size 512"),
 ])
 def test_user_mistakes_give_one_line_and_status_2(argv: list[str], fragment: str) -> None:
     result = subprocess.run([sys.executable, "-m", "core", *argv], cwd=REPO,
@@ -62,6 +63,47 @@ def test_user_mistakes_give_one_line_and_status_2(argv: list[str], fragment: str
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.stderr
+
+
+def test_backbones_lists_every_encoder_and_its_weights(
+        capsys, weights_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models.backbones import BACKBONES
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    for name in ("efficientnet-lite0-57934424.pth",
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"):
+        (tmp_path / "models" / name).symlink_to(weights_root / name)
+    rows = _run_json(capsys, "backbones")
+    assert [row["name"] for row in rows] == list(BACKBONES)
+    by_name = {row["name"]: row for row in rows}
+    lite0, lite2 = by_name["efficientnet_lite0"], by_name["efficientnet_lite2"]
+    assert (lite0["input_size"], lite0["stride"], lite0["feature_layer"]) == \
+        (224, 16, "block6a_expand_activation")
+    assert lite0["imagenet_available"] and lite0["imagenet_format"] == "pytorch"
+    assert lite0["imagenet_path"] == str(tmp_path / "models" / "efficientnet-lite0-57934424.pth")
+    assert lite2["input_size"] == 260 and not lite2["imagenet_available"]
+    assert not lite2["keras_downloads"]
+    v2 = by_name["mobilenet_v2"]
+    assert (v2["input_size"], v2["stride"], v2["feature_layer"]) == \
+        (224, 16, "block_13_expand_relu")
+    assert v2["imagenet_available"] and v2["keras_downloads"]
+    assert by_name["inception_v3"]["input_size"] == 299
+    assert not by_name["vgg16"]["imagenet_available"]
+    assert by_name["alexnet"]["imagenet_file"] is None
+    assert not by_name["alexnet"]["imagenet_available"]
+
+    assert main(["backbones"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["backbone", "input", "min", "stride"]
+    assert len(table) == len(BACKBONES) + 2
+    lines = {line.split()[0]: line for line in table[1:-1]}
+    assert lines["efficientnet_lite0"].split()[1:5] == ["224", "32", "16",
+                                                        "block6a_expand_activation"]
+    assert lines["efficientnet_lite0"].endswith("installed: efficientnet-lite0-57934424.pth")
+    assert lines["efficientnet_lite2"].endswith("missing: efficientnet-lite2-9656183e.pth")
+    assert lines["alexnet"].endswith("none published")
+    assert f"imagenet looks in {tmp_path / 'models'}/" in table[-1]
 
 
 def test_folder_without_info_txt_is_a_clear_error(tmp_path: Path) -> None:

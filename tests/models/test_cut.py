@@ -86,3 +86,25 @@ def test_training_the_top_on_the_bottoms_output_trains_the_same_weights(name: st
     assert any(changed)  # training moved the weights ...
     for trained, expected in zip(cut_model.get_weights(), whole.get_weights()):
         np.testing.assert_allclose(trained, expected, rtol=1e-4, atol=1e-6)  # ... the same way
+
+
+@pytest.mark.parametrize("name, n_layers, cut", [
+    # block6a_expand_conv and block5c_project_conv train; block5c is residual, so the cut
+    # goes below it, after block5b's skip connection has joined.
+    ("efficientnet_lite0", 2, "block5b_add"),
+    # block6a_expand_conv alone: the cut is right below it, the output of stage 5 (four
+    # blocks in Lite2).
+    ("efficientnet_lite2", 1, "block5d_add"),
+])
+def test_efficientnet_lite_encoders_cut_between_blocks(name: str, n_layers: int,
+                                                        cut: str) -> None:
+    encoder = _encoder(name)
+    unfreeze_top(encoder, n_layers=n_layers)
+    bottom, top = frozen_bottom(encoder)
+    assert bottom.layers[-1].layers[-1].name == cut
+    assert not bottom.trainable_weights
+    assert {v.path for v in top.trainable_weights} == \
+        {v.path for v in encoder.trainable_weights}
+    films = _films()
+    np.testing.assert_array_equal(top.predict_on_batch(bottom.predict_on_batch(films)),
+                                  encoder.predict_on_batch(films))
