@@ -59,8 +59,8 @@ def headline(evaluation: dict[str, Any]) -> None:
         baseline = figure.trivial_baseline(evaluation)
         column.metric(figure.label, f"{value:.3f}",
                       delta=None if baseline is None else f"{value - baseline:+.3f}",
-                      help="difference from always answering the majority class (AUC and "
-                           "pointing game: from chance)")
+                      help="difference from always answering the majority class (AUC, "
+                           "sensitivity at 90% specificity and pointing game: from chance)")
     table = pd.DataFrame(rows).rename(columns={
         "model": "this model", "ci_low": "95% CI low", "ci_high": "95% CI high",
         "majority": f"always {majority}", "chance": "chance"})

@@ -13,6 +13,7 @@ still works; new code imports it from ``core.geometry``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,28 @@ CLASS_NAMES: dict[str, str] = {
 }
 #: Benign vs malignant, as the second paper (and CBIS-DDSM) labels them.
 PATHOLOGY_CLASSES: tuple[str, ...] = ("BENIGN", "MALIGNANT")
+#: The names that make a class of a two-class dataset its positive (malignant) class,
+#: compared case-insensitively: CBIS-DDSM's and the lesion crops' MALIGNANT, RSNA
+#: screening's ``cancer``, a user's class folder named ``malignant``. Named, not taken from
+#: the class order: alphabetically ``cancer`` comes before ``no_cancer``, so "the second
+#: class" would score the wrong one. A new two-class dataset adds its name here.
+POSITIVE_CLASS_NAMES: frozenset[str] = frozenset({"malignant", "cancer"})
 #: First words of a synthetic Info.txt; the MIAS loader marks such a dataset as synthetic so
 #: that every summary, plot and result made from it says so.
 SYNTHETIC_MARKER = "SYNTHETIC FILMS"
 SEVERITIES: tuple[str, ...] = ("B", "M")
 TISSUES: dict[str, str] = {"F": "fatty", "G": "fatty-glandular", "D": "dense-glandular"}
+
+
+def positive_class(classes: Sequence[str]) -> int | None:
+    """The index of a two-class dataset's positive class (``POSITIVE_CLASS_NAMES``); None
+    for any other class set, and when neither or both names are positive, since then
+    nothing says which way round the screening figures must be read."""
+    if len(classes) != 2:
+        return None
+    positive = [i for i, name in enumerate(classes)
+                if name.casefold() in POSITIVE_CLASS_NAMES]
+    return positive[0] if len(positive) == 1 else None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from core.metrics.scores import (
     classification_summary,
     clinical_pairs,
     one_vs_rest,
+    patient_level,
 )
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
@@ -155,8 +156,12 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     dataset (whose own majority class is then the baseline: its training films may not be
     at hand).
 
-    The ``classification_summary`` keys, plus ``auc_malignant`` (benign vs malignant among
-    films with a severity; None without), ``pointing_game`` (share of films with a located
+    The ``classification_summary`` keys, plus ``auc_malignant`` (MIAS: benign vs malignant
+    among films with a severity, None without; a two-class dataset with a positive class:
+    positive vs negative over every film), ``patient_level`` (two-class datasets with a
+    positive class, else None: each woman scored by her highest film, ``patient_level``)
+    with its ``patient_auc`` and ``patient_sensitivity_at_90_specificity`` as headline
+    figures, ``pointing_game`` (share of films with a located
     lesion whose heatmap maximum falls on it; None when no film has one), ``localisation``
     (``localisation_scores`` with chance rates), ``confidence_intervals`` (patient-grouped
     bootstrap intervals), ``heatmap`` (which kind was scored), ``source``, ``synthetic``,
@@ -201,6 +206,8 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
                            severities=severities if any(severities) else None)
     summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
     summary["malignancy_score"] = pairs["malignant"]["score"] if pairs["malignant"] else None
+    patients = [r.patient_id for r in arrays.records]
+    summary.update(_patient_figures(arrays.labels, probabilities, data.classes, patients))
     localisation = _localisation(arrays, grid_maps)
     summary["pointing_game"] = localisation["overall"]["pointing_game"]
     summary["localisation"] = localisation
@@ -222,9 +229,20 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     if gallery_dir is not None:
         summary["gallery"] = _gallery(arrays, grid_maps, predicted, data.classes,
                                       Path(gallery_dir))
-    return add_confidence_intervals(summary, arrays.labels, probabilities,
-                                    groups=[r.patient_id for r in arrays.records],
+    return add_confidence_intervals(summary, arrays.labels, probabilities, groups=patients,
                                     n=BOOTSTRAP_RESAMPLES)
+
+
+def _patient_figures(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+                     patients: Sequence[str]) -> dict[str, Any]:
+    """``patient_level`` and, lifted out of it, the two patient figures under the keys the
+    headline registry reads (it reads top-level keys only); all None where they do not
+    apply, so a seven-class evaluation leaves them out everywhere."""
+    patient = patient_level(labels, probabilities, classes, patients)
+    return {"patient_level": patient,
+            "patient_auc": patient["auc"] if patient else None,
+            "patient_sensitivity_at_90_specificity":
+                patient["sensitivity_at_90_specificity"] if patient else None}
 
 
 def _predict(model: keras.Model, kind_name: str, arrays: FilmArrays

@@ -201,6 +201,11 @@ def _page(evaluation: dict[str, Any], tables: dict[str, pd.DataFrame],
     if evaluation.get("malignancy_score"):
         rows.append(f"<tr><th>malignancy score</th><td colspan='2'>"
                     f"{escape(str(evaluation['malignancy_score']))}</td></tr>")
+    patients = evaluation.get("patient_level")
+    if patients:
+        rows.append(f"<tr><th>patients</th><td colspan='2'>{patients['n_patients']} "
+                    f"({patients['n_positive']} positive), each scored by the "
+                    f"{escape(str(patients['score']))}</td></tr>")
     warning = ("<p class='warn'>SYNTHETIC films: these figures say nothing about real "
                "mammograms.</p>" if evaluation.get("synthetic") else "")
     cards = []

@@ -26,8 +26,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from core.data.records import NORMAL_CLASS
-from core.metrics.headline import FROM_CONFUSION, HEADLINE
+from core.data.records import NORMAL_CLASS, positive_class
+from core.metrics.headline import FROM_CONFUSION, HEADLINE, SCREENING_SPECIFICITY
 
 #: A headline figure of one set of films: (labels, probabilities) -> value, None if undefined.
 MetricFn = Callable[[np.ndarray, np.ndarray], "float | None"]
@@ -292,47 +292,159 @@ def clinical_pairs(y_true: Any, probabilities: Any, classes: Sequence[str],
     ``abnormal``: any lesion vs a normal film, scored 1 - p(NORM); None without a NORM class
     (CBIS-DDSM has only abnormal films).
 
-    ``malignant``: malignant vs benign among the abnormal films only (a normal film has no
-    severity). The truth is ``severities`` (per film "B", "M" or None; MIAS's severity
-    column) or, without it, the class itself when the classes include MALIGNANT
-    (CBIS-DDSM's BENIGN/MALIGNANT). The score, named in ``score``, is the first of:
-    ``malignancy_scores`` (per film, from a model with a malignancy output; NaN allowed
-    outside the pair), p(MALIGNANT), or else 1 - p(NORM), a stand-in that only says
-    whether the model finds malignant films more abnormal than benign ones: the seven-class
-    MIAS model has no malignancy output. None when no truth is available.
+    ``malignant``: the malignant films against the others. For a two-class dataset with a
+    positive class (``core.data.records.positive_class``: CBIS-DDSM's MALIGNANT, RSNA's
+    cancer) that is the positive class vs the negative one over every film, scored by
+    p(positive): the class is the truth, whatever the severities say. Otherwise it is
+    malignant vs benign among the abnormal films only (a normal film has no severity): the
+    truth is ``severities`` (per film "B", "M" or None; MIAS's severity column) or, without
+    them, the class itself when the classes include MALIGNANT. The score, named in
+    ``score``, is the first of: ``malignancy_scores`` (per film, from a model with a
+    malignancy output; NaN allowed outside the pair), p(MALIGNANT), or else 1 - p(NORM), a
+    stand-in that only says whether the model finds malignant films more abnormal than
+    benign ones: the seven-class MIAS model has no malignancy output. None when no truth is
+    available.
     """
     y_true, probabilities = _arrays(y_true, probabilities, len(classes))
-    n = len(y_true)
     abnormal = None
     if NORMAL_CLASS in classes:
         normal = classes.index(NORMAL_CLASS)
         abnormal = {"positive": "abnormal", "negative": "normal",
                     "score": f"1 - p({NORMAL_CLASS})",
                     **roc_pr(y_true != normal, 1.0 - probabilities[:, normal], max_points)}
+    pair = _malignant_pair(y_true, probabilities, classes, severities, malignancy_scores)
+    if pair is None:
+        return {"abnormal": abnormal, "malignant": None}
+    in_pair, positive, score, names = pair
+    malignant = {**names, **roc_pr(positive[in_pair], score[in_pair], max_points)}
+    return {"abnormal": abnormal, "malignant": malignant}
 
-    if severities is not None:
+
+def _malignant_pair(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+                    severities: Sequence[str | None] | None, malignancy_scores: Any
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]] | None:
+    """Which films ``clinical_pairs``' malignant pair compares (a mask), which of them are
+    positive, their scores and the pair's names; None where there is no such pair."""
+    n = len(y_true)
+    two_class = positive_class(classes)
+    if two_class is not None:
+        in_pair, positive = np.ones(n, dtype=bool), y_true == two_class
+        names = {"positive": classes[two_class], "negative": classes[1 - two_class]}
+    elif severities is not None:
         severity = _severities(severities, n)
         in_pair, positive = severity != "", severity == "M"
+        names = {"positive": "malignant", "negative": "benign"}
     elif MALIGNANT_CLASS in classes:
         in_pair, positive = np.ones(n, dtype=bool), y_true == classes.index(MALIGNANT_CLASS)
+        names = {"positive": "malignant", "negative": "benign"}
     else:
-        return {"abnormal": abnormal, "malignant": None}
+        return None
 
     if malignancy_scores is not None:
         score = np.asarray(malignancy_scores, dtype=np.float64)
         if score.shape != (n,):
             raise ValueError(f"{score.shape} malignancy scores for {n} films")
         name = "malignancy score"
+    elif two_class is not None:
+        score, name = probabilities[:, two_class], f"p({classes[two_class]})"
     elif MALIGNANT_CLASS in classes:
         score, name = probabilities[:, classes.index(MALIGNANT_CLASS)], f"p({MALIGNANT_CLASS})"
     elif NORMAL_CLASS in classes:
         score = 1.0 - probabilities[:, classes.index(NORMAL_CLASS)]
         name = f"1 - p({NORMAL_CLASS}) (stand-in: the model has no malignancy output)"
     else:
-        return {"abnormal": abnormal, "malignant": None}
-    malignant = {"positive": "malignant", "negative": "benign", "score": name,
-                 **roc_pr(positive[in_pair], score[in_pair], max_points)}
-    return {"abnormal": abnormal, "malignant": malignant}
+        return None
+    return in_pair, positive, score, {**names, "score": name}
+
+
+# --- screening figures: sensitivity at a fixed specificity, per film and per woman --------
+
+def operating_point(positive: Any, score: Any,
+                    min_specificity: float = SCREENING_SPECIFICITY) -> dict[str, Any] | None:
+    """The threshold a screening reader would pick: the highest sensitivity among the
+    thresholds whose specificity is at least ``min_specificity``.
+
+    A film is called positive when its score is >= the threshold. The thresholds tried are
+    every distinct score plus infinity (nothing called positive: sensitivity 0,
+    specificity 1, so some threshold always qualifies); these are the points of
+    scikit-learn's ``roc_curve(..., drop_intermediate=False)``. Specificity is compared
+    exactly as TN / negatives >= ``min_specificity`` (9 of 10 negatives is 0.9 and
+    qualifies). Among thresholds of equal, highest sensitivity the one with the highest
+    specificity is reported. Why this rule and not the threshold nearest to 90%: it never
+    trades the specificity promised for sensitivity, and it is the figure screening studies
+    quote. None when only one kind of film is present (neither rate is defined).
+    """
+    positive, score = _positive_and_score(positive, score)
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    falling, hits = score[order], positive[order]
+    last_of_value = np.r_[falling[1:] != falling[:-1], True]
+    thresholds = np.r_[np.inf, falling[last_of_value]]
+    tp = np.r_[0, np.cumsum(hits)[last_of_value]]
+    fp = np.r_[0, np.cumsum(~hits)[last_of_value]]
+    specificity = (n_negative - fp) / n_negative
+    allowed = specificity >= min_specificity  # a prefix: false positives only grow
+    best = int(np.argmax(np.where(allowed, tp, -1)))  # first of the highest: least fp
+    return {"threshold": float(thresholds[best]) if np.isfinite(thresholds[best]) else None,
+            "sensitivity": float(tp[best] / n_positive),
+            "specificity": float(specificity[best]),
+            "min_specificity": float(min_specificity),
+            "n_positive": n_positive, "n_negative": n_negative}
+
+
+def sensitivity_at_specificity(positive: Any, score: Any,
+                               min_specificity: float = SCREENING_SPECIFICITY) -> float | None:
+    """``operating_point``'s sensitivity alone (the headline figure and its bootstrap)."""
+    point = operating_point(positive, score, min_specificity)
+    return None if point is None else point["sensitivity"]
+
+
+def patient_scores(positive: Any, score: Any, patients: Any
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per patient (sorted ids): her id, whether any of her films is positive, and her
+    highest film score. A woman is recalled when any film looks suspicious, so her
+    screening score is her most suspicious film's, and she has cancer when any film
+    shows it."""
+    positive, score = _positive_and_score(positive, score)
+    patients = np.asarray(patients)
+    if patients.shape != positive.shape:
+        raise ValueError(f"{patients.shape} patient ids for {positive.shape} films")
+    ids, patient_of = np.unique(patients, return_inverse=True)
+    any_positive = np.zeros(len(ids), dtype=bool)
+    np.logical_or.at(any_positive, patient_of, positive)
+    highest = np.full(len(ids), -np.inf)
+    np.maximum.at(highest, patient_of, score)
+    return ids, any_positive, highest
+
+
+def patient_level(y_true: Any, probabilities: Any, classes: Sequence[str],
+                  patients: Any) -> dict[str, Any] | None:
+    """The screening figures per woman for a two-class dataset with a positive class
+    (``positive_class``); None for any other class set (MIAS's seven classes).
+
+    Each woman is scored by her highest film's p(positive) and is positive when any of her
+    films is (``patient_scores``): ``auc`` is the ROC AUC over women and
+    ``sensitivity_at_90_specificity`` (with its ``threshold`` and ``specificity``) is
+    ``operating_point`` over women; both None when all women are of one kind.
+    """
+    y_true, probabilities = _arrays(y_true, probabilities, len(classes))
+    positive_index = positive_class(classes)
+    if positive_index is None:
+        return None
+    _, positive, score = patient_scores(y_true == positive_index,
+                                        probabilities[:, positive_index], patients)
+    point = operating_point(positive, score)
+    n_positive = int(positive.sum())
+    return {"n_patients": len(positive), "n_positive": n_positive,
+            "n_negative": len(positive) - n_positive,
+            "score": f"highest p({classes[positive_index]}) of her films",
+            "auc": rank_auc(positive, score),
+            "sensitivity_at_90_specificity": None if point is None else point["sensitivity"],
+            "threshold": None if point is None else point["threshold"],
+            "specificity": None if point is None else point["specificity"]}
 
 
 # --- bootstrap confidence intervals --------------------------------------------------------
@@ -353,10 +465,12 @@ def rank_auc(positive: Any, score: Any) -> float | None:
 
 
 def headline_metrics(classes: Sequence[str]) -> dict[str, MetricFn]:
-    """The figures given a confidence interval, as fast functions of (labels, probabilities):
-    the registry's figures of the confusion matrix (accuracy, balanced accuracy, macro and
-    weighted F1) and, with a NORM class, the abnormal-vs-normal AUC. The other headline
-    figures have none."""
+    """The film-level figures given a confidence interval, as fast functions of (labels,
+    probabilities): the registry's figures of the confusion matrix (accuracy, balanced
+    accuracy, macro and weighted F1); with a NORM class, the abnormal-vs-normal AUC; with a
+    two-class dataset's positive class, ``auc_malignant`` (positive vs negative) and
+    ``sensitivity_at_90_specificity``. The patient-level figures have their own
+    (``patient_metrics``); MIAS's malignant-vs-benign AUC needs severities and has none."""
 
     def from_confusion(name: str) -> MetricFn:
         def metric(y_true: np.ndarray, probabilities: np.ndarray) -> float:
@@ -368,7 +482,20 @@ def headline_metrics(classes: Sequence[str]) -> dict[str, MetricFn]:
     if NORMAL_CLASS in classes:
         normal = list(classes).index(NORMAL_CLASS)
         metrics["auc_abnormal"] = lambda y, p: rank_auc(y != normal, 1.0 - p[:, normal])
+    positive = positive_class(classes)
+    if positive is not None:
+        metrics["auc_malignant"] = lambda y, p: rank_auc(y == positive, p[:, positive])
+        metrics["sensitivity_at_90_specificity"] = \
+            lambda y, p: sensitivity_at_specificity(y == positive, p[:, positive])
     return metrics
+
+
+def patient_metrics() -> dict[str, MetricFn]:
+    """The patient-level figures given a confidence interval, as functions of one row per
+    woman (``patient_scores``): labels 1 for a woman with cancer, her highest score."""
+    return {"patient_auc": lambda y, s: rank_auc(y == 1, s),
+            "patient_sensitivity_at_90_specificity":
+                lambda y, s: sensitivity_at_specificity(y == 1, s)}
 
 
 def _resamples(n_items: int, n: int, seed: int, groups: Any) -> Iterator[np.ndarray]:
@@ -426,10 +553,21 @@ def add_confidence_intervals(summary: dict[str, Any], y_true: Any, probabilities
                              groups: Any = None, n: int = 1000, seed: int = 0
                              ) -> dict[str, Any]:
     """A copy of a ``classification_summary`` with ``confidence_intervals``: a bootstrap
-    interval for each headline figure, all from the same resamples (same seed)."""
-    metrics = headline_metrics(summary["labels"])
+    interval for each film-level headline figure, all from the same resamples (same seed),
+    and, given ``groups`` and a two-class dataset's positive class, for each patient-level
+    figure, from resamples of the women (the unit those figures count)."""
+    classes = summary["labels"]
+    metrics = headline_metrics(classes)
     intervals = {name: bootstrap_ci(y_true, probabilities, fn, n=n, seed=seed, groups=groups)
                  for name, fn in metrics.items()}
+    positive = positive_class(classes)
+    if groups is not None and positive is not None:
+        y_true, probabilities = _arrays(y_true, probabilities, len(classes))
+        women, ill, highest = patient_scores(y_true == positive, probabilities[:, positive],
+                                             groups)
+        intervals.update({name: bootstrap_ci(ill.astype(np.int64), highest, fn, n=n,
+                                             seed=seed, groups=women)
+                          for name, fn in patient_metrics().items()})
     return {**summary, "confidence_intervals": intervals}
 
 
@@ -452,8 +590,10 @@ def classification_summary(y_true: Any, probabilities: Any, classes: tuple[str, 
 
     ``majority_class`` is the training split's most common class (the always-majority
     baseline must not peek at the test labels); by default the most common class here.
-    ``auc_abnormal`` (MIAS: anything but NORM vs NORM, scored by 1 - p(NORM)) and ``auc``
-    (two-class problems, scored by p(second class)) are None where they do not apply;
+    ``auc_abnormal`` (MIAS: anything but NORM vs NORM, scored by 1 - p(NORM)), ``auc``
+    (two-class problems, scored by p(second class)) and ``sensitivity_at_90_specificity``
+    (two-class problems with a positive class, ``positive_class``: ``operating_point`` of
+    p(positive)) are None where they do not apply;
     ``auc_ovr_macro`` is the mean one-vs-rest AUC over the classes present. Per class,
     ``sensitivity`` and ``specificity`` are one-vs-rest (None when undefined, e.g. the
     sensitivity of a class with no film here, whose ``recall`` reads 0 as in scikit-learn).
@@ -475,6 +615,9 @@ def classification_summary(y_true: Any, probabilities: Any, classes: tuple[str, 
         normal = classes.index(NORMAL_CLASS)
         summary["auc_abnormal"] = _auc(y_true != normal, 1.0 - probabilities[:, normal])
     summary["auc"] = _auc(y_true == 1, probabilities[:, 1]) if n_classes == 2 else None
+    positive = positive_class(classes)
+    summary["sensitivity_at_90_specificity"] = None if positive is None else \
+        sensitivity_at_specificity(y_true == positive, probabilities[:, positive])
     class_aucs = [a for a in (_auc(y_true == i, probabilities[:, i]) for i in range(n_classes))
                   if a is not None]
     summary["auc_ovr_macro"] = float(np.mean(class_aucs)) if class_aucs else None

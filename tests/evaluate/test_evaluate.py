@@ -13,19 +13,28 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
 from test_predict import tiny_run
 
 from conftest import REPO
+from core.data import load_dataset
+from core.data.mias import load as load_mias
 from core.errors import BadConfigError
 from core.evaluate.evaluate import GALLERY_FILMS, evaluate_run
 from core.evaluate.predict import predict_films
 from core.evaluate.report import write_report
+from core.evaluate.saved import headline_rows
+from core.runs.config import TrainConfig
 from core.runs.folder import Run
+from factories import TINY
 
 KEYS = {"n", "labels", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "per_class",
         "confusion_matrix", "auc_abnormal", "auc_malignant", "pointing_game", "localisation",
         "confidence_intervals", "baselines"}
 PER_CLASS = {"precision", "recall", "f1", "support", "sensitivity", "specificity"}
+#: The screening figures of a two-class dataset with a positive class; None on seven classes.
+SCREENING = ("auc_malignant", "sensitivity_at_90_specificity", "patient_auc",
+             "patient_sensitivity_at_90_specificity")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +73,10 @@ def test_own_test_split(run: Run, own_split: dict) -> None:
     intervals = result["confidence_intervals"]
     assert intervals["accuracy"]["unit"] == "patient"
     assert intervals["accuracy"]["low"] <= result["accuracy"] <= intervals["accuracy"]["high"]
+    # Seven classes: no screening figure applies; each is None, so reports leave it out.
+    assert result["patient_level"] is None
+    assert all(result[key] is None for key in SCREENING[1:])
+    assert not set(SCREENING[1:]) & set(intervals)
     json.dumps(result)  # a JSON document, as the CLI prints it
 
 
@@ -164,3 +177,83 @@ def test_an_unreadable_film_is_left_out_and_named(run: Run, synthetic_root: Path
     result = evaluate_run(run, dataset="mias", root=copy)
     assert result["n"] == 27
     assert len(result["warnings"]) == 1 and victim.name in result["warnings"][0]
+
+
+# --- a two-class screening dataset ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def screening_root(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RSNA's shape from the synthetic films, as class folders: malignant films are
+    ``cancer``, the others ``no_cancer`` (alphabetically first, so the order cannot tell
+    which class is positive), and ``patients.csv`` keeps MIAS's pairs, two films a woman,
+    so some women have one film of each kind and women are fewer than films."""
+    root = tmp_path_factory.mktemp("screening")
+    rows = ["film,patient"]
+    for record in load_mias(synthetic_root).records:
+        label = "cancer" if record.severity == "M" else "no_cancer"
+        (root / label).mkdir(exist_ok=True)
+        shutil.copy(record.path, root / label / record.path.name)
+        rows.append(f"{label}/{record.path.name},{record.patient_id}")
+    (root / "patients.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def screening_run(screening_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    from core.train.fit import train
+
+    # Half the women held out, so the test split has women of both kinds. GoogLeNet, not
+    # TINY's MobileNet: untrained and frozen, MobileNet's features are ~1e-17 and every film
+    # gets the same score, under which a wrong patient rule (her lowest film) would pass.
+    config = TrainConfig(dataset="folder", root=str(screening_root)).with_overrides(
+        **{**TINY, "test_size": 0.5, "backbone": "googlenet"})
+    run = train(config, tmp_path_factory.getbasetemp() / "runs" / "screening")
+    assert run.manifest["status"] == "done"
+    return run
+
+
+def _sensitivity_at_90_specificity(positive: list[bool], score: list[float]) -> float:
+    """By scikit-learn's every-threshold ROC curve: the best sensitivity at FPR <= 10%."""
+    fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=False)
+    return float(tpr[fpr <= 0.1 + 1e-12].max())
+
+
+def test_a_two_class_dataset_gets_screening_figures_per_film_and_per_woman(
+        screening_run: Run, screening_root: Path, tmp_path: Path) -> None:
+    result = evaluate_run(screening_run)
+    assert result["labels"] == ["cancer", "no_cancer"]
+    assert result["malignancy_score"] == "p(cancer)"
+    intervals = result["confidence_intervals"]
+    for key in SCREENING:
+        assert 0.0 <= result[key] <= 1.0, key
+        interval = intervals[key]
+        assert interval["unit"] == "patient" and interval["n_resamples"] > 0, key
+        assert interval["low"] <= result[key] <= interval["high"], key
+    assert {row["figure"] for row in headline_rows(result)} >= set(SCREENING)
+
+    # The same figures by hand, from each test film's p(cancer) as `predict` gives it.
+    test = [entry["film"] for entry in screening_run.manifest["split"]["test"]]
+    patient_of = {r.film_id: r.patient_id
+                  for r in load_dataset("folder", screening_root).records}
+    predictions = predict_films(screening_run, [screening_root / film for film in test],
+                                tmp_path)
+    p_cancer = {film: entry["probabilities"]["cancer"]
+                for film, entry in zip(test, predictions)}
+    assert len(set(p_cancer.values())) > len(test) // 2  # scores that rank the films
+    films_positive = [film.startswith("cancer/") for film in test]
+    assert result["auc_malignant"] == pytest.approx(
+        roc_auc_score(films_positive, [p_cancer[film] for film in test]))
+    women = sorted({patient_of[film] for film in test})
+    ill = [any(film.startswith("cancer/") for film in test if patient_of[film] == woman)
+           for woman in women]
+    highest = [max(p_cancer[film] for film in test if patient_of[film] == woman)
+               for woman in women]
+    patient = result["patient_level"]
+    assert patient["n_patients"] == len(women) < result["n"]
+    assert patient["n_positive"] == sum(ill) and 0 < sum(ill) < len(women)
+    assert result["patient_auc"] == patient["auc"] == pytest.approx(
+        roc_auc_score(ill, highest), abs=1e-6)
+    assert result["patient_sensitivity_at_90_specificity"] == \
+        patient["sensitivity_at_90_specificity"] == \
+        pytest.approx(_sensitivity_at_90_specificity(ill, highest))
+    json.dumps(result, allow_nan=False)

@@ -28,10 +28,12 @@ from core.metrics.scores import (
     clinical_pairs,
     confusion_matrix,
     headline_metrics,
+    patient_level,
     scores_from_confusion,
 )
 
 MAJORITY = MIAS_CLASSES.index("NORM")
+RSNA = ("cancer", "no_cancer")
 
 
 def _labels_and_probabilities(n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +54,19 @@ def _evaluation() -> dict[str, Any]:
     return {**summary, "auc_malignant": 0.7, "pointing_game": 0.4,
             "localisation": {"overall": {"pointing_game": 0.4, "chance": 0.2}},
             "confidence_intervals": {"accuracy": {"low": 0.1, "high": 0.9}}}
+
+
+def _screening_evaluation() -> dict[str, Any]:
+    """A two-class evaluation of the shape ``evaluate_run`` stores: RSNA's classes, the
+    screening figures film by film and per woman, no localisation."""
+    y, p = _labels_and_probabilities(2)
+    summary = classification_summary(y, p, RSNA, majority_class=1)
+    patient = patient_level(y, p, RSNA, [f"W{i // 2}" for i in range(len(y))])
+    return {**summary, "auc_malignant": 0.8, "pointing_game": None, "patient_level": patient,
+            "patient_auc": patient["auc"],
+            "patient_sensitivity_at_90_specificity": patient["sensitivity_at_90_specificity"],
+            "localisation": {"overall": {"pointing_game": None, "chance": None}},
+            "confidence_intervals": {"patient_auc": {"low": 0.6, "high": 0.9}}}
 
 
 # --- the registry itself ---------------------------------------------------------------
@@ -83,9 +98,11 @@ def test_the_validation_summary_has_every_figure_but_the_test_only_ones() -> Non
         summary = classification_summary(*_labels_and_probabilities(len(classes)), classes)
         assert set(keys(VALIDATION)) <= set(summary), classes
         assert not set(keys(TEST_ONLY)) & set(summary), classes
-    assert keys(TEST_ONLY) == ("auc_malignant", "pointing_game")
+    assert keys(TEST_ONLY) == ("auc_malignant", "patient_auc",
+                               "patient_sensitivity_at_90_specificity", "pointing_game")
     two_class = classification_summary(*_labels_and_probabilities(2), ("BENIGN", "MALIGNANT"))
     assert two_class["auc"] is not None  # the two-class AUC is a figure there
+    assert two_class["sensitivity_at_90_specificity"] is not None  # and the screening one
 
 
 def test_figures_of_the_confusion_matrix_are_the_ones_it_computes() -> None:
@@ -112,6 +129,13 @@ def test_the_test_only_figures_come_from_the_functions_they_name() -> None:
     assert by_key("pointing_game").computed_by.endswith(localisation_scores.__name__)
     assert scores["overall"]["pointing_game"] == 1.0
 
+    y, p = _labels_and_probabilities(2)
+    patients = [f"W{i // 2}" for i in range(len(y))]
+    patient = patient_level(y, p, RSNA, patients)
+    for key in ("patient_auc", "patient_sensitivity_at_90_specificity"):
+        assert by_key(key).computed_by.endswith(patient_level.__name__)
+    assert patient["auc"] is not None and patient["sensitivity_at_90_specificity"] is not None
+
 
 # --- trivial baselines ----------------------------------------------------------------
 
@@ -130,7 +154,10 @@ def test_chance_is_a_uniform_guess_a_coin_flip_or_a_random_point_in_the_breast()
     chance = {m.key: m.chance_baseline(evaluation) for m in HEADLINE}
     assert chance["accuracy"] == chance["balanced_accuracy"] == pytest.approx(1 / 7)
     assert chance["auc_abnormal"] == chance["auc_malignant"] == chance["auc"] == 0.5
-    assert chance["auc_ovr_macro"] == 0.5
+    assert chance["auc_ovr_macro"] == 0.5 == chance["patient_auc"]
+    # A score that knows nothing finds 10% of the cancers while it clears 90% of the others.
+    assert chance["sensitivity_at_90_specificity"] == 0.1
+    assert chance["patient_sensitivity_at_90_specificity"] == 0.1
     assert chance["pointing_game"] == 0.2
     assert chance["macro_f1"] is None and chance["weighted_f1"] is None
 
@@ -208,6 +235,28 @@ def test_cross_validation_summarises_every_registry_figure() -> None:
     assert summary["mean"]["pointing_game"] == pytest.approx(0.5)
     assert summary["mean"]["auc"] is None
     assert set(summary["baseline_majority_mean"]) == {m.key for m in HEADLINE if m.majority}
+
+
+def test_a_two_class_evaluation_shows_its_screening_figures_everywhere(tmp_path: Path) -> None:
+    from core.evaluate.report import write_report
+    from core.evaluate.saved import headline_rows
+    from core.experiments.cv import summarise_folds
+
+    evaluation = _screening_evaluation()
+    screening = ["auc_malignant", "sensitivity_at_90_specificity", "patient_auc",
+                 "patient_sensitivity_at_90_specificity"]
+    rows = {row["figure"]: row for row in headline_rows(evaluation)}
+    assert set(screening) <= set(rows) and "pointing_game" not in rows
+    assert rows["sensitivity_at_90_specificity"]["chance"] == 0.1
+    assert (rows["patient_auc"]["ci_low"], rows["patient_auc"]["ci_high"]) == (0.6, 0.9)
+    assert all(by_key(key).at_a_glance for key in screening if key.startswith("patient_"))
+    write_report(evaluation, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    for key in screening:
+        assert f"<tr><th>{html.escape(by_key(key).label)}</th>" in page, key
+    assert "highest p(cancer) of her films" in page
+    summary = summarise_folds([evaluation, evaluation])
+    assert summary["mean"]["patient_auc"] == pytest.approx(evaluation["patient_auc"])
 
 
 def test_a_sweep_sorts_by_any_validation_figure_and_nothing_else() -> None:
