@@ -42,9 +42,23 @@ class _Parser(argparse.ArgumentParser):
 
 # -- commands ----------------------------------------------------------------------------------
 def _data_summary(args: argparse.Namespace) -> dict[str, Any]:
-    from core.data import load_dataset
+    """The loader's summary, and with ``--inverted`` (the default for datasets whose files may
+    hold unmarked inverted films) how many films are stored inverted, in all and per class;
+    ``inverted`` is null when the films were not read."""
+    from core.data import load_dataset, loader
 
-    return load_dataset(args.dataset, args.root, **_dataset_options(args, args.dataset)).summary()
+    dataset = load_dataset(args.dataset, args.root, **_dataset_options(args, args.dataset))
+    summary = dataset.summary()
+    read_films = loader(args.dataset).polarity_unknown if args.inverted is None \
+        else args.inverted
+    summary["inverted"] = summary["inverted_by_class"] = None
+    if read_films:
+        from core.prep.survey import survey
+
+        found = survey(dataset.records, dataset.classes)
+        summary["inverted"], summary["inverted_by_class"] = len(found.inverted), found.by_class
+        summary["warnings"] += found.warnings()
+    return summary
 
 
 def _data_synth(args: argparse.Namespace) -> dict[str, Any]:
@@ -333,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     summary = data_commands.add_parser("summary", help="count films, classes and what is missing")
     summary.add_argument("--dataset", choices=list(LOADERS), required=True)
     summary.add_argument("--root", type=Path, required=True, help="the dataset's folder")
+    summary.add_argument("--inverted", action=argparse.BooleanOptionalAction, default=None,
+                         help="read every film and count those stored inverted (default: "
+                         "on for " + ", ".join(name for name, kind in LOADERS.items()
+                                                if kind.polarity_unknown)
+                         + ", whose files do not mark them; 2,711 640-px JPEGs take ~10 s)")
     _add_dataset_options(summary)
     _add_json(summary)
     summary.set_defaults(handler=_data_summary)

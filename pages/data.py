@@ -1,6 +1,6 @@
-"""Data page: choose the dataset (a folder, an uploaded archive, the official download or
-SYNTHETIC demo films), then see its summary, browse its films and the class counts training
-will see before and after balancing.
+"""Data page: choose the dataset (a folder, an uploaded archive, the official download, an
+RSNA screening folder or SYNTHETIC demo films), then see its summary, browse its films and
+the class counts training will see before and after balancing.
 
 Logic lives in ``core.data`` (loaders, ``archive``, ``download``, ``browse``); this page wires
 widgets to it. Datasets and thumbnails are cached, and only the films on the browser's current
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import LOADERS, load_dataset
+from core.data import LOADERS, load_dataset, loader
 from core.data.archive import extract_archive, folder_name
 from core.data.download import adopt_readme, download_mias, mias_url
 from core.data.records import CLASS_NAMES, Dataset, FilmRecord
@@ -36,6 +36,7 @@ from core.experiments.browse import (
     thumbnail,
     tissue_of,
 )
+from core.prep.survey import survey
 from core.runs.config import TrainConfig
 from core.settings import data_root
 from ui.state import (
@@ -52,9 +53,11 @@ MIAS_FOLDER = "MIAS folder"
 MIAS_ARCHIVE = "MIAS archive (.tar.gz/.zip)"
 MIAS_DOWNLOAD = "Download mini-MIAS"
 CBIS_FOLDER = "CBIS-DDSM folder"
+RSNA_FOLDER = "RSNA screening folder"
 CLASS_FOLDERS = "Class folders"
 SYNTHETIC = "SYNTHETIC demo films"
-SOURCES = (MIAS_FOLDER, MIAS_ARCHIVE, MIAS_DOWNLOAD, CBIS_FOLDER, CLASS_FOLDERS, SYNTHETIC)
+SOURCES = (MIAS_FOLDER, MIAS_ARCHIVE, MIAS_DOWNLOAD, CBIS_FOLDER, RSNA_FOLDER, CLASS_FOLDERS,
+           SYNTHETIC)
 SYNTHETIC_SIZES = (128, 256, 512, 1024)
 PAGE_SIZE = 12
 GRID_COLUMNS = 4
@@ -90,6 +93,14 @@ def _cached_counts(active: ActiveDataset, stamp: tuple[int, int, int], test_size
                          dataset_options=dict(active.options), test_size=test_size,
                          balance="augment", augment_target=target, seed=seed)
     return class_counts(_dataset(active.name, active.root, active.options), config)
+
+
+@st.cache_data(show_spinner="Reading every film to check its polarity...", max_entries=8)
+def _cached_survey(name: str, root: str, options: str, stamp: tuple[int, int, int]
+                   ) -> tuple[int, dict[str, int], list[str]]:
+    dataset = _dataset(name, root, json.loads(options))
+    found = survey(dataset.records, dataset.classes)
+    return len(found.inverted), found.by_class, found.warnings()
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -234,6 +245,12 @@ def choose_dataset() -> None:
     elif source == CBIS_FOLDER:
         _from_folder("cbis", "CBIS-DDSM folder (description CSVs and images)", "cbis",
                      _subset_options("cbis"))
+    elif source == RSNA_FOLDER:
+        st.caption("Cancer vs no cancer, per breast: RSNA's own train.csv with train_images/, "
+                   "or the 640-px export's malignant/ (cancer) and benign/ (no cancer) "
+                   "folders. Films stored inverted are found and corrected.")
+        _from_folder("rsna", "RSNA folder (train.csv and train_images/, or malignant/ and "
+                     "benign/)", "rsna")
     elif source == CLASS_FOLDERS:
         _from_folder("folder", "Folder with one sub-folder of films per class", "folder")
     else:
@@ -275,6 +292,28 @@ def show_summary(dataset: Dataset) -> None:
     if summary["missing"]:
         with st.expander(f"{len(summary['missing'])} film(s) named but absent"):
             st.text(" ".join(summary["missing"]))
+
+
+def show_polarity(active: ActiveDataset) -> None:
+    """How many films are stored inverted: read from every film, so on request (or at once
+    for datasets whose files cannot mark them, as ``data summary`` does)."""
+    asked = st.button("Count films stored inverted", key="count_inverted",
+                      help="reads every film; they are corrected wherever films are prepared")
+    if not (asked or loader(active.name).polarity_unknown):
+        return
+    try:
+        count, by_class, warnings = _cached_survey(
+            active.name, active.root, json.dumps(active.options, sort_keys=True),
+            _stamp(active.root))
+    except Exception as error:  # noqa: BLE001 - the folder may have changed since
+        show_error(error, "Cannot read the films")
+        return
+    shares = ", ".join(f"{name} {films}" for name, films in by_class.items())
+    st.metric("Films stored inverted (corrected before training)", count)
+    st.caption(f"Per class: {shares}. A share that differs between classes is something a "
+               "model could learn instead of the disease; correcting them removes it.")
+    for line in warnings:
+        st.warning(line, icon=":material/warning:")
 
 
 def show_browser(dataset: Dataset, key: str) -> None:
@@ -363,6 +402,7 @@ def main() -> None:
         return
     key = hashlib.sha1(f"{active.name}|{active.root}".encode()).hexdigest()[:8]
     show_summary(dataset)
+    show_polarity(active)
     st.subheader("Films")
     show_browser(dataset, key)
     st.subheader("Class counts for training, before and after balancing")

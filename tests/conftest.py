@@ -1,6 +1,6 @@
 """Shared fixtures: where the real data lives, and tiny films made on the fly.
 
-The real mini-MIAS films and CBIS-DDSM CSVs live in ``../shared`` beside the clone (never in
+The real mini-MIAS films, CBIS-DDSM CSVs and RSNA export live in ``../shared`` beside the clone (never in
 the repo). Without them the tests that need them skip, unless ``MAMMO_REQUIRE_SHARED=1``
 (set by CI), where a missing folder is a failure: CI must never pass by skipping.
 """
@@ -36,6 +36,12 @@ def mias_root() -> Path:
 def cbis_root() -> Path:
     """The four official CBIS-DDSM description CSVs, without images (read only)."""
     return _shared_folder("data", "cbis")
+
+
+@pytest.fixture(scope="session")
+def rsna_root() -> Path:
+    """The RSNA 640-px export: benign/ and malignant/ JPEGs, 2,711 films (read only)."""
+    return _shared_folder("data", "rsna-640")
 
 
 @pytest.fixture(scope="session")

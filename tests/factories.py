@@ -163,3 +163,65 @@ def torch_file(path: Path, state: bytes, storages: dict[str, bytes], numels: dic
                 archive.writestr(f"archive/data/{key}", data)
             archive.writestr("archive/version", "3\n")
     return path
+
+
+def screening_film(shape: tuple[int, int] = (320, 256), chest_wall_right: bool = False,
+                   label: bool = True, inverted: bool = False, seed: int = 0) -> np.ndarray:
+    """A digital screening film as exports store it: a fatty breast against the chest wall on
+    a black background, darkest at the skin line and densest near the wall, with the
+    scanner's view label burned into the top corner away from the wall ("L MLO", bright).
+    ``inverted`` stores it the other way round (white background), as MONOCHROME1 films
+    exported without their tag are."""
+    import cv2
+
+    cols = shape[1]
+    reach = _reach(shape, chest_wall_right)
+    inside = reach <= 1
+    tissue = 40 + 160 * (1 - np.clip(reach, 0, 1)) ** 2  # fat near the skin, gland inside
+    tissue += np.random.default_rng(seed).normal(0, 3, shape)
+    film = np.where(inside, tissue, 0).astype(np.float32)
+    # The skin line falls off over a few pixels, as a detector's blur makes it.
+    film = np.clip(cv2.GaussianBlur(film, (0, 0), 2.0), 0, 255).astype(np.uint8)
+    if label:
+        x = 6 if chest_wall_right else cols - 70
+        cv2.putText(film, "L MLO", (x, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 250, 2)
+    return 255 - film if inverted else film
+
+
+def screening_breast(shape: tuple[int, int] = (320, 256),
+                     chest_wall_right: bool = False) -> np.ndarray:
+    """Where ``screening_film`` draws the breast (bool), skin-line fat included."""
+    return _reach(shape, chest_wall_right) <= 1
+
+
+def _reach(shape: tuple[int, int], chest_wall_right: bool) -> np.ndarray:
+    """0 at the chest wall's middle, 1 on the skin line (a half ellipse against the wall)."""
+    rows, cols = shape
+    row, col = np.indices(shape, dtype=np.float32)
+    from_wall = (cols - 1 - col) if chest_wall_right else col
+    return ((row - rows * 0.5) / (rows * 0.42)) ** 2 + (from_wall / (cols * 0.7)) ** 2
+
+
+def label_box(shape: tuple[int, int] = (320, 256),
+              chest_wall_right: bool = False) -> tuple[slice, slice]:
+    """The corner ``screening_film`` draws its label in, as ``(rows, cols)`` slices."""
+    cols = shape[1]
+    return slice(4, 28), (slice(4, 70) if chest_wall_right else slice(cols - 72, cols - 2))
+
+
+def rsna_export(root: Path, films: dict[str, list[str]], size: int = 64) -> Path:
+    """The RSNA class-folder export in miniature: ``films`` maps a folder (``malignant``,
+    ``benign``) to ``<patient>_<image>`` names, each written as a small grey JPEG named as
+    the export names them; a name ending in ``~`` is written inverted."""
+    import cv2
+
+    for folder, names in films.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for index, name in enumerate(names):
+            inverted = name.endswith("~")
+            film = screening_film((size, size), chest_wall_right=bool(index % 2), label=False,
+                                  inverted=inverted, seed=index)
+            stem = name.rstrip("~")
+            path = root / folder / f"{stem}_png.rf.{index:032x}.jpg"
+            cv2.imwrite(str(path), cv2.cvtColor(film, cv2.COLOR_GRAY2BGR))  # RGB, as exported
+    return root

@@ -14,6 +14,7 @@ from core.cli import _train_config, build_parser, main
 from core.data import LOADERS
 from core.runs.config import SETTINGS
 from core.runs.knobs import Setting
+from factories import rsna_export
 
 
 def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -30,6 +31,16 @@ def test_mias_summary_matches_the_shared_readme(capsys, mias_root: Path) -> None
     assert doc["severity"] == {"B": 49, "M": 41}
     assert len(doc["missing"]) == 66 and {"mdb025", "mdb312"} <= set(doc["missing"])
     assert any("mdb025" in warning for warning in doc["warnings"])
+
+
+def test_any_dataset_can_count_its_inverted_films(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "films"
+    assert main(["data", "synth", "--out", str(out), "--n", "7", "--size", "64"]) == 0
+    capsys.readouterr()
+    doc = _run_json(capsys, "data", "summary", "--dataset", "mias", "--root", str(out),
+                    "--inverted")
+    assert doc["inverted"] == 0 and doc["inverted_by_class"]["NORM"] == 0
+    assert doc["films"] == 7
 
 
 def test_synth_then_summary_round_trip(capsys, tmp_path: Path) -> None:
@@ -194,9 +205,12 @@ def test_a_loader_option_of_another_dataset_is_refused(tmp_path: Path) -> None:
 def test_data_summary_reads_every_registered_dataset(capsys, name: str, mias_root: Path,
                                                      cbis_root: Path, tmp_path: Path) -> None:
     roots = {"mias": mias_root, "mias-lesions": mias_root, "cbis": cbis_root,
-             "folder": _class_folders(tmp_path)}
+             "folder": _class_folders(tmp_path),
+             "rsna": rsna_export(tmp_path / "rsna", {"malignant": ["1_10"], "benign": ["2_20"]})}
     doc = _run_json(capsys, "data", "summary", "--dataset", name, "--root", str(roots[name]))
     assert doc["dataset"] == name
+    # Films are read for their polarity by default only where files cannot mark it.
+    assert (doc["inverted"] is None) == (not LOADERS[name].polarity_unknown)
 
 
 def _class_folders(root: Path) -> Path:

@@ -13,17 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.data.options import CBIS_OPTIONS, MIAS_LESION_OPTIONS, DatasetOption, resolve_options
+from core.data.options import (
+    CBIS_OPTIONS,
+    MIAS_LESION_OPTIONS,
+    RSNA_OPTIONS,
+    DatasetOption,
+    resolve_options,
+)
 from core.data.records import Dataset
 from core.errors import BadDatasetError
 
 
 @dataclass(frozen=True)
 class Loader:
-    """A registered dataset kind: the module whose ``load`` reads it, and its options."""
+    """A registered dataset kind: the module whose ``load`` reads it, and its options.
+
+    ``polarity_unknown``: its files may hold films stored inverted that nothing in them
+    marks (exports that dropped DICOM's MONOCHROME1), so ``data summary`` reads every film
+    to count them unless told not to. Elsewhere that reading is asked for, since a loader
+    never decodes films and a full-size collection takes long to read.
+    """
 
     module: str
     options: tuple[DatasetOption, ...] = ()
+    polarity_unknown: bool = False
 
 
 #: Dataset names accepted by the CLI and the app, and how each is loaded.
@@ -32,6 +45,7 @@ LOADERS: dict[str, Loader] = {
     "mias-lesions": Loader("core.data.mias_lesions", MIAS_LESION_OPTIONS),
     "cbis": Loader("core.data.cbis", CBIS_OPTIONS),
     "folder": Loader("core.data.folder"),
+    "rsna": Loader("core.data.rsna", RSNA_OPTIONS, polarity_unknown=True),
 }
 
 

@@ -60,6 +60,15 @@ MIAS_LESION_OPTIONS: tuple[DatasetOption, ...] = (
                   kind=int),
 )
 
+RSNA_OPTIONS: tuple[DatasetOption, ...] = (
+    DatasetOption("csv_file", "RSNA table (train.csv)",
+                  "RSNA's train.csv (default: train.csv in the dataset's folder; without one "
+                  "the folder is read as the class-folder export); relative to that folder"),
+    DatasetOption("images_dir", "RSNA image folder",
+                  "where train.csv's images are, as <patient_id>/<image_id>.dcm or .png "
+                  "(default: train_images in the dataset's folder, else the folder)"),
+)
+
 
 def resolve_options(dataset: str, declared: tuple[DatasetOption, ...],
                     given: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ CLASS_NAMES: dict[str, str] = {
     "MISC": "ill-defined mass",
     "NORM": "normal",
     "SPIC": "spiculated mass",
+    "cancer": "cancer diagnosed in this breast (RSNA; every view of the breast)",
+    "no_cancer": "no cancer found at screening (RSNA; not a proven benign lesion)",
 }
 #: Benign vs malignant, as the second paper (and CBIS-DDSM) labels them.
 PATHOLOGY_CLASSES: tuple[str, ...] = ("BENIGN", "MALIGNANT")
@@ -42,6 +44,9 @@ PATHOLOGY_CLASSES: tuple[str, ...] = ("BENIGN", "MALIGNANT")
 #: the class order: alphabetically ``cancer`` comes before ``no_cancer``, so "the second
 #: class" would score the wrong one. A new two-class dataset adds its name here.
 POSITIVE_CLASS_NAMES: frozenset[str] = frozenset({"malignant", "cancer"})
+#: RSNA screening labels a breast, not a lesion: cancer or not (cancer second, the positive
+#: class). Never "benign": a breast without cancer holds no proven benign lesion.
+RSNA_CLASSES: tuple[str, ...] = ("no_cancer", "cancer")
 #: First words of a synthetic Info.txt; the MIAS loader marks such a dataset as synthetic so
 #: that every summary, plot and result made from it says so.
 SYNTHETIC_MARKER = "SYNTHETIC FILMS"
@@ -75,7 +80,7 @@ class FilmRecord:
     path: Path
     side: str | None = None  # "L" or "R"
     view: str | None = None  # "CC", "MLO"
-    tissue: str | None = None  # "F", "G", "D" (MIAS) or a density grade (CBIS)
+    tissue: str | None = None  # "F", "G", "D" (MIAS) or a density grade (CBIS, RSNA)
     severity: str | None = None  # "B" or "M"; None for normal films
     lesions: tuple[Lesion, ...] = ()
     synthetic: bool = False

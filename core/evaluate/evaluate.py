@@ -47,7 +47,7 @@ from core.metrics.scores import (
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
 from core.prep.arrays import FilmArrays, load_arrays
-from core.prep.preprocess import breast_mask
+from core.prep.preprocess import breast_mask, upright
 from core.render.overlay import save_png, viridis_overlay
 from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run
@@ -266,7 +266,7 @@ def _localisation(arrays: FilmArrays, grid_maps: Sequence[np.ndarray]) -> dict[s
             continue
         maps.append(to_film(grid_map, transform))
         try:
-            masks.append(breast_mask(read_film(record.path).pixels))
+            masks.append(breast_mask(upright(read_film(record.path)).pixels))
         except MammoError as error:
             raise BadConfigError(f"{record.path}: cannot be re-read for localisation "
                                  f"({error})") from None
@@ -290,7 +290,7 @@ def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.
     for index in sorted(chosen):
         record = arrays.records[index]
         try:
-            pixels = read_film(record.path).pixels
+            pixels = upright(read_film(record.path)).pixels
         except MammoError as error:
             raise BadConfigError(f"{record.path}: cannot be re-read for the gallery "
                                  f"({error})") from None

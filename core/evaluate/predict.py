@@ -32,7 +32,7 @@ from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, read_film
 from core.geometry import Transform
 from core.models.kinds import ModelKind, model_kind
-from core.prep.preprocess import Prepared, PrepConfig, preprocess
+from core.prep.preprocess import Prepared, PrepConfig, preprocess, upright
 from core.render.overlay import display_grey, save_png, viridis_overlay
 from core.runs.folder import MODEL, Run, open_run
 
@@ -155,8 +155,9 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
         label = _label(source)
         entries.append({"file": label})
         try:
-            film = read_film(source[1], name=label) if isinstance(source, tuple) \
-                else read_film(source)
+            # Upright, so the film shown under the heatmap is the one the model saw.
+            film = upright(read_film(source[1], name=label) if isinstance(source, tuple)
+                           else read_film(source))
             ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)

@@ -22,6 +22,7 @@ from core.data.records import TISSUES, Dataset, FilmRecord
 from core.films import read_film
 from core.geometry import Transform
 from core.prep.augment import balance_counts
+from core.prep.preprocess import upright
 from core.prep.splits import split_dataset
 from core.render.overlay import viridis_overlay
 from core.render.palette import PALETTE
@@ -37,12 +38,13 @@ _PART_COLOURS = dict(zip(PARTS, PALETTE))
 
 def thumbnail(record: FilmRecord, size: int = 256) -> np.ndarray:
     """The film shrunk so its long side is ``size`` px, as RGB uint8, with its located
-    lesions drawn as circles. Unreadable films raise ``BadFilmError``.
+    lesions drawn as circles; a film stored inverted is shown the right way round.
+    Unreadable films raise ``BadFilmError``.
 
     Shrinking happens before anything else, so a thumbnail costs one decode and a resize,
     however large the film.
     """
-    pixels = read_film(record.path).pixels
+    pixels = upright(read_film(record.path)).pixels  # as training sees it, not as stored
     to_small = Transform.fit_long_side(pixels.shape, size)
     small = cv2.resize(pixels, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
     # One lesion at a time, as thumbnails always were (a batch may differ in the last bit).

@@ -8,6 +8,7 @@ that array form by ``core.geometry.lesions_to_array``.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,17 +41,34 @@ def lesions_on_grid(record: FilmRecord, transform: Transform) -> np.ndarray:
     return lesions_to_array(transform.map_lesions(record.located_lesions), np.float32)
 
 
+def inverted_note(records: list[FilmRecord]) -> str:
+    """One line on films stored inverted, with their count per class."""
+    by_class = Counter(record.label for record in records)
+    counts = ", ".join(f"{label} {count}" for label, count in sorted(by_class.items()))
+    return (f"{len(records)} film(s) were stored inverted (bright background) and were "
+            f"corrected ({counts})")
+
+
 def load_arrays(records: list[FilmRecord], prep: PrepConfig,
                 warnings: list[str] | None = None) -> FilmArrays:
     """Read and preprocess films; a film that cannot be read is left out with a warning
-    (appended to ``warnings``) instead of stopping the run."""
+    (appended to ``warnings``) instead of stopping the run. Films stored inverted are
+    corrected (``PrepConfig.fix_inverted``) and counted in one more warning, since their
+    share can differ between classes (the RSNA export's does), which is worth knowing."""
     failures: list[str] = []
-    images, transforms = preprocess_files([r.path for r in records], prep, failures=failures)
+    inverted: list[int] = []
+    images, transforms = preprocess_files([r.path for r in records], prep, failures=failures,
+                                          inverted=inverted)
     keep = [i for i, t in enumerate(transforms) if t is not None]
     for failure in failures:
         log.warning("film left out: %s", failure)
     if warnings is not None:
         warnings.extend(f"film left out: {failure}" for failure in failures)
+    if inverted:
+        note = inverted_note([records[i] for i in sorted(inverted)])
+        log.info(note)
+        if warnings is not None:
+            warnings.append(note)
     if not keep:
         raise MammoError("no film could be read; see the warnings above")
     kept_records = [records[i] for i in keep]

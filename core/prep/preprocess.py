@@ -1,4 +1,5 @@
-"""From a read film to a model input: normalise, segment, crop, orient, resize, CLAHE.
+"""From a read film to a model input: set upright, normalise, segment, crop, orient, resize,
+CLAHE.
 
 Every step can be switched off (``PrepConfig``) and the config is saved in run manifests,
 so a result always says how its inputs were made. Every geometric step is recorded as a
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,14 +25,28 @@ import cv2
 import numpy as np
 
 from core.errors import BadConfigError, BadFilmError, reject_unknown_settings
-from core.films import read_film
+from core.films import Film, read_film
 from core.geometry import Transform
+from core.prep.polarity import Polarity, mirror, polarity_of
 
 #: Long side of the downsampled copy the breast is segmented on (1024-px films shrink 4x).
 SEGMENT_SIDE = 256
 #: Percentiles that map to black and white: robust to a few hot pixels and to film labels.
 NORMALISE_PERCENTILES = (0.5, 99.5)
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
+#: A dark part whose commonest level is this high has no background peak near zero: every
+#: mini-MIAS film with one has it at 17 or below; RSNA films without one, at 24 or above.
+PEAK_LEVEL = 24
+#: A black background covers at least this share of a film at exactly zero (RSNA films
+#: without a background peak: 0.13 and more; a lesion crop inside the breast: about 0.005).
+BLACK_SHARE = 0.1
+#: The lowest lit levels: on a black background, the foot of the skin line's fall-off. They
+#: cover at least ``RIM_SHARE`` of a film with such a fall-off (RSNA films: 0.004 and more; a
+#: drawn breast's resized edge 0.0006, a padded crop none), and, once opened, at least
+#: ``LIT_REGION`` where a film's background is lit (RSNA films reach 0.0036, mdb257 0.0089).
+FLOOR_LEVELS = 4
+RIM_SHARE = 0.002
+LIT_REGION = 0.006
 
 
 def _is_int(value: Any) -> bool:
@@ -50,6 +65,10 @@ class PrepSteps:
     A training config stores these and names the size once, as its ``image_size``
     (``TrainConfig.prep`` is ``steps.sized(image_size)``), so the two can never disagree.
 
+    ``fix_inverted``: True (the default) mirrors the grey levels of a film stored inverted
+    (white background, dark breast; ``core.prep.polarity`` tells), before anything else, so
+    every dataset's films reach the model the same way round.
+
     ``keep_aspect``: True (the default) shrinks the crop so its long side is the size and pads
     the short side with black (columns on the right, away from the chest wall when ``orient``
     is on; rows split above and below), so a circle stays a circle and lesion radii map
@@ -64,9 +83,11 @@ class PrepSteps:
     crop_to_breast: bool = True
     orient: bool = True
     keep_aspect: bool = True
+    fix_inverted: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("normalise", "clahe", "crop_to_breast", "orient", "keep_aspect"):
+        for name in ("normalise", "clahe", "crop_to_breast", "orient", "keep_aspect",
+                     "fix_inverted"):
             if not isinstance(getattr(self, name), bool):
                 raise BadConfigError(f"prep config: {name} must be true or false, "
                                      f"got {getattr(self, name)!r}")
@@ -107,10 +128,12 @@ class PrepConfig(PrepSteps):
 
 @dataclass(frozen=True)
 class Prepared:
-    """A model input and the map from the original film grid onto it."""
+    """A model input and the map from the original film grid onto it; ``inverted`` says the
+    film was stored inverted and its grey levels were mirrored first (geometry unchanged)."""
 
     image: np.ndarray  # uint8, 2-D
     transform: Transform
+    inverted: bool = False
 
 
 def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<array>") -> Prepared:
@@ -120,7 +143,13 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
     """
     _check_pixels(pixels, source)
     small, small_to_film = _shrink(pixels)
-    mask = _segment(_stretch(small))
+    stretched = _stretch(small)
+    inverted = config.fix_inverted and polarity_of(stretched).inverted
+    if inverted:  # the small copy is mirrored within the film's range, as the film is
+        low, high = int(pixels.min()), int(pixels.max())
+        pixels, small = mirror(pixels, low, high), mirror(small, low, high)
+        stretched = _stretch(small)
+    mask = _segment(stretched)
 
     transform = Transform.identity(pixels.shape)
     image = pixels
@@ -156,16 +185,18 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
         top = (config.size - image.shape[0]) // 2
         step = Transform.crop(image.shape, -top, 0, config.size, config.size)
         image, transform = step.cut(image), transform.then(step)
-    return Prepared(np.ascontiguousarray(image), transform)
+    return Prepared(np.ascontiguousarray(image), transform, inverted)
 
 
 def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: int | None = None,
-                     failures: list[str] | None = None) -> tuple[np.ndarray, list[Transform | None]]:
+                     failures: list[str] | None = None, inverted: list[int] | None = None,
+                     ) -> tuple[np.ndarray, list[Transform | None]]:
     """Read and preprocess films in parallel into one uint8 ``[N, size, size]`` array.
 
     A bad film raises ``BadFilmError``, unless a ``failures`` list is given: then its message
     is appended there, its row stays black and its transform is ``None``, and the other films
-    go on (one corrupt file must not cost a whole dataset).
+    go on (one corrupt file must not cost a whole dataset). The indices of films found stored
+    inverted (and mirrored, ``fix_inverted``) are appended to ``inverted`` when it is given.
 
     Threads, not processes: OpenCV's decoders and image functions release the GIL, and
     threads write straight into the preallocated output, so memory holds the output plus
@@ -189,6 +220,8 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: i
             return
         images[index] = prepared.image
         transforms[index] = prepared.transform
+        if prepared.inverted and inverted is not None:
+            inverted.append(index)  # list.append is atomic under the GIL
 
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -198,6 +231,26 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: i
     finally:
         cv2.setNumThreads(opencv_threads)
     return images, transforms
+
+
+# -- polarity -------------------------------------------------------------------------------------
+def film_polarity(pixels: np.ndarray) -> Polarity:
+    """Whether a film's pixels are stored inverted, judged on the copy ``preprocess`` uses."""
+    _check_pixels(pixels, "<array>")
+    return polarity_of(_stretch(_shrink(pixels)[0]))
+
+
+def upright(film: Film) -> Film:
+    """The film the right way round, for whoever shows or measures a film outside
+    ``preprocess`` (thumbnails, overlays, breast masks), so it looks like the model's input.
+
+    ``metadata["polarity"]`` records the check (``Polarity.to_dict``); an inverted film comes
+    back with its grey levels mirrored within its own range, its depth and size unchanged.
+    """
+    polarity = film_polarity(film.pixels)
+    metadata = {**film.metadata, "polarity": polarity.to_dict()}
+    pixels = mirror(film.pixels) if polarity.inverted else film.pixels
+    return replace(film, pixels=pixels, metadata=metadata)
 
 
 # -- segmentation and orientation ---------------------------------------------------------------
@@ -244,13 +297,15 @@ def _segment(small: np.ndarray) -> np.ndarray:
     the triangle method on the lit pixels darker than Otsu's split finds the knee where that
     peak ends. When there is no such peak (the breast meets the zero padding directly), the
     triangle lands on the rising flank of the fat instead, below the dark part's mode; then
-    Otsu's split between the zeros and that dark part is used. Opening detaches labels and
-    markers joined to the breast by thin bridges.
+    Otsu's split between the zeros and that dark part is used, unless the film is digital
+    (``_background_level`` says how that is told and why it needs a lower threshold).
+    Opening detaches labels and markers joined to the breast by thin bridges.
     """
     lit = small[small > 0]
     if lit.size == 0:
         return np.zeros(small.shape, bool)
-    binary = (small > _background_level(small, lit)).view(np.uint8)
+    level, at_foot = _background_level(small, lit)
+    binary = (small > level).view(np.uint8)
 
     side = max(3, (max(small.shape) // 28) | 1)  # ~9 px at 256: a label's bridge is thinner
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
@@ -263,23 +318,60 @@ def _segment(small: np.ndarray) -> np.ndarray:
     contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(blob)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    if at_foot:  # below the skin line's fall-off already: the rim is in
+        return filled.astype(bool)
     # The threshold sits on the skin line's fall-off; one more pixel keeps the whole rim.
     return cv2.dilate(filled, np.ones((3, 3), np.uint8)).astype(bool)
 
 
-def _background_level(small: np.ndarray, lit: np.ndarray) -> float:
-    """The grey level just above the film's background (see ``_segment``). With a single lit
-    level (a flat object on black) everything lit is foreground."""
+def _background_level(small: np.ndarray, lit: np.ndarray) -> tuple[float, bool]:
+    """The grey level just above the film's background (see ``_segment``), and whether it
+    lies at the foot of the skin line's fall-off rather than on it. With a single lit level
+    (a flat object on black) everything lit is foreground.
+
+    Digital films exported on a black background (the RSNA export) have no dark peak above
+    zero either, and nothing lit around the breast: between their exact-zero background and
+    the tissue lies only the skin line's fall-off, a rim a pixel or two wide. There Otsu's
+    split between the zeros and the dark part falls inside the fat, whose levels reach far
+    down, and cuts the fatty part of the breast away (on about 1,600 of the export's 2,711
+    films). So when the dark part has no peak near zero (its mode at ``PEAK_LEVEL`` or above,
+    or the triangle below it) and the film lies on a black background (``_black_background``),
+    the threshold is the foot of the zeros' peak: the triangle knee of the levels up to
+    Otsu's split, zeros included; the rim is then inside the mask, which is not widened by
+    the pixel ``_segment`` adds otherwise. Anything else keeps the rule above: a scanned
+    film whose exposed background is lit (mini-MIAS mdb257, the one MIAS film without a
+    dark peak), a lesion crop (no background at all).
+    """
     if int(lit.min()) == int(lit.max()):
-        return 0.0
+        return 0.0, False
     split, _ = cv2.threshold(lit.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     dark = lit[lit <= split]
     knee, _ = cv2.threshold(dark.reshape(-1, 1), 0, 255,
                             cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
-    if knee < np.bincount(dark).argmax():
-        unlit = small[small <= split].reshape(-1, 1)
+    mode = np.bincount(dark).argmax()
+    unlit = small[small <= split].reshape(-1, 1)
+    if (knee < mode or mode >= PEAK_LEVEL) and _black_background(small):
+        foot, _ = cv2.threshold(unlit, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_TRIANGLE)
+        return float(foot), True
+    if knee < mode:
         knee, _ = cv2.threshold(unlit, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(knee)
+    return float(knee), False
+
+
+def _black_background(small: np.ndarray) -> bool:
+    """Whether the film lies on a black background with nothing lit around the breast but
+    the skin line's fall-off: a share of it at exactly zero (``BLACK_SHARE``: not a lesion
+    crop inside the breast), its lowest lit levels holding that fall-off (``RIM_SHARE``: a
+    hard edge, as a drawn breast or a zero-padded crop has, leaves every threshold in the
+    empty gap alike, so the usual rule stands) and forming no region, as a scanned film's
+    lit exposed background does (``LIT_REGION``)."""
+    if (small == 0).mean() < BLACK_SHARE:
+        return False
+    floor = ((small > 0) & (small <= FLOOR_LEVELS)).view(np.uint8)
+    if floor.mean() < RIM_SHARE:
+        return False
+    cross = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    return cv2.morphologyEx(floor, cv2.MORPH_OPEN, cross).mean() < LIT_REGION
 
 
 def _shrink(pixels: np.ndarray) -> tuple[np.ndarray, Transform]:

@@ -18,6 +18,7 @@ from conftest import REPO
 from core.data import LOADERS, load_dataset
 from core.data.records import MIAS_CLASSES
 from core.data.synthetic import generate
+from factories import rsna_export
 
 
 @pytest.fixture
@@ -207,3 +208,25 @@ def test_cbis_subset_menus_come_from_the_loaders_declarations(data_page: AppTest
     app.button(key="use_cbis").click().run()
     assert not app.exception
     assert app.session_state["active_dataset"].options == {"abnormality": "mass", "mode": "crop"}
+
+
+def test_an_rsna_folder_reads_as_cancer_and_no_cancer(data_page: AppTest, tmp_path: Path) -> None:
+    """The export's layout: its folders shown as cancer and no cancer, women as patients,
+    and the inverted films counted at once (the export does not mark them)."""
+    root = rsna_export(tmp_path / "rsna-640", {
+        "malignant": ["10_100", "10_101", "12_120"],
+        "benign": ["10_102", "11_110", "11_111~", "11_112"]})
+    app = choose(data_page, "RSNA screening folder")
+    app.text_input(key="rsna_path").input(str(root))
+    app.button(key="use_rsna").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["active_dataset"].name == "rsna"
+    shown = metrics(app)
+    assert (shown["Films"], shown["Classes"], shown["Patients"]) == ("7", "2", "3")
+    assert shown["Films stored inverted (corrected before training)"] == "1"
+    classes = app.dataframe[0].value
+    assert list(classes["class"]) == ["no_cancer", "cancer"]
+    assert list(classes["films"]) == [4, 3]
+    assert list(classes["meaning"].str.split(" ").str[0]) == ["no", "cancer"]
+    assert len(images(app)) == 7
+    assert any(": cancer," in caption for image in images(app) for caption in image.captions)

@@ -26,6 +26,7 @@ from core.experiments.browse import (
 from core.prep.augment import balance_counts
 from core.prep.splits import split_dataset
 from core.runs.config import TrainConfig
+from factories import screening_film
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,14 @@ def test_thumbnail_keeps_the_aspect_ratio_and_maps_lesions(tmp_path: Path) -> No
     assert rgb.shape == (50, 100, 3)
     rows, cols = np.nonzero(red(rgb))
     assert np.median(np.hypot(rows - 24.75, cols - 74.75)) == pytest.approx(10, abs=1)
+
+
+def test_a_film_stored_inverted_is_shown_upright(tmp_path: Path) -> None:
+    path = tmp_path / "inverted.png"
+    cv2.imwrite(str(path), screening_film(inverted=True))
+    rgb = thumbnail(FilmRecord("inverted", "p", "cancer", ("no_cancer", "cancer"), path),
+                    size=128)
+    assert rgb[:4, -4:].max() < 10 and rgb[rgb.shape[0] // 2, 4, 0] > 100  # black air, breast
 
 
 def test_an_unreadable_film_is_a_bad_film_error(tmp_path: Path) -> None:

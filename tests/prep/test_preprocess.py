@@ -19,6 +19,7 @@ from core.prep.preprocess import (
     preprocess,
     preprocess_files,
 )
+from factories import label_box, screening_breast, screening_film
 
 SHAPE = (320, 256)
 LESION = (150.0, 175.0, 12)  # (row, col, radius) inside the breast of a right-wall film
@@ -145,6 +146,31 @@ def test_breast_mask_covers_the_breast_and_not_the_labels() -> None:
     assert mask[SHAPE[0] // 2, SHAPE[1] - 5] and mask[int(LESION[0]), int(LESION[1])]
     assert not mask[SHAPE[0] * 2 // 10 + 10, 18] and not mask[SHAPE[0] - 15, 18]
     assert not mask[5, 5]
+
+
+@pytest.mark.parametrize("chest_wall_right", [False, True], ids=["wall left", "wall right"])
+def test_a_burned_in_label_stays_out_and_the_fatty_rim_stays_in(chest_wall_right: bool) -> None:
+    """A digital film on a black background with its view label in a corner: the label is
+    left out of the mask and the crop, and the whole breast is kept, its dark fat at the
+    skin line included (Otsu's split between the black and the fat used to cut that away:
+    18% of this breast, and the fatty half of many RSNA films)."""
+    film = screening_film(chest_wall_right=chest_wall_right)
+    rows, cols = label_box(film.shape, chest_wall_right)
+    assert film[rows, cols].max() >= 240  # the label is there, bright
+    mask = breast_mask(film)
+    assert not mask[rows, cols].any()
+    assert mask[screening_breast(film.shape, chest_wall_right)].mean() > 0.99
+
+    config = PrepConfig(size=128)
+    prepared = preprocess(film, config)
+    without = preprocess(screening_film(chest_wall_right=chest_wall_right, label=False), config)
+    assert np.allclose(prepared.transform.matrix, without.transform.matrix)
+    assert np.abs(prepared.image.astype(int) - without.image).mean() < 1.0
+    # Every label pixel lands outside the model input or on its black background.
+    label = np.argwhere(film[rows, cols] >= 200) + [rows.start, cols.start]
+    where = np.round(prepared.transform.forward(label)).astype(int)
+    inside = ((where >= 0) & (where < 128)).all(axis=1)
+    assert not prepared.image[where[inside, 0], where[inside, 1]].any()
 
 
 def test_chest_wall_ends_on_the_left() -> None:
