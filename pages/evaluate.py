@@ -26,7 +26,7 @@ from core.render.charts import (
 )
 from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
-from ui.runs import choose_run, finished_runs, is_synthetic
+from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import enter_through_app, show_error
 
 enter_through_app()
@@ -126,6 +126,7 @@ if not runs:
     st.info("No finished run yet: train one on the Train page.")
     st.stop()
 path = choose_run(runs, "Run", _RUN_WIDGET)
+st.caption(trained_on(runs[path]))
 manifest = runs[path]
 if is_synthetic(manifest):
     st.warning("SYNTHETIC: this run was trained and is tested on synthetic films drawn by the "

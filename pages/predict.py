@@ -21,7 +21,7 @@ from core.evaluate.predict import loaded_run, predict_uploads
 from core.films import SUPPORTED_SUFFIXES
 from core.render.charts import probability_bars
 from core.render.overlay import png_bytes, viridis_overlay
-from ui.runs import choose_run, finished_runs, is_synthetic
+from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import (
     enter_through_app,
     show_error,
@@ -114,6 +114,7 @@ if not runs:
     st.stop()
 
 run = choose_run(runs, "Model", _RUN_WIDGET)
+st.caption(trained_on(runs[run]))
 if is_synthetic(runs[run]):
     st.warning("SYNTHETIC: this model was trained on synthetic films drawn by the program, "
                "not on mammograms; what it predicts says nothing about real films.",

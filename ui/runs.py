@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.data import LOADERS
 from core.errors import MammoError
 from core.runs.folder import list_runs
 from ui.state import active_run, runs_root, set_active_run
@@ -25,6 +26,22 @@ def finished_runs() -> dict[str, dict[str, Any]]:
         if manifest.get("status") == "done":
             runs[str(run.path)] = manifest
     return runs
+
+
+def trained_on(manifest: dict[str, Any]) -> str:
+    """One line saying what data a run's model learnt from: the kind of films, how many,
+    and its classes; SYNTHETIC when it was drawn by the program."""
+    dataset = manifest.get("dataset")
+    if not isinstance(dataset, dict):
+        return "Trained on: not recorded in this run."
+    name = str(dataset.get("name"))
+    title = "SYNTHETIC films" if is_synthetic(manifest) else (
+        LOADERS[name].title if name in LOADERS else name)
+    classes = dataset.get("classes") or []
+    films = dataset.get("films")
+    count = f"{films:,} films" if isinstance(films, int) else "films"
+    return (f"Trained on: {title}, {count} in the dataset, classes "
+            f"{', '.join(map(str, classes))}.")
 
 
 def is_synthetic(manifest: dict[str, Any]) -> bool:

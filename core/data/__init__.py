@@ -26,7 +26,8 @@ from core.errors import BadDatasetError
 
 @dataclass(frozen=True)
 class Loader:
-    """A registered dataset kind: the module whose ``load`` reads it, and its options.
+    """A registered dataset kind: the module whose ``load`` reads it, its options, and
+    ``title``, what a person calls such films (the app says what a model was trained on).
 
     ``polarity_unknown``: its files may hold films stored inverted that nothing in them
     marks (exports that dropped DICOM's MONOCHROME1), so ``data summary`` reads every film
@@ -35,17 +36,21 @@ class Loader:
     """
 
     module: str
+    title: str
     options: tuple[DatasetOption, ...] = ()
     polarity_unknown: bool = False
 
 
 #: Dataset names accepted by the CLI and the app, and how each is loaded.
 LOADERS: dict[str, Loader] = {
-    "mias": Loader("core.data.mias"),
-    "mias-lesions": Loader("core.data.mias_lesions", MIAS_LESION_OPTIONS),
-    "cbis": Loader("core.data.cbis", CBIS_OPTIONS),
-    "folder": Loader("core.data.folder"),
-    "rsna": Loader("core.data.rsna", RSNA_OPTIONS, polarity_unknown=True),
+    "mias": Loader("core.data.mias", "mini-MIAS scanned films (7 classes)"),
+    "mias-lesions": Loader("core.data.mias_lesions", "mini-MIAS lesion crops (benign vs "
+                           "malignant)", MIAS_LESION_OPTIONS),
+    "cbis": Loader("core.data.cbis", "CBIS-DDSM scanned films (benign vs malignant)",
+                   CBIS_OPTIONS),
+    "folder": Loader("core.data.folder", "films in class folders"),
+    "rsna": Loader("core.data.rsna", "RSNA digital screening mammograms (cancer vs no "
+                   "cancer)", RSNA_OPTIONS, polarity_unknown=True),
 }
 
 

@@ -109,3 +109,22 @@ def test_uploads_good_and_bad_films(app: AppTest, models: Path, synthetic_root: 
     app.switch_page("pages/home.py").run()
     app.switch_page(PAGE).run()  # back again: the active run is the default
     assert app.selectbox[0].value == chosen and not app.exception
+
+
+def test_the_page_says_what_data_the_model_was_trained_on(app: AppTest) -> None:
+    captions = [caption.value for caption in app.caption]
+    said = next(caption for caption in captions if caption.startswith("Trained on:"))
+    assert "SYNTHETIC films" in said and "NORM" in said and "films in the dataset" in said
+
+
+def test_the_training_data_line_names_each_kind_of_dataset() -> None:
+    from core.data import LOADERS
+    from ui.runs import trained_on
+
+    rsna = {"dataset": {"name": "rsna", "films": 2711, "classes": ["no_cancer", "cancer"],
+                        "synthetic": False}}
+    assert trained_on(rsna) == ("Trained on: RSNA digital screening mammograms (cancer vs no "
+                                "cancer), 2,711 films in the dataset, classes no_cancer, "
+                                "cancer.")
+    assert all(loader.title for loader in LOADERS.values())
+    assert trained_on({}) == "Trained on: not recorded in this run."
