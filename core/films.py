@@ -13,6 +13,16 @@ RGB(A), grey + alpha and palette images become grey by luminance (ITU-R BT.601,
 16-bit, and ``metadata["rgb_converted"]`` says it happened (``metadata["channels"]`` how
 many there were). A PNG named ``.pgm`` is read as the PNG it is, with
 ``metadata["format_mismatch"]`` saying so.
+
+DICOM passes a gate that explains itself (``metadata["dicom"]``: modality, presentation
+intent, laterality, view position, frames). A FOR PROCESSING image (raw detector data) is
+refused by default, here in the reader, because every model this project trains or runs
+learnt FOR PRESENTATION grey levels and every caller (prediction, training, evaluation, the
+Data page) would otherwise score it silently; ``allow_for_processing=True`` reads it anyway
+for a caller that only inspects it. A modality other than MG is read, with a warning in
+``metadata["warnings"]`` (the one list of what is doubtful about a film, whatever its
+format), since secondary captures and exports often carry another modality. A multi-frame
+object (tomosynthesis, a cine) is refused with its frame count.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import numpy as np
 import pydicom
 from PIL import TiffImagePlugin
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_windowing, get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -79,6 +90,11 @@ _TIFF_BITS_OF_MODE = dict.fromkeys(("1", "L", "LA", "P", "PA", "RGB", "RGBA", "R
 _TIFF_BITS_OF_MODE.update(dict.fromkeys(("I;16", "I;16B", "I;16L"), 16))
 _DICOM_GREY = ("MONOCHROME1", "MONOCHROME2")
 _DICOM_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+_MAMMOGRAPHY = "MG"
+FOR_PROCESSING = "FOR PROCESSING"
+# Image Laterality (0020,0062) is per image; Laterality (0020,0060), per series, is the
+# fallback older files carry. "B" (both) and "U" (unpaired) name no one breast.
+_SIDES = {"L": "L", "R": "R"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,9 @@ class FilmInfo:
     rows: int
     cols: int
     bit_depth: int  # storage: 8 or 16 (DICOM: BitsStored)
+    side: str | None = None  # DICOM's image laterality, "L" or "R", when it says one
+    view: str | None = None  # DICOM's view position ("CC", "MLO", ...), when it says one
+    warnings: tuple[str, ...] = ()  # what is doubtful but readable (a modality not MG)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,14 +126,18 @@ class Film:
     metadata: dict[str, Any]
 
 
-def probe_film(source: str | Path | bytes, name: str | None = None) -> FilmInfo:
+def probe_film(
+    source: str | Path | bytes, name: str | None = None, allow_for_processing: bool = False
+) -> FilmInfo:
     """The header's format, size and storage depth, or BadFilmError, without decoding pixels.
 
     Dataset loaders probe every film, so a film cut short is also refused here wherever that
     shows without decoding: a binary PGM shorter than its header says, a PNG whose chunks
     run past the end or stop before IEND, a JPEG without its end-of-image marker, a DICOM
     without pixel data or, uncompressed, with fewer bytes than its header says. No pixel
-    limit is applied here because nothing is decoded; ``read_film`` applies it.
+    limit is applied here because nothing is decoded; ``read_film`` applies it. The DICOM
+    gate is the reader's (a FOR PROCESSING image is refused unless ``allow_for_processing``),
+    so a loader leaves out up front what could never be read.
     """
     data, label = _load(source, name)
     fmt = _sniff(data, label)
@@ -122,8 +145,11 @@ def probe_film(source: str | Path | bytes, name: str | None = None) -> FilmInfo:
         # The whole dataset: parsing only slices the (still encoded) pixel bytes in memory.
         ds = _dicom_dataset(data, label, stop_before_pixels=False)
         header = _dicom_header(ds, label)
+        gate = dicom_gate(ds, label, allow_for_processing)
         _check_dicom_pixel_data(ds, header, label)
-        return FilmInfo("dicom", header.rows, header.cols, header.bits_stored)
+        return FilmInfo("dicom", header.rows, header.cols, header.bits_stored,
+                        side=_SIDES.get(gate["laterality"] or ""),
+                        view=gate["view_position"], warnings=tuple(_gate_warnings(gate)))
     rows, cols, bits = _raster_header(data, fmt, label)
     _check_complete(data, fmt, label)
     return FilmInfo(fmt, rows, cols, 16 if bits > 8 else 8)
@@ -139,22 +165,29 @@ def check_pixel_limit(info: FilmInfo, label: str, max_pixels: int | None = None)
 
 
 def read_film(
-    source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None
+    source: str | Path | bytes,
+    name: str | None = None,
+    max_pixels: int | None = None,
+    allow_for_processing: bool = False,
 ) -> Film:
     """Decode a film to grey uint8/uint16 pixels, refusing oversized images from the header.
 
     ``max_pixels`` overrides the ``MAMMO_MAX_PIXELS`` environment variable, which overrides
-    its default (``core.settings``).
+    its default (``core.settings``). ``allow_for_processing`` reads a DICOM FOR PROCESSING
+    image instead of refusing it (see the module's docstring). ``metadata["warnings"]``
+    always exists: a list of what is doubtful about the film, empty when nothing is.
     """
     data, label = _load(source, name)
     fmt = _sniff(data, label)
     limit = _pixel_limit(max_pixels)
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"warnings": []}
     suffix_format = _FORMAT_OF_SUFFIX.get(_suffix(label))
     if suffix_format is not None and suffix_format != fmt:
         metadata["format_mismatch"] = f"named {_suffix(label)} but the content is {fmt.upper()}"
+        metadata["warnings"].append(metadata["format_mismatch"])
     if fmt == "dicom":
-        pixels, bits, rows, cols = _read_dicom(data, label, limit, metadata)
+        pixels, bits, rows, cols = _read_dicom(data, label, limit, metadata,
+                                               allow_for_processing)
     elif fmt == "pgm":
         pixels, bits, rows, cols = _read_pgm(data, label, limit, metadata)
     else:
@@ -552,7 +585,10 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
         raise BadFilmError(label, f"DICOM NumberOfFrames {frames!r} is not a number") from None
     if frames != 1:
         raise BadFilmError(
-            label, f"DICOM holds {frames} frames; a film must be a single 2-D image"
+            label,
+            f"DICOM holds {frames} frames (a multi-frame object such as a tomosynthesis "
+            "volume); a film must be a single 2-D image: export the frame to use as its own "
+            "file, or use the synthesised 2-D view",
         )
     try:
         decoder = get_decoder(syntax)
@@ -585,13 +621,72 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return syntax
 
 
+def dicom_gate(ds: Dataset, label: str, allow_for_processing: bool = False) -> dict[str, Any]:
+    """What the DICOM header says about the kind of image: ``modality``,
+    ``presentation_intent``, ``laterality``, ``view_position`` (each upper-case text or
+    None when absent) and ``frames``. Refuses a FOR PROCESSING image unless allowed, with
+    the reason, because its grey levels are not those any model here was trained on."""
+    gate = {
+        "modality": _dicom_text(ds, "Modality"),
+        "presentation_intent": _dicom_text(ds, "PresentationIntentType"),
+        "laterality": _dicom_text(ds, "ImageLaterality") or _dicom_text(ds, "Laterality"),
+        "view_position": _dicom_text(ds, "ViewPosition"),
+        "frames": 1,  # _dicom_header has refused any other count
+    }
+    if gate["presentation_intent"] == FOR_PROCESSING and not allow_for_processing:
+        raise BadFilmError(
+            label,
+            "DICOM is a FOR PROCESSING image (raw detector data, before the display "
+            "processing a reader sees); models here learn FOR PRESENTATION films, whose grey "
+            "levels differ, so it is refused: use the FOR PRESENTATION image of the exposure",
+        )
+    return gate
+
+
+def _gate_warnings(gate: dict[str, Any]) -> list[str]:
+    """What in the gate is doubtful but not refused: a modality other than mammography."""
+    modality = gate["modality"]
+    if modality == _MAMMOGRAPHY:
+        return []
+    said = f"is {modality}" if modality else "is not given"
+    return [(f"DICOM modality {said}, not MG (mammography): models here learn mammograms, "
+             "so their scores for this image may mean little")]
+
+
+def _dicom_text(ds: Dataset, keyword: str) -> str | None:
+    """An element's value as stripped upper-case text; None when absent, empty or malformed
+    (a bad optional element must not cost the film: it is only described, not needed)."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - lazily converted values may be malformed
+        return None
+    if isinstance(value, MultiValue):  # a CS may hold several values: the first is the one
+        value = value[0] if len(value) else None
+    if value is None or not isinstance(value, str):
+        return None
+    text = value
+    return text.strip().upper() or None
+
+
+def film_notes(film: Film) -> dict[str, Any]:
+    """What a report says about a film beside its scores: ``warnings`` (always) and, for a
+    DICOM, its gate (``dicom``), so a person sees why a score may mean little."""
+    notes: dict[str, Any] = {"warnings": list(film.metadata.get("warnings", []))}
+    if "dicom" in film.metadata:
+        notes["dicom"] = dict(film.metadata["dicom"])
+    return notes
+
+
 def _read_dicom(
-    data: bytes, label: str, limit: int, metadata: dict[str, Any]
+    data: bytes, label: str, limit: int, metadata: dict[str, Any], allow_for_processing: bool
 ) -> tuple[np.ndarray, int, int, int]:
     # Parsing the whole dataset only copies the (still encoded) pixel bytes already in
     # memory; decoding waits until the header has passed the size check.
     ds = _dicom_dataset(data, label, stop_before_pixels=False)
     header = _dicom_header(ds, label)
+    gate = dicom_gate(ds, label, allow_for_processing)
+    metadata["dicom"] = gate
+    metadata.setdefault("warnings", []).extend(_gate_warnings(gate))
     _check_size(label, header.rows, header.cols, limit)
     _check_dicom_pixel_data(ds, header, label)
     metadata.update(
@@ -626,6 +721,10 @@ def _check_dicom_pixel_data(ds: Dataset, header: _DicomHeader, label: str) -> No
     if header.transfer_syntax.is_compressed or allocated not in (1, 8, 16, 32):
         return  # encapsulated fragments, or a header the decoder will refuse with its reason
     needed = (header.rows * header.cols * header.samples * allocated + 7) // 8
+    if header.photometric == "YBR_FULL_422":
+        # Two horizontal neighbours share one Cb and one Cr: 2 samples a pixel, not 3
+        # (PS3.3 C.7.6.3.1.2; pydicom's expected length says the same).
+        needed = needed // 3 * 2
     try:
         present = len(ds.PixelData)
     except Exception as error:  # noqa: BLE001 - lazily converted values may be malformed
