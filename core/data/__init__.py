@@ -15,6 +15,7 @@ from typing import Any
 
 from core.data.options import (
     CBIS_OPTIONS,
+    FOLDER_OPTIONS,
     MIAS_LESION_OPTIONS,
     RSNA_OPTIONS,
     DatasetOption,
@@ -48,7 +49,7 @@ LOADERS: dict[str, Loader] = {
                            "malignant)", MIAS_LESION_OPTIONS),
     "cbis": Loader("core.data.cbis", "CBIS-DDSM scanned films (benign vs malignant)",
                    CBIS_OPTIONS),
-    "folder": Loader("core.data.folder", "films in class folders"),
+    "folder": Loader("core.data.folder", "films in class folders", FOLDER_OPTIONS),
     "rsna": Loader("core.data.rsna", "RSNA digital screening mammograms (cancer vs no "
                    "cancer)", RSNA_OPTIONS, polarity_unknown=True),
 }

@@ -70,6 +70,18 @@ RSNA_OPTIONS: tuple[DatasetOption, ...] = (
 )
 
 
+FOLDER_OPTIONS: tuple[DatasetOption, ...] = (
+    DatasetOption("patient_pattern", "Patient id from the file name (regex)",
+                  "a regular expression searched in each file name whose group named patient "
+                  "is the patient id, e.g. '^(?P<patient>P_\\d+)_' (CBIS-DDSM); a woman's "
+                  "films then stay on one side of every split"),
+    DatasetOption("patients_csv", "Patients table (file,patient)",
+                  "a CSV with columns file,patient grouping films by woman, relative to the "
+                  "folder (default: patients.csv there, when present); its rows win over "
+                  "patient_pattern"),
+)
+
+
 def resolve_options(dataset: str, declared: tuple[DatasetOption, ...],
                     given: Mapping[str, Any]) -> dict[str, Any]:
     """Every declared option's value: the given one, else its default. An option that is

@@ -199,7 +199,7 @@ def test_a_damaged_patients_csv_is_one_line_on_the_command_line(
     """Fault found: pandas' parser message ends in a line break, so the CLI's one-line error
     for a damaged class-folder ``patients.csv`` came out on two lines."""
     (tmp_path / "CALC").mkdir()
-    (tmp_path / "CALC" / "a.png").write_bytes(b"never opened by this loader")
+    (tmp_path / "CALC" / "a.png").write_bytes(pgm(np.zeros((4, 4), np.uint8)))
     (tmp_path / "patients.csv").write_bytes(b"film,patient\nCALC/a.png,W1\nx,y,z\n")
     assert main(["data", "summary", "--dataset", "folder", "--root", str(tmp_path),
                  "--json"]) == 2

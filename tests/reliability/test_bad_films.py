@@ -230,21 +230,25 @@ def test_mias_folder_keeps_the_good_films_and_names_each_bad_one(
     assert summary["films"] == len(good) and summary["warnings"] == data.warnings
 
 
-def test_class_folders_open_films_late_and_name_each_bad_one(bad: list[Case], good: list[Case],
-                                                             tmp_path: Path) -> None:
-    """The class-folder loader never opens films (a collection may be large); a bad one is
-    named when it is shown or trained on, with the same message."""
-    _write(tmp_path / "films" / "BAD", bad)
+def test_class_folders_keep_the_good_films_and_name_each_bad_one(
+        bad: list[Case], good: list[Case], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fault found (issue 18, fault 6): the class-folder loader counted files by suffix, so
+    bad files were films to ``data summary``. Each is now probed, named and left out, and
+    a good one is shown as training sees it."""
+    bad_paths = _write(tmp_path / "films" / "BAD", bad)
     _write(tmp_path / "films" / "GOOD", good)
     data = load_dataset("folder", tmp_path / "films")
-    assert len(data) == len(bad) + len(good)
+    assert data.classes == ("GOOD",) and len(data) == len(good)
     for record in data.records:
-        if record.label == "GOOD":
-            assert thumbnail(record, 32).dtype == np.uint8
-            continue
-        with pytest.raises(BadFilmError) as caught:
-            thumbnail(record, 32)
-        assert caught.value.path == str(record.path)
+        assert thumbnail(record, 32).dtype == np.uint8
+    for path in bad_paths:
+        (line,) = [w for w in data.warnings if w.startswith(f"{path}:")]
+        assert line.endswith("; film left out"), line
+    assert main(["data", "summary", "--dataset", "folder", "--root", str(tmp_path / "films"),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["films"] == len(good) and summary["warnings"] == data.warnings
 
 
 def test_cbis_bad_films_crops_and_masks_are_named_and_skipped(cbis_root: Path,
