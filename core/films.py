@@ -175,7 +175,9 @@ def read_film(
     ``max_pixels`` overrides the ``MAMMO_MAX_PIXELS`` environment variable, which overrides
     its default (``core.settings``). ``allow_for_processing`` reads a DICOM FOR PROCESSING
     image instead of refusing it (see the module's docstring). ``metadata["warnings"]``
-    always exists: a list of what is doubtful about the film, empty when nothing is.
+    always exists: what makes a model's score for this film doubtful (a DICOM modality not
+    MG), empty when nothing does. A misnamed file is not such a doubt: it is read as what it
+    is, and ``format_mismatch`` says so.
     """
     data, label = _load(source, name)
     fmt = _sniff(data, label)
@@ -184,7 +186,6 @@ def read_film(
     suffix_format = _FORMAT_OF_SUFFIX.get(_suffix(label))
     if suffix_format is not None and suffix_format != fmt:
         metadata["format_mismatch"] = f"named {_suffix(label)} but the content is {fmt.upper()}"
-        metadata["warnings"].append(metadata["format_mismatch"])
     if fmt == "dicom":
         pixels, bits, rows, cols = _read_dicom(data, label, limit, metadata,
                                                allow_for_processing)
@@ -669,12 +670,13 @@ def _dicom_text(ds: Dataset, keyword: str) -> str | None:
 
 
 def film_notes(film: Film) -> dict[str, Any]:
-    """What a report says about a film beside its scores: ``warnings`` (always) and, for a
-    DICOM, its gate (``dicom``), so a person sees why a score may mean little."""
-    notes: dict[str, Any] = {"warnings": list(film.metadata.get("warnings", []))}
+    """What a report says about a film beside its scores, so a person sees why a score may
+    mean little: for a DICOM its gate (``dicom``) and ``warnings``; for another film
+    ``warnings`` only when there is one, so an ordinary film's entry stays as it was."""
+    warnings = list(film.metadata.get("warnings", []))
     if "dicom" in film.metadata:
-        notes["dicom"] = dict(film.metadata["dicom"])
-    return notes
+        return {"dicom": dict(film.metadata["dicom"]), "warnings": warnings}
+    return {"warnings": warnings} if warnings else {}
 
 
 def _read_dicom(

@@ -29,7 +29,7 @@ import numpy as np
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
-from core.films import Film, read_film
+from core.films import Film, film_notes, read_film
 from core.geometry import Transform
 from core.models.kinds import ModelKind, model_kind
 from core.prep.preprocess import Prepared, PrepConfig, preprocess, upright
@@ -158,6 +158,7 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
             # Upright, so the film shown under the heatmap is the one the model saw.
             film = upright(read_film(source[1], name=label) if isinstance(source, tuple)
                            else read_film(source))
+            entries[-1].update(film_notes(film))  # the DICOM gate and doubts, if any
             ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
