@@ -18,7 +18,7 @@ DICOM passes a gate that explains itself (``metadata["dicom"]``: modality, prese
 intent, laterality, view position, frames). A FOR PROCESSING image (raw detector data) is
 refused by default, here in the reader, because every model this project trains or runs
 learnt FOR PRESENTATION grey levels and every caller (prediction, training, evaluation, the
-Data page) would otherwise score it silently; ``allow_for_processing=True`` reads it anyway
+Data page) would otherwise use it silently; ``allow_for_processing=True`` reads it anyway
 for a caller that only inspects it. A modality other than MG is read, with a warning in
 ``metadata["warnings"]`` (the one list of what is doubtful about a film, whatever its
 format), since secondary captures and exports often carry another modality. A multi-frame
