@@ -34,7 +34,7 @@ import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError, MammoError
-from core.evaluate.heatmaps import scores_and_maps, to_film
+from core.evaluate.heatmaps import encoder_and_head, scores_and_maps, to_film
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
 from core.metrics.scores import (
@@ -118,12 +118,20 @@ def _check_fits(model: keras.Model, settings: RunSettings, path: Path) -> None:
     """Refuse a model that cannot be the run's: a model file swapped for another run's, or
     for something else entirely, must not be scored against this run's class names."""
     size = settings.config.prep.size
-    if len(model.inputs) != 1 or tuple(model.inputs[0].shape[1:]) != (size, size, 1):
-        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    try:  # a model never called (a Sequential without an Input) has neither
+        inputs, outputs = list(model.inputs), named_outputs(model)
+    except (AttributeError, ValueError) as error:
+        raise BadConfigError(f"{path}: the model has no defined inputs and outputs "
+                             f"({_first_line(error)})") from None
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (size, size, 1):
+        shapes = [tuple(tensor.shape[1:]) for tensor in inputs]
         raise BadConfigError(f"{path}: the model takes {', '.join(map(str, shapes))}, but the "
                              f"run prepares {size} x {size} grey films")
-    model_kind(settings.config.model).check_outputs(named_outputs(model), len(settings.classes),
-                                                    str(path))
+    model_kind(settings.config.model).check_outputs(outputs, len(settings.classes), str(path))
+    try:  # scoring and heatmaps read the encoder's map: refuse here, not once per film
+        encoder_and_head(model)
+    except BadConfigError as error:
+        raise BadConfigError(f"{path}: {error}") from None
 
 
 def _split_part(run: Run, manifest: dict[str, Any], part: str) -> dict[str, str]:
