@@ -125,13 +125,29 @@ def _edit_manifest(folder: Path, edit: Callable[[dict], object]) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
-def _replace_in_archive(model_file: Path, member: str, content: bytes) -> None:
+def _replace_in_archive(model_file: Path, member: str, content: bytes,
+                        compression: int = zipfile.ZIP_STORED) -> None:
     with zipfile.ZipFile(model_file) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}
     members[member] = content
-    with zipfile.ZipFile(model_file, "w") as archive:
+    with zipfile.ZipFile(model_file, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+
+
+def _padded_config(folder: Path) -> None:
+    """The run's own model, its config.json padded with 9 MiB of blanks after the JSON: a
+    valid model Keras would parse whole (a 300 MB one cost 1.43 GB), refused by its size."""
+    with zipfile.ZipFile(folder / MODEL) as archive:
+        config = archive.read("config.json")
+    _replace_in_archive(folder / MODEL, "config.json", config + b" " * (9 * 1024**2),
+                        zipfile.ZIP_DEFLATED)
+
+
+def _weights_bomb(folder: Path) -> None:
+    """Weights that expand from a few KB to 64 MiB: over 200 times their compressed size."""
+    _replace_in_archive(folder / MODEL, "model.weights.h5", bytes(64 * 1024**2),
+                        zipfile.ZIP_DEFLATED)
 
 
 def _ours(stderr: str) -> str:
@@ -264,6 +280,8 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "model a foreign Sequential": (_sequential, MODEL, "attention output"),
     "model a foreign Sequential, transfer run": (_sequential_transfer, MODEL,
                                                  "not films -> encoder -> head"),
+    "model config.json expanding to 9 MiB": (_padded_config, MODEL, "config.json expands to"),
+    "model weights a zip bomb": (_weights_bomb, MODEL, "likely zip bomb"),
     "model weights garbage": (_garbage_weights, MODEL, "not a model this program can load"),
     "model missing": (lambda f: (f / MODEL).unlink(), "", "no trained model"),
     "manifest not JSON": (lambda f: (f / MANIFEST).write_text("{status: done"), MANIFEST,
