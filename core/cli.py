@@ -9,6 +9,7 @@ A traceback means a bug in this package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -90,16 +91,26 @@ def _import_keras_quietly() -> None:
         os.close(saved)
 
 
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """A ``--config`` file's settings. The file is the user's, and may be anything: JSON
+    nested past Python's recursion limit, an integer too long to parse or bytes that are not
+    text are each one error naming the file, like any other bad config."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BadConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except RecursionError:
+        raise BadConfigError(f"{path}: not a readable JSON config (nested too deeply)") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, huge integers
+        raise BadConfigError(f"{path}: not a readable JSON config ({error})") from None
+    if not isinstance(values, dict):
+        raise BadConfigError(f"{path}: not a JSON object of settings")
+    return values
+
+
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then a ``--config`` JSON file, then the options given on the command line."""
-    values: dict[str, Any] = {}
-    if args.config:
-        try:
-            values = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise BadConfigError(f"{args.config}: not a readable JSON config ({error})") from None
-        if not isinstance(values, dict):
-            raise BadConfigError(f"{args.config}: not a JSON object of settings")
+    values = _read_config_file(args.config) if args.config else {}
     for name in SETTINGS:
         value = getattr(args, name)
         if value is not None:
@@ -111,7 +122,12 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         if not isinstance(in_file, dict):
             raise BadConfigError(f"{args.config}: dataset_options must be an object")
         values["dataset_options"] = {**dataset_options(dataset, given), **in_file, **given}
-    return TrainConfig().with_overrides(**values)
+    try:
+        return TrainConfig().with_overrides(**values)
+    except BadConfigError as error:
+        if not args.config:
+            raise
+        raise BadConfigError(f"{args.config} (with the options given): {error}") from None
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,6 +162,15 @@ def _cv(args: argparse.Namespace) -> dict[str, Any]:
     return run_cv(base, folds=args.folds, out_root=args.out)
 
 
+class _NothingDone(Exception):
+    """A command that ran but achieved none of its work: its document is still printed (it
+    says what went wrong with each item), and the process exits with ``USER_ERROR``."""
+
+    def __init__(self, document: list[dict[str, Any]], message: str) -> None:
+        super().__init__(message)
+        self.document = document
+
+
 def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
     from core.runs.folder import open_run
 
@@ -154,7 +179,16 @@ def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
         _import_keras_quietly()
     from core.evaluate.predict import predict_films
 
-    return predict_films(run, args.files, args.out)
+    made_out = not args.out.exists()
+    entries = predict_films(run, args.files, args.out)
+    failed = [entry for entry in entries if "error" in entry]
+    if entries and len(failed) == len(entries):  # a script must not read this as success
+        if made_out:
+            with contextlib.suppress(OSError):
+                args.out.rmdir()  # only if empty: nothing was written, leave nothing behind
+        raise _NothingDone(entries, f"no film could be scored ({len(failed)} of "
+                                    f"{len(entries)} failed; first: {failed[0]['error']})")
+    return entries
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -430,8 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     handler: Handler = args.handler
+    status = 0
     try:
         document = handler(args)
+    except _NothingDone as failure:
+        document, status = failure.document, USER_ERROR
+        print(f"error: {' '.join(str(failure).split())}", file=sys.stderr)
     except MammoError as error:  # one line, whatever the message quotes (a file's content)
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return USER_ERROR
@@ -444,4 +482,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(document, indent=2) if args.json else render(document))
     except BrokenPipeError:  # `... | head`: the reader has gone, which is not an error
         sys.stderr.close()
-    return 0
+    return status

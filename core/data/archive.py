@@ -330,6 +330,7 @@ class _Extraction:
             self._check_expansion(sum(info.file_size for info in infos),
                                   "its headers say it expands to")
             for info in infos:
+                self._check_raw_zip_name(info)
                 kind = _zip_kind(info)
                 if kind is not None:
                     raise self.fail(f"member {info.filename!r} refused: it is a {kind}")
@@ -343,6 +344,14 @@ class _Extraction:
                     continue
                 with archive.open(info) as member:
                     self._write_file(info.filename, target, member, info.compress_size)
+
+    def _check_raw_zip_name(self, info: zipfile.ZipInfo) -> None:
+        """zipfile cuts a member's name at its first NUL (``NORM/o\\0../x`` reads as
+        ``NORM/o``), so the name it hands on would hide what the archive says; the name as
+        stored (``orig_filename``) is what is judged."""
+        if "\x00" in info.orig_filename:
+            raise self.fail(f"member {info.orig_filename!r} refused: its name holds a NUL "
+                            "character")
 
     # -- tar ---------------------------------------------------------------------------------
     def _tar(self, stream: BinaryIO, head: bytes) -> None:

@@ -32,9 +32,10 @@ import core.models.backbones
 import core.models.layers
 import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
+from core.data.archive import Limits
 from core.data.records import Dataset
 from core.errors import BadConfigError, MammoError
-from core.evaluate.heatmaps import scores_and_maps, to_film
+from core.evaluate.heatmaps import encoder_and_head, scores_and_maps, to_film
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
 from core.metrics.scores import (
@@ -53,6 +54,9 @@ from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run
 
 PREDICT_BATCH = 16
+#: The most a ``.keras`` file's JSON members (``config.json``, ``metadata.json``) may expand
+#: to. Keras parses them whole; the project's largest model configs are a few hundred KB.
+MAX_MODEL_JSON_BYTES = 8 * 1024**2
 #: Bootstrap resamples of the confidence intervals (patients drawn with replacement).
 BOOTSTRAP_RESAMPLES = 1000
 #: Films drawn in an evaluation's gallery (the first paper's figure 11 shows a dozen).
@@ -100,6 +104,7 @@ def load_model(run: Run) -> keras.Model:
     if not zipfile.is_zipfile(path):
         raise BadConfigError(f"{path}: not a Keras model (a .keras file is a zip archive; "
                              "this one is truncated, damaged or another kind of file)")
+    _check_archive(path)
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for foreign files
@@ -107,6 +112,44 @@ def load_model(run: Run) -> keras.Model:
                              f"({type(error).__name__}: {_first_line(error)})") from None
     _check_fits(model, settings, path)
     return model
+
+
+def _check_archive(path: Path) -> None:
+    """Judge a ``.keras`` zip by its directory before Keras expands anything: Keras reads
+    ``config.json`` whole and parses it (a 307 KB file whose config expands to 300 MB once
+    cost 1.43 GB), so the JSON members are held to ``MAX_MODEL_JSON_BYTES``, and every
+    member, and the whole, to the upload archives' limits (``core.data.archive.Limits``:
+    ``MAMMO_MAX_ARCHIVE_*``). zipfile never yields more than a member's stated size, so the
+    stated sizes bound what Keras can be handed."""
+    limits = Limits.from_env()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise BadConfigError(f"{path}: not a Keras model ({_first_line(error)})") from None
+    if len(members) > limits.max_members:
+        raise BadConfigError(f"{path}: a zip of {len(members):,} members, not a Keras model")
+    for member in members:
+        _check_member(path, member, limits)
+    expanded = sum(member.file_size for member in members)
+    ceiling = min(limits.max_bytes, max(limits.ratio_floor,
+                                        int(limits.max_ratio * path.stat().st_size)))
+    if expanded > ceiling:
+        raise BadConfigError(f"{path}: expands to {expanded:,} bytes, more than {ceiling:,} "
+                             f"(refused as a likely zip bomb; MAMMO_MAX_ARCHIVE_BYTES and "
+                             f"MAMMO_MAX_ARCHIVE_RATIO set the limits)")
+
+
+def _check_member(path: Path, member: zipfile.ZipInfo, limits: Limits) -> None:
+    """One member of a ``.keras`` zip: a JSON member small, any member not a bomb."""
+    if member.filename.endswith(".json") and member.file_size > MAX_MODEL_JSON_BYTES:
+        raise BadConfigError(f"{path}: its {member.filename} expands to {member.file_size:,} "
+                             f"bytes (a model's is at most {MAX_MODEL_JSON_BYTES:,})")
+    if (member.file_size > limits.ratio_floor
+            and member.file_size > limits.max_ratio * max(member.compress_size, 1)):
+        raise BadConfigError(f"{path}: its {member.filename} expands more than "
+                             f"{limits.max_ratio:g} times its compressed size (refused as a "
+                             "likely zip bomb)")
 
 
 def _first_line(error: Exception) -> str:
@@ -118,12 +161,20 @@ def _check_fits(model: keras.Model, settings: RunSettings, path: Path) -> None:
     """Refuse a model that cannot be the run's: a model file swapped for another run's, or
     for something else entirely, must not be scored against this run's class names."""
     size = settings.config.prep.size
-    if len(model.inputs) != 1 or tuple(model.inputs[0].shape[1:]) != (size, size, 1):
-        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    try:  # a model never called (a Sequential without an Input) has neither
+        inputs, outputs = list(model.inputs), named_outputs(model)
+    except (AttributeError, ValueError) as error:
+        raise BadConfigError(f"{path}: the model has no defined inputs and outputs "
+                             f"({_first_line(error)})") from None
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (size, size, 1):
+        shapes = [tuple(tensor.shape[1:]) for tensor in inputs]
         raise BadConfigError(f"{path}: the model takes {', '.join(map(str, shapes))}, but the "
                              f"run prepares {size} x {size} grey films")
-    model_kind(settings.config.model).check_outputs(named_outputs(model), len(settings.classes),
-                                                    str(path))
+    model_kind(settings.config.model).check_outputs(outputs, len(settings.classes), str(path))
+    try:  # scoring and heatmaps read the encoder's map: refuse here, not once per film
+        encoder_and_head(model)
+    except BadConfigError as error:
+        raise BadConfigError(f"{path}: {error}") from None
 
 
 def _split_part(run: Run, manifest: dict[str, Any], part: str) -> dict[str, str]:

@@ -156,7 +156,7 @@ def _graph(model: keras.Model, layer: str | None) -> _Graph:
 
 
 def _cut(model: keras.Model, layer: str | None) -> _Graph:
-    encoder, head = _encoder_and_head(model)
+    encoder, head = encoder_and_head(model)
     if layer is None or layer == encoder.name:
         front, back = [encoder], []
     else:
@@ -169,8 +169,9 @@ def _cut(model: keras.Model, layer: str | None) -> _Graph:
                   compose([*back, *_scores(head)], shape[1:], f"{model.name}_class_scores"))
 
 
-def _encoder_and_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """The encoder and head of a model built by ``attach_encoder``."""
+def encoder_and_head(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """The encoder and head of a model built by ``attach_encoder``; ``BadConfigError`` for
+    any other model (a foreign file loaded from a run is refused by this, before scoring)."""
     parts = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     if (len(model.inputs) != 1 or len(parts) != 2
             or not all(isinstance(part, keras.Model) for part in parts)

@@ -89,8 +89,15 @@ class Job:
 
 
 # -- the queue on disk ---------------------------------------------------------------------------
+def _queue_path(root: Path | None) -> Path:
+    """Where the queue lives, without creating it: reading the queue (listing, looking a job
+    up) must leave the disk as it was, also for a mistyped ``--root``."""
+    return Path(root or default_root()) / JOBS
+
+
 def jobs_dir(root: Path | None = None) -> Path:
-    folder = Path(root or default_root()) / JOBS
+    """The queue's folder, created: for what writes to the queue or locks it."""
+    folder = _queue_path(root)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -116,7 +123,7 @@ def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
 
 
 def _file(root: Path | None, job_id: str) -> Path:
-    return jobs_dir(root) / f"{job_id}.json"
+    return _queue_path(root) / f"{job_id}.json"
 
 
 def _read(path: Path) -> Job | None:
@@ -127,19 +134,24 @@ def _read(path: Path) -> Job | None:
 
 
 def _write(root: Path | None, job: Job) -> None:
-    write_json_atomic(_file(root, job.id), asdict(job))
+    write_json_atomic(jobs_dir(root) / f"{job.id}.json", asdict(job))
 
 
 def get_job(job_id: str, root: Path | None = None) -> Job:
     job = _read(_file(root, job_id))
     if job is None:
-        raise BadConfigError(f"no job {job_id} under {jobs_dir(root)}")
+        raise BadConfigError(f"no job {job_id} under {_queue_path(root)}")
     return job
 
 
 def list_jobs(root: Path | None = None) -> list[Job]:
-    """Every job, oldest first (ids start with their submission time)."""
-    jobs = (_read(path) for path in sorted(jobs_dir(root).glob("*.json")))
+    """Every job, oldest first (ids start with their submission time). A queue that does not
+    exist holds no jobs: a fresh install, before anything was submitted, lists nothing, and
+    listing never creates the folder (a mistyped root would otherwise be made on disk)."""
+    folder = _queue_path(root)
+    if not folder.is_dir():
+        return []
+    jobs = (_read(path) for path in sorted(folder.glob("*.json")))
     return [job for job in jobs if job is not None]
 
 
@@ -194,6 +206,7 @@ def submit(kind: str, spec: dict[str, Any], label: str = "", root: Path | None =
 def cancel(job_id: str, root: Path | None = None) -> Job:
     """A queued job is dropped at once; a running one is asked to stop (its worker does the
     asking, through the run's CANCEL file, and the terminating if need be)."""
+    get_job(job_id, root)  # an unknown job (or queue) is an error before anything is created
     with _locked(jobs_dir(root) / "queue.lock"):
         job = get_job(job_id, root)
         if job.state == "queued":

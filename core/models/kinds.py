@@ -109,8 +109,14 @@ class ModelKind(ABC):
 
 
 def named_outputs(model: keras.Model) -> dict[str, Any]:
-    """A model's outputs by name: a one-output model's output is called ``"class"``."""
-    output = model.output
+    """A model's outputs by name: a one-output model's output is called ``"class"``. A loaded
+    ``Sequential`` model defines ``outputs`` but not ``output`` (Keras raises
+    ``AttributeError`` for it), so that list stands in; a model with neither still raises."""
+    try:
+        output = model.output
+    except AttributeError:
+        outputs = list(model.outputs)
+        output = outputs[0] if len(outputs) == 1 else outputs
     return dict(output) if isinstance(output, Mapping) else {"class": output}
 
 

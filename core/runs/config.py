@@ -29,6 +29,17 @@ TRANSFER = ("transfer",)
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
 #: and one saved before patch labels could be chosen labelled patches by class.
 ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class"}
+#: The largest input (and patch) side: a 2048-px film is 16 MiB as float32, and a batch and its
+#: activations many times that. A side typed past it (100,000 px would ask for terabytes) is
+#: refused by the config, before a run folder is made or anything is allocated.
+MAX_IMAGE_SIZE = 2048
+
+
+def up_to(high: int) -> Range:
+    """A positive size bounded by what one machine can hold: every setting that sizes an
+    array (input and patch sides, batch, units, steps, patches) has an upper bound too, so
+    that a typo cannot reach the allocator."""
+    return Range(0, high, low_open=True)
 
 
 def _backbones() -> list[str]:
@@ -91,7 +102,7 @@ class TrainConfig:
                         help="imagenet, none, or a weights file (ImageNet weights load "
                              "offline only where installed in the Keras cache)")
     image_size: int = knob(512, label="Input size (px)", help="model input side in pixels",
-                           valid=POSITIVE, span=(32, 2048), step=32)
+                           valid=up_to(MAX_IMAGE_SIZE), span=(32, MAX_IMAGE_SIZE), step=32)
     # None: the registry's default layer for the backbone
     feature_layer: str | None = knob(None, label="Feature layer (empty: the backbone's)",
                                      help="encoder layer the decoder/head reads",
@@ -100,11 +111,11 @@ class TrainConfig:
     cell: str = knob("lstm", label="Decoder cell", help="attention decoder cell",
                      choices=CELLS, models=ATTENTION)
     steps: int = knob(6, label="Attention steps", help="attention glimpse steps",
-                      valid=POSITIVE, span=(1, 32), models=ATTENTION)
+                      valid=up_to(32), span=(1, 32), models=ATTENTION)
     units: int = knob(256, label="Decoder units", help="units of the decoder's RNN cell",
-                      valid=POSITIVE, span=(1, 4096), models=ATTENTION, advanced=True)
+                      valid=up_to(4096), span=(1, 4096), models=ATTENTION, advanced=True)
     attention_units: int = knob(128, label="Attention units",
-                                help="units of the attention layer", valid=POSITIVE,
+                                help="units of the attention layer", valid=up_to(4096),
                                 span=(1, 4096), models=ATTENTION, advanced=True)
     attention_supervision: float = knob(
         1.0, label="Attention supervision", valid=NON_NEGATIVE, span=(0.0, 100.0),
@@ -137,7 +148,7 @@ class TrainConfig:
                             span=(0.0, 1000.0), models=TRANSFER)
     epochs: int = knob(30, label="Epochs", help="epochs of the first (head) phase",
                        valid=POSITIVE, span=(1, 1000))
-    batch_size: int = knob(32, label="Batch size", help="batch size", valid=POSITIVE,
+    batch_size: int = knob(32, label="Batch size", help="batch size", valid=up_to(1024),
                            span=(1, 1024))
     patience: int = knob(8, label="Patience (0: never stop early)",
                          help="epochs without validation improvement before stopping "
@@ -147,13 +158,14 @@ class TrainConfig:
         section="encoder",
         help="before the decoder: tune the encoder's top on patches of the located lesions "
              "and of normal tissue (films without lesion locations skip it, with a warning)")
-    patch_size: int = knob(96, label="Patch size (px)", valid=POSITIVE, span=(8, 2048),
+    patch_size: int = knob(96, label="Patch size (px)", valid=up_to(MAX_IMAGE_SIZE),
+                           span=(8, MAX_IMAGE_SIZE),
                            help="patch side in pixels, on the model-input grid",
                            section="encoder", advanced=True)
     patch_layers: int = knob(10, label="Patch layers", valid=NON_NEGATIVE, span=(0, 500),
                              help="top encoder layers that patch pretraining tunes",
                              section="encoder")
-    patches_per_lesion: int = knob(16, label="Patches per lesion", valid=POSITIVE,
+    patches_per_lesion: int = knob(16, label="Patches per lesion", valid=up_to(1000),
                                    span=(1, 1000), help="patches cut around each lesion",
                                    section="encoder", advanced=True)
     patch_labels: str = knob("lesion", label="Patch labels", choices=PATCH_LABELS,
@@ -179,7 +191,7 @@ class TrainConfig:
     augment_target: int | None = knob(
         None, label="Augmentation target (total films; 0: largest class x classes)",
         help="total films after balancing augmentation (default: largest class x classes)",
-        span=(0, 100_000), none_as=0)
+        valid=Range(0, 100_000), span=(0, 100_000), none_as=0)
     test_size: float = knob(0.25, label="Test share", valid=FRACTION, span=(0.01, 0.99),
                             help="share of the patients held out for the test split",
                             advanced=True)
@@ -200,6 +212,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for setting in SETTINGS.values():
             setting.check(getattr(self, setting.name))
+        self._check_program_fields()
         if type(self.prep_steps) is not PrepSteps:  # a PrepConfig would bring a second size
             raise BadConfigError("prep_steps must be PrepSteps: the input size is image_size")
         if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
@@ -209,6 +222,21 @@ class TrainConfig:
             raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
                                  f"({self.image_size} px): use a larger input, smaller "
                                  "patches or patch_epochs 0")
+
+    def _check_program_fields(self) -> None:
+        """The fields that are not knobs come from files too (a ``--config``, a manifest), so
+        their types are checked here: a list where an object belongs would otherwise be a
+        ``TypeError`` once training has begun."""
+        if not isinstance(self.dataset_options, dict) or not all(
+                isinstance(name, str) for name in self.dataset_options):
+            raise BadConfigError(f"dataset_options must be an object of loader options, got "
+                                 f"{self.dataset_options!r}")
+        if not isinstance(self.augment, AugmentConfig):
+            raise BadConfigError(f"augment must be an object of settings, got {self.augment!r}")
+        for name in ("folds", "fold"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise BadConfigError(f"{name} must be a whole number, got {value!r}")
 
     @property
     def prep(self) -> PrepConfig:

@@ -12,6 +12,7 @@ so a new setting is one field declaration, not three edits that drift apart.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,15 +120,35 @@ class Setting:
         return tuple(self.knob.menu()) if self.knob.menu else ()
 
     def check(self, value: Any) -> None:
-        """Raise ``BadConfigError`` naming the setting when ``value`` is not allowed."""
+        """Raise ``BadConfigError`` naming the setting when ``value`` is not allowed. The type
+        comes first: a config file may hold anything (``"epochs": "many"``), and comparing a
+        string with a range would be a ``TypeError`` instead of a message naming the setting."""
         if value is None and self.optional:
             return
+        if not _is_kind(value, self.kind):
+            raise BadConfigError(f"{self.name} must be {_KIND_WORDS.get(self.kind, 'a value')}"
+                                 f", got {value!r}")
         if self.knob.choices and value not in self.knob.choices:
             raise BadConfigError(f"{self.name} must be one of {', '.join(self.knob.choices)}, "
                                  f"got {value!r}")
         if self.knob.valid is not None and not self.knob.valid.holds(value):
             raise BadConfigError(f"{self.name} must {self.knob.valid.describe()}, "
                                  f"got {value!r}")
+
+
+#: How a message names each value type a knob can have.
+_KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of the knob's type. ``bool`` is an ``int`` to Python but not to a
+    person (``"epochs": true`` is a mistake), and a float setting takes whole numbers too
+    (JSON writes ``1.0`` as ``1``) but not NaN or infinity, which no range can judge."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    return isinstance(value, kind)
 
 
 def settings_of(config_class: type) -> dict[str, Setting]:

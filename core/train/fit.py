@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -361,6 +361,16 @@ def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
     return dataset, splits
 
 
+def with_absolute_root(config: TrainConfig) -> TrainConfig:
+    """``config`` with its dataset folder made absolute, as the manifest must keep it: a run
+    is evaluated and resumed from wherever its user stands, and a folder typed as
+    ``../shared/data/mias`` means another folder there. ``abspath`` normalises ``..`` without
+    following links, so the folder stays the one that was typed."""
+    if not config.root or os.path.isabs(config.root):
+        return config
+    return replace(config, root=os.path.abspath(config.root))
+
+
 def train(config: TrainConfig, out_root: Path | None = None,
           on_created: Callable[[Run], None] | None = None) -> Run:
     """Train ``config`` into a new run folder under ``out_root`` and return the run.
@@ -368,6 +378,7 @@ def train(config: TrainConfig, out_root: Path | None = None,
     ``on_created`` hears of the folder as soon as it exists, long before training ends: how
     a job supervisor learns which run to follow and, if it must, to cancel or mark failed.
     """
+    config = with_absolute_root(config)
     dataset, splits = _prepare(config)
     manifest = {
         "config": config.to_dict(),

@@ -152,6 +152,16 @@ def test_absolute_paths_and_drive_letters_are_refused(sandbox: Path, tmp_path: P
     no_stray_files(tmp_path)
 
 
+def test_a_zip_member_name_with_a_nul_is_refused(sandbox: Path, tmp_path: Path) -> None:
+    """Python's zipfile cuts a name at its first NUL, so ``NORM/o\\0../x`` was extracted as
+    ``NORM/o``: the archive said one thing and the disk got another. Refused, naming both."""
+    info = zipfile.ZipInfo("placeholder")
+    info.filename = "NORM/o\x00../../evil.pgm"  # as a hostile tool writes it
+    message = refuse(zip_bytes([("NORM/ok.pgm", b"fine"), (info, b"evil")]), sandbox, "NUL")
+    assert "NORM/o\\x00../../evil.pgm" in message
+    no_stray_files(tmp_path)
+
+
 def test_member_parts_drops_empty_and_dot_components() -> None:
     assert member_parts("./a//b/./c.txt") == ("a", "b", "c.txt")
     assert member_parts("./") == ()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from core.cli import main
 from core.errors import BadConfigError
 from core.evaluate.predict import predict_films
 from core.runs.config import TrainConfig
@@ -114,6 +115,27 @@ def test_cli_predict_prints_one_entry_per_file(run: Run, films: list[Path],
     assert [e["file"] for e in entries] == [str(films[0]), str(bad)]
     assert Path(entries[0]["heatmap"]).is_file() and "error" in entries[1]
     assert np.isclose(sum(entries[0]["probabilities"].values()), 1.0, atol=1e-5)
+
+
+def test_cli_predict_fails_when_no_film_could_be_scored(
+        run: Run, films: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0 with every film failed told scripts all was well: now the document still lists
+    each film's error, one line on stderr says none was scored, the status is 2 and no
+    output folder is left behind; one good film among bad ones still exits 0."""
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["predict", str(run.path), str(bad), str(tmp_path / "missing.pgm"),
+                 "--out", str(out), "--json"]) == 2
+    stdout, stderr = capsys.readouterr()
+    entries = json.loads(stdout)
+    assert [e["file"] for e in entries] == [str(bad), str(tmp_path / "missing.pgm")]
+    assert all("error" in entry for entry in entries)
+    assert stderr.count("\n") == 1 and "no film could be scored" in stderr and str(bad) in stderr
+    assert not out.exists()
+    assert main(["predict", str(run.path), str(bad), str(films[0]), "--out", str(out),
+                 "--json"]) == 0
 
 
 def test_cli_predict_with_a_missing_run_is_one_line(tmp_path: Path, films: list[Path]) -> None:

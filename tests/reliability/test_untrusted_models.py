@@ -125,13 +125,29 @@ def _edit_manifest(folder: Path, edit: Callable[[dict], object]) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
-def _replace_in_archive(model_file: Path, member: str, content: bytes) -> None:
+def _replace_in_archive(model_file: Path, member: str, content: bytes,
+                        compression: int = zipfile.ZIP_STORED) -> None:
     with zipfile.ZipFile(model_file) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}
     members[member] = content
-    with zipfile.ZipFile(model_file, "w") as archive:
+    with zipfile.ZipFile(model_file, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
+
+
+def _padded_config(folder: Path) -> None:
+    """The run's own model, its config.json padded with 9 MiB of blanks after the JSON: a
+    valid model Keras would parse whole (a 300 MB one cost 1.43 GB), refused by its size."""
+    with zipfile.ZipFile(folder / MODEL) as archive:
+        config = archive.read("config.json")
+    _replace_in_archive(folder / MODEL, "config.json", config + b" " * (9 * 1024**2),
+                        zipfile.ZIP_DEFLATED)
+
+
+def _weights_bomb(folder: Path) -> None:
+    """Weights that expand from a few KB to 64 MiB: over 200 times their compressed size."""
+    _replace_in_archive(folder / MODEL, "model.weights.h5", bytes(64 * 1024**2),
+                        zipfile.ZIP_DEFLATED)
 
 
 def _ours(stderr: str) -> str:
@@ -229,6 +245,19 @@ def _two_outputs(folder: Path) -> None:
     keras.Model(films, [flat, flat]).save(folder / MODEL)
 
 
+def _sequential(folder: Path) -> None:
+    """A harmless foreign model of the right input and class count: a Keras ``Sequential``
+    loads without ``model.output`` defined, which was an AttributeError traceback."""
+    keras.Sequential([keras.Input((SIDE, SIDE, 1)), keras.layers.GlobalAveragePooling2D(),
+                      keras.layers.Dense(CLASSES)]).save(folder / MODEL)
+
+
+def _sequential_transfer(folder: Path) -> None:
+    """The same model, claimed by a transfer run: its output fits, its shape does not."""
+    _sequential(folder)
+    _edit_manifest(folder, lambda m: m["config"].update(model="transfer"))
+
+
 #: A damaged or foreign run folder -> (how it is made, the file its error names, a fragment
 #: of that error).
 DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
@@ -248,10 +277,21 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "model of another class count": (lambda f: _model(classes=3).save(f / MODEL), MODEL,
                                      "3 classes"),
     "model with two outputs": (_two_outputs, MODEL, "no class output"),
+    "model a foreign Sequential": (_sequential, MODEL, "attention output"),
+    "model a foreign Sequential, transfer run": (_sequential_transfer, MODEL,
+                                                 "not films -> encoder -> head"),
+    "model config.json expanding to 9 MiB": (_padded_config, MODEL, "config.json expands to"),
+    "model weights a zip bomb": (_weights_bomb, MODEL, "likely zip bomb"),
     "model weights garbage": (_garbage_weights, MODEL, "not a model this program can load"),
     "model missing": (lambda f: (f / MODEL).unlink(), "", "no trained model"),
     "manifest not JSON": (lambda f: (f / MANIFEST).write_text("{status: done"), MANIFEST,
                           "unreadable manifest"),
+    "manifest nested past the recursion limit": (
+        lambda f: (f / MANIFEST).write_text("[" * 100_000 + "]" * 100_000), MANIFEST,
+        "nested too deeply"),
+    "manifest with a 5,000-digit integer": (
+        lambda f: (f / MANIFEST).write_text('{"seed": ' + "9" * 5000 + "}"), MANIFEST,
+        "digits"),
     "manifest a JSON list": (lambda f: (f / MANIFEST).write_text("[1, 2]"), MANIFEST,
                              "not a JSON object"),
     "manifest without config": (lambda f: _edit_manifest(f, lambda m: m.pop("config")),

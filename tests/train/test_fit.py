@@ -327,3 +327,30 @@ def test_attention_model_learns_and_localises_on_synthetic_films(keras_home: Pat
     assert localisation["n_scored"] >= 50
     assert result["pointing_game"] >= 0.6, localisation
     assert result["pointing_game"] >= 5 * localisation["overall"]["chance"], localisation
+
+
+def test_a_run_keeps_its_dataset_folder_absolute(synthetic_root: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder typed relative (``../shared/data/mias``) was kept as typed, so ``evaluate``
+    from anywhere else failed with "not a folder". The manifest now holds it absolute; a run
+    saved before, with a relative root, still evaluates from the folder it was made in."""
+    from core.cli import main
+    from core.runs.folder import MANIFEST
+
+    monkeypatch.chdir(synthetic_root.parent)
+    run = train(_tiny(Path(synthetic_root.name), epochs=1), tmp_path / "runs")
+    manifest = json.loads((run.path / MANIFEST).read_text())
+    assert manifest["config"]["root"] == str(synthetic_root)
+    assert manifest["dataset"]["root"] == str(synthetic_root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["evaluate", str(run.path), "--json"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["n"] > 0
+
+    manifest["config"]["root"] = manifest["dataset"]["root"] = synthetic_root.name  # as before
+    (run.path / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.chdir(synthetic_root.parent)
+    assert main(["evaluate", str(run.path), "--json"]) == 0, capsys.readouterr().err
