@@ -62,3 +62,14 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_json_atomic(target: Path, document: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(document, indent=2, default=str))
+
+
+def make_folder(folder: Path, what: str) -> Path:
+    """``folder`` and its parents, created if missing; a folder that cannot exist (no
+    permission, a file in the way, a full disk) is one ``BadConfigError`` naming it and
+    ``what`` it was for, so every caller fails alike and up front."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadConfigError(f"{folder}: cannot create the {what} ({error.strerror})") from None
+    return folder

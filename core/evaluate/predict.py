@@ -26,6 +26,7 @@ import cv2
 import keras
 import numpy as np
 
+from core.atomic import make_folder
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
@@ -94,11 +95,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
     """
     out = Path(out_dir)
     loaded = loaded_run(run)
-    try:  # a folder that cannot exist fails every film alike: say so once, up front
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadConfigError(f"{out}: cannot create the output folder ({error.strerror})") \
-            from None
+    make_folder(out, "output folder")  # one message up front, not one per film
 
     def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
         overlay = viridis_overlay(film.pixels, heat, predicted=predicted)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, make_folder
 from core.errors import BadConfigError
 from core.metrics.headline import HEADLINE
 from core.metrics.scores import classification_report, per_class_counts, report_rows
@@ -43,12 +43,7 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
     cm = np.asarray(evaluation["confusion_matrix"], dtype=np.int64)
     if cm.shape != (len(labels), len(labels)):
         raise BadConfigError(f"confusion matrix of shape {cm.shape} for {len(labels)} classes")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadConfigError(f"{out}: cannot create the report folder ({error.strerror})") \
-            from None
+    out = make_folder(Path(out_dir), "report folder")
     rows = report_rows(classification_report(*_labels_of(cm), labels))
     counts = [{"class": name, **row} for name, row in per_class_counts(cm, labels).items()]
     tables = {"classification_report": pd.DataFrame(rows),

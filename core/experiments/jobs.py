@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_json_atomic
+from core.atomic import make_folder, write_json_atomic
 from core.errors import BadConfigError, MammoError
 from core.runs.config import TrainConfig
 from core.runs.folder import Run, default_root, open_run, utc_now
@@ -97,13 +97,7 @@ def _queue_path(root: Path | None) -> Path:
 
 def jobs_dir(root: Path | None = None) -> Path:
     """The queue's folder, created: for what writes to the queue or locks it."""
-    folder = _queue_path(root)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadConfigError(f"{folder}: cannot create the jobs folder ({error.strerror})") \
-            from None
-    return folder
+    return make_folder(_queue_path(root), "jobs folder")
 
 
 @contextmanager

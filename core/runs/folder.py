@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.atomic import WriteError, write_json_atomic
+from core.atomic import WriteError, make_folder, write_json_atomic
 from core.errors import BadConfigError
 from core.metrics.headline import TEST_ONLY, VALIDATION, by_key, keys
 from core.runs.plan import Event
@@ -151,11 +151,7 @@ def _slug(text: str) -> str:
 
 def create_run(name: str, manifest: dict[str, Any], root: Path | None = None) -> Run:
     """Make a new run folder whose name no other run has, with its first manifest."""
-    root = Path(root or default_root())
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BadConfigError(f"{root}: cannot create the runs folder ({error.strerror})") from error
+    root = make_folder(Path(root or default_root()), "runs folder")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{_slug(name)}"
     for attempt in range(1000):
