@@ -11,7 +11,8 @@ baselines (always "no cancer": AUC 0.5, sensitivity 0; chance: AUC 0.5, sensitiv
     python bench/rsna_anchor.py --root ../shared/data/rsna-640 --weights ../shared/weights
 
 Features are cached in ``$MAMMO_CACHE`` (``core.models.features``), so a rerun only fits the
-regressions. The JSON goes to ``bench/out/rsna/anchor.json``.
+regressions. The JSON goes to ``bench/out/rsna/anchor.json`` (``--encoder efficientnet_lite0``:
+the same probe on EfficientNet-Lite0's last feature map: ``anchor-efficientnet_lite0.json``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from core.settings import REPO, SHARED
 FOLDS = 5
 SEED = 0
 IMAGE_SIZE = 512
-OUT = REPO / "bench" / "out" / "rsna" / "anchor.json"
+OUT = REPO / "bench" / "out" / "rsna"
+#: The encoders the anchor can use: their ImageNet file in ``--weights``, and the name of the
+#: JSON written (MobileNetV2's is the anchor the issue asks for; EfficientNet-Lite0 is the
+#: same probe on the stronger encoder, its last feature map through the registry's port).
+ENCODERS = {"mobilenet_v2": ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                             "anchor.json"),
+            "efficientnet_lite0": ("efficientnet-lite0-57934424.pth",
+                                   "anchor-efficientnet_lite0.json")}
 
 
 def _interval(values: list[float]) -> dict[str, float]:
@@ -43,29 +51,41 @@ def _interval(values: list[float]) -> dict[str, float]:
             "low": float(array.mean() - half), "high": float(array.mean() + half)}
 
 
-def _pooled_features(images: np.ndarray, weights_file: Path) -> np.ndarray:
-    """MobileNetV2's last feature map averaged over the film: 1280 numbers per film, through
-    the product's per-image feature cache (keyed by the encoder and each film's content)."""
+def _pooled_features(images: np.ndarray, encoder: str, weights_file: Path) -> np.ndarray:
+    """The encoder's last feature map averaged over the film (1280 numbers per film for
+    both), through the product's per-image feature cache (keyed by the encoder and each
+    film's content)."""
     import keras
 
-    from core.models.backbones import BACKBONES
+    from core.models.backbones import BACKBONES, build_backbone, film_encoder
     from core.models.features import cached_features, encoder_key
 
-    model = keras.applications.MobileNetV2(include_top=False, weights=None, pooling="avg",
-                                           input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
-    model.load_weights(str(weights_file))
-    preprocess = BACKBONES["mobilenet_v2"].preprocess
+    if encoder == "mobilenet_v2":
+        model = keras.applications.MobileNetV2(include_top=False, weights=None, pooling="avg",
+                                               input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+        model.load_weights(str(weights_file))
+        preprocess = BACKBONES["mobilenet_v2"].preprocess
 
-    def encode(batch: np.ndarray) -> np.ndarray:
-        films = np.repeat(batch[..., None], 3, axis=-1).astype(np.float32)
-        return np.asarray(model.predict_on_batch(preprocess(films)))
+        def encode(batch: np.ndarray) -> np.ndarray:
+            films = np.repeat(batch[..., None], 3, axis=-1).astype(np.float32)
+            return np.asarray(model.predict_on_batch(preprocess(films)))
+        name = "mobilenet_v2-avg"
+    else:
+        grey = film_encoder(build_backbone(encoder, IMAGE_SIZE, weights_file,
+                                           feature_layer="top_activation"))
 
-    key = encoder_key({"anchor": "mobilenet_v2-avg", "size": IMAGE_SIZE,
+        def encode(batch: np.ndarray) -> np.ndarray:
+            maps = np.asarray(grey.predict_on_batch(batch[..., None].astype(np.float32)))
+            return maps.mean(axis=(1, 2))
+        name = f"{encoder}-avg"
+
+    key = encoder_key({"anchor": name, "size": IMAGE_SIZE,
                        "weights": weights_file.name, "keras": keras.__version__})
     return cached_features(encode, images, key, batch_size=16, dtype=np.float32)
 
 
-def run_variant(root: Path, weights_file: Path, fix_inverted: bool) -> dict[str, Any]:
+def run_variant(root: Path, encoder: str, weights_file: Path,
+                fix_inverted: bool) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -87,7 +107,7 @@ def run_variant(root: Path, weights_file: Path, fix_inverted: bool) -> dict[str,
     groups = dataset.groups[keep]
     positive = labels == positive_class(dataset.classes)
     prepared_s = time.time() - started
-    features = _pooled_features(images[keep], weights_file)
+    features = _pooled_features(images[keep], encoder, weights_file)
     encoded_s = time.time() - started - prepared_s
 
     folds = []
@@ -122,23 +142,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=SHARED / "data" / "rsna-640")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights")
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="mobilenet_v2")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    weights_file = args.weights / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    file_name, out_name = ENCODERS[args.encoder]
+    weights_file = args.weights / file_name
     if not weights_file.is_file():
-        raise SystemExit(f"{weights_file}: the ImageNet MobileNetV2 file is needed")
+        raise SystemExit(f"{weights_file}: the encoder's ImageNet file is needed")
+    flag = "" if args.encoder == "mobilenet_v2" else f" --encoder {args.encoder}"
+    title = {"mobilenet_v2": "MobileNetV2", "efficientnet_lite0": "EfficientNet-Lite0"}
     result = {"command": "python bench/rsna_anchor.py --root ../shared/data/rsna-640 "
-                         "--weights ../shared/weights",
-              "model": "frozen ImageNet MobileNetV2 (512 px, global average pool) + "
-                       "logistic regression (C=0.01, balanced)",
+                         f"--weights ../shared/weights{flag}",
+              "model": f"frozen ImageNet {title[args.encoder]} (512 px, global average pool) "
+                       "+ logistic regression (C=0.01, balanced)",
               "protocol": f"{FOLDS}-fold patient-grouped CV, seed {SEED}",
-              "variants": [run_variant(args.root, weights_file, fix) for fix in (False, True)]}
+              "variants": [run_variant(args.root, args.encoder, weights_file, fix)
+                           for fix in (False, True)]}
     stored, fixed = result["variants"]
     result["inversion_fix_gain"] = {  # paired fold by fold: the same folds, the same films
         name: _interval([f[name] - s[name] for f, s in zip(fixed["folds"], stored["folds"])])
         for name in stored["summary"]}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    reference = OUT / ENCODERS["mobilenet_v2"][1]
+    if args.encoder != "mobilenet_v2" and reference.is_file():
+        # The same folds (the same films, the same seed): paired fold by fold with the anchor.
+        anchor = json.loads(reference.read_text())["variants"]
+        result["gain_over_mobilenet_v2"] = {
+            variant["variant"]: {name: _interval([f[name] - a[name] for f, a in zip(
+                variant["folds"], base["folds"])]) for name in variant["summary"]}
+            for variant, base in zip(result["variants"], anchor)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / out_name).write_text(json.dumps(result, indent=2) + "\n")
     for variant in result["variants"]:
         summary = variant["summary"]
         print(f"{variant['variant']}: " + ", ".join(
@@ -147,6 +180,10 @@ def main() -> None:
     print("inversion fix, paired gain: " + ", ".join(
         f"{name} {s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
         for name, s in result["inversion_fix_gain"].items()))
+    for variant, gains in result.get("gain_over_mobilenet_v2", {}).items():
+        print(f"{variant}, paired gain over the MobileNetV2 anchor: " + ", ".join(
+            f"{name} {s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
+            for name, s in gains.items()))
 
 
 if __name__ == "__main__":
