@@ -53,8 +53,9 @@ class Progress:
 
 def follow(run: Run) -> Progress:
     """Read the run's log and manifest into one ``Progress``."""
-    status = str(run.manifest.get("status", "running"))
-    tracker = _Tracker(_plan(run.manifest.get("config")))
+    manifest = run.manifest  # one read: followers poll this every second
+    status = str(manifest.get("status", "running"))
+    tracker = _Tracker(_plan(manifest.get("config")))
     for event in run.events():
         tracker.apply(event)
     progress = tracker.progress
