@@ -9,6 +9,10 @@ which the file system does in one step.
 A write that fails (disk full, no permission, read-only file system) raises ``WriteError``
 naming the target: the machine's state, not a bug, so the CLI and the pages show it as one
 line. The temporary file goes with it, and the target keeps its previous content.
+
+The same files are read back by ``read_json_object``: the one guarded read of a JSON
+document that may have been damaged or come from someone else (a copied run's manifest, a
+user's ``--config``).
 """
 
 from __future__ import annotations
@@ -73,3 +77,27 @@ def make_folder(folder: Path, what: str) -> Path:
     except OSError as error:
         raise BadConfigError(f"{folder}: cannot create the {what} ({error.strerror})") from None
     return folder
+
+
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; any fault is one ``BadConfigError`` naming the file and
+    ``what`` it should have been ("manifest", "JSON config").
+
+    The file may be anything: missing, unreadable, bytes that are not UTF-8, JSON nested past
+    Python's recursion limit, an integer too long to parse, or a list where an object
+    belongs. Each of these would otherwise surface as a different exception, or a
+    traceback, wherever the file is read.
+    """
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadConfigError(f"{path}: no such file (expected a {what})") from None
+    except OSError as error:
+        raise BadConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except RecursionError:
+        raise BadConfigError(f"{path}: unreadable {what} (nested too deeply)") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, huge integers
+        raise BadConfigError(f"{path}: unreadable {what} ({error})") from None
+    if not isinstance(document, dict):
+        raise BadConfigError(f"{path}: unreadable {what} (not a JSON object)")
+    return document

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from core.atomic import read_json_object
 from core.data import LOADERS, dataset_options
 from core.data.options import DatasetOption
 from core.errors import BadConfigError, MammoError
@@ -92,20 +93,8 @@ def _import_keras_quietly() -> None:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    """A ``--config`` file's settings. The file is the user's, and may be anything: JSON
-    nested past Python's recursion limit, an integer too long to parse or bytes that are not
-    text are each one error naming the file, like any other bad config."""
-    try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BadConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
-    except RecursionError:
-        raise BadConfigError(f"{path}: not a readable JSON config (nested too deeply)") from None
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, huge integers
-        raise BadConfigError(f"{path}: not a readable JSON config ({error})") from None
-    if not isinstance(values, dict):
-        raise BadConfigError(f"{path}: not a JSON object of settings")
-    return values
+    """A ``--config`` file's settings: the user's file, so any fault is one error naming it."""
+    return read_json_object(path, "JSON config")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.atomic import WriteError, make_folder, write_json_atomic
+from core.atomic import WriteError, make_folder, read_json_object, write_json_atomic
 from core.errors import BadConfigError
 from core.metrics.headline import TEST_ONLY, VALIDATION, by_key, keys
 from core.runs.plan import Event
@@ -78,19 +78,9 @@ class Run:
         the folder) and checked: a run folder may have been copied from elsewhere or
         damaged, so any fault is one ``BadConfigError`` naming the file, never a traceback."""
         file = self.path / MANIFEST
-        try:
-            manifest = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadConfigError(f"{self.path}: not a run folder (no {MANIFEST})") from None
-        except OSError as error:
-            raise BadConfigError(f"{file}: cannot be read ({error.strerror})") from None
-        except RecursionError:
-            raise BadConfigError(f"{file}: unreadable manifest (nested too deeply)") from None
-        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, huge integers
-            raise BadConfigError(f"{file}: unreadable manifest ({error})") from None
-        if not isinstance(manifest, dict):
-            raise BadConfigError(f"{file}: unreadable manifest (not a JSON object)")
-        return manifest
+        if not file.exists():
+            raise BadConfigError(f"{self.path}: not a run folder (no {MANIFEST})")
+        return read_json_object(file, "manifest")
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into the manifest and rewrite it atomically."""

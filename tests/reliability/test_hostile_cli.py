@@ -28,7 +28,7 @@ CONFIG_FILES: dict[str, tuple[str, str]] = {
     "a list of loader options": ('{"dataset_options": [1]}', "dataset_options must be"),
     "a word as the fold count": ('{"folds": "x"}', "folds must be a whole number"),
     "a huge input size": ('{"image_size": 100000}', "image_size must be in (0, 2048]"),
-    "not UTF-8": ("\udcff", "not a readable JSON config"),
+    "not UTF-8": ("\udcff", "unreadable JSON config"),
 }
 
 
