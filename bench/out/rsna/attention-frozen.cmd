@@ -1,1 +1,0 @@
-python -m core cv --dataset rsna --root ../shared/data/rsna-640 --folds 5 --model attention --patch-epochs 0 --fine-tune-layers 0 --json
