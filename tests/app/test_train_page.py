@@ -113,7 +113,7 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
         # the live curves, epochs counted across phases (an epoch is logged before its
         # checkpoint, so the one awaited above is drawn)
         traces = json.loads(session.get("plotly_chart")[0].proto.spec)["data"]
-        assert "loss (train)" in {trace["name"] for trace in traces}
+        assert "loss (training)" in {trace["name"] for trace in traces}
     assert len(list_jobs(runs)) == 1
 
     cancel = [b for b in second.button if b.label == "Cancel this training"]
