@@ -20,7 +20,7 @@ import streamlit as st
 from core.data import LOADERS
 from core.errors import MammoError
 from core.experiments.cv import read_summaries, split_comparison, split_pairs
-from core.metrics.headline import RANKED_BY, by_key
+from core.metrics.headline import RANKED_BY
 from core.render.charts import compared_curves, history_label, runs_comparison
 from core.runs.files import served_file
 from core.runs.folder import (
@@ -244,7 +244,7 @@ def split_leakage() -> None:
     left.metric(f"{shown['figure']}, {FILM_LEVEL}", f"{shown['film_level']:.2f}")
     right.metric(f"{shown['figure']}, {PATIENT_GROUPED}", f"{shown['patient_grouped']:.2f}",
                  delta=f"{-shown['difference']:+.2f} against the film-level split",
-                 delta_color="normal" if by_key(shown["key"]).higher_is_better else "inverse")
+                 delta_color="off")  # lower here is not worse: it is the honest figure
     st.dataframe(pd.DataFrame([{
         "figure": row["figure"],
         FILM_LEVEL: _interval_text(row["film_level"], row["film_level_interval"]),
