@@ -39,7 +39,7 @@ from core.experiments.browse import (
 from core.prep.survey import survey
 from core.runs.config import TrainConfig
 from core.settings import data_root
-from ui.notices import show_warnings
+from ui.notices import show_listed, sort_warnings
 from ui.state import (
     ActiveDataset,
     active_dataset,
@@ -283,10 +283,19 @@ def show_summary(dataset: Dataset) -> None:
     right.dataframe(pd.DataFrame({"tissue": [describe(t, "tissue") for t in summary["tissue"]],
                                   "films": list(summary["tissue"].values())}), hide_index=True,
                       placeholder=EMPTY)
-    # In view, not only in a closed expander: the counts above leave these out. The
-    # missing films are one notice (their count, their names folded), not one per mention.
-    show_warnings(summary["warnings"], missing=summary["missing"])
-    if not summary["warnings"]:
+    # The missing films are one notice (their count, their names folded), not one per
+    # mention; the other warnings are in view, not only in a closed expander: the counts
+    # above leave these out.
+    listed, warnings = sort_warnings(summary["warnings"])
+    show_listed(listed, missing=summary["missing"])
+    if warnings:
+        st.warning(f"{len(warnings)} warning(s) while reading: some annotation rows, films "
+                   "or files are missing or could not be used, and are left out; the list "
+                   "below says which and why.", icon=":material/warning:")
+        with st.expander(f"{len(warnings)} warning(s) while reading", expanded=True):
+            for line in warnings:
+                st.text(line)
+    elif not listed:
         st.caption("Every annotation row and film was usable.")
 
 

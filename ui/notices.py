@@ -31,24 +31,39 @@ def split_listed(warning: str) -> tuple[str, list[str]]:
     return sentence, names
 
 
-def show_warnings(warnings: Sequence[str], missing: Sequence[str] = ()) -> None:
-    """Each warning once. One that lists names shows its sentence with the names in an
-    expander; the one that lists ``missing`` films (a dataset's ``missing``, complete where
-    the loader's line may be cut short) shows them all."""
+Listed = tuple[str, list[str]]
+
+
+def sort_warnings(warnings: Sequence[str]) -> tuple[list[Listed], list[str]]:
+    """The warnings that list names, as (sentence, names), and the others as they are."""
+    listed, others = [], []
     for warning in warnings:
         sentence, names = split_listed(warning)
-        if not names:
-            st.warning(warning, icon=":material/warning:")
-            continue
-        listed = [name for name in names if name != "..."]
-        if missing and set(listed) <= set(missing):
-            names = list(missing)
-        _listed_notice(sentence, [name for name in names if name != "..."],
-                       cut_short="..." in names)
+        if names:
+            listed.append((sentence, names))
+        else:
+            others.append(warning)
+    return listed, others
 
 
-def _listed_notice(sentence: str, names: list[str], cut_short: bool) -> None:
-    st.warning(f"{sentence}; they are left out.", icon=":material/warning:")
-    which = f"the first {len(names)}" if cut_short else f"all {len(names)}"
-    with st.expander(f"Which ones ({which})"):
-        st.text(" ".join(names))
+def show_listed(listed: Sequence[Listed], missing: Sequence[str] = ()) -> None:
+    """One notice per list: its sentence in view, its names in an expander. The list of
+    ``missing`` films (a dataset's ``missing``, complete where the loader's line may have
+    been cut short) shows them all."""
+    for sentence, names in listed:
+        shown = [name for name in names if name != "..."]
+        cut_short = "..." in names
+        if missing and set(shown) <= set(missing):
+            shown, cut_short = list(missing), False
+        st.warning(f"{sentence}; they are left out.", icon=":material/warning:")
+        which = f"the first {len(shown)}" if cut_short else f"all {len(shown)}"
+        with st.expander(f"Which ones ({which})"):
+            st.text(" ".join(shown))
+
+
+def show_warnings(warnings: Sequence[str], missing: Sequence[str] = ()) -> None:
+    """Each warning once: a list as ``show_listed`` shows it, any other as it is."""
+    listed, others = sort_warnings(warnings)
+    show_listed(listed, missing)
+    for warning in others:
+        st.warning(warning, icon=":material/warning:")
