@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from factories import TINY, open_page
 from ui.notices import split_listed
 
 
@@ -46,3 +51,25 @@ def test_a_list_cut_short_says_so() -> None:
         "warnings": ["30 images named in train.csv have no file: a/1 a/2 a/3 a/4 ..."],
         "missing": []}).run()
     assert [expander.label for expander in app.expander] == ["Which ones (the first 4)"]
+
+
+def test_evaluate_shows_the_missing_films_once_with_their_list_folded(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MIAS folder whose Info.txt names films it lacks (mini-MIAS lacks 66): Evaluate says
+    how many, once, and folds the names, instead of a line of ids atop the page."""
+    from core.runs.config import TrainConfig
+    from core.train.fit import train
+
+    films = Path(shutil.copytree(synthetic_root, tmp_path / "films"))
+    gone = sorted(films.glob("mdb*"))[-4:]
+    for film in gone:
+        film.unlink()
+    train(TrainConfig(dataset="mias", root=str(films)).with_overrides(**{**TINY, "epochs": 1}),
+          tmp_path / "models")
+    app = open_page("pages/evaluate.py", tmp_path / "models", tmp_path / "data", monkeypatch)
+    absent = [warning.value for warning in app.warning if "absent" in warning.value]
+    assert absent == ["4 film(s) listed in Info.txt are absent; they are left out."]
+    (listing,) = [expander for expander in app.expander
+                  if any(gone[0].stem in text.value for text in expander.text)]
+    assert listing.label == "Which ones (all 4)"
+    assert sum(gone[0].stem in text.value for text in app.text) == 1
