@@ -146,8 +146,10 @@ def _cv(args: argparse.Namespace) -> dict[str, Any]:
     base = _train_config(args)
     if not args.verbose:
         _import_keras_quietly()
-    from core.experiments.cv import run_cv
+    from core.experiments.cv import run_cv, run_split_pair
 
+    if args.compare_splits:
+        return run_split_pair(base, folds=args.folds, out_root=args.out)
     return run_cv(base, folds=args.folds, out_root=args.out)
 
 
@@ -404,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv = commands.add_parser("cv", help="patient-grouped k-fold cross-validation")
     _add_train_options(cv)
     cv.add_argument("--folds", type=_positive_int, default=5)
+    cv.add_argument("--compare-splits", action="store_true",
+                    help="run it twice, patient-grouped and film-level (the first paper's "
+                    "protocol), and compare the two: the Runs page shows the pair")
     cv.set_defaults(handler=_cv)
 
     predict = commands.add_parser("predict", help="classify films with a run, with heatmaps")

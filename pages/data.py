@@ -39,6 +39,7 @@ from core.experiments.browse import (
 from core.prep.survey import survey
 from core.runs.config import TrainConfig
 from core.settings import data_root
+from ui.notices import show_listed, sort_warnings
 from ui.state import (
     ActiveDataset,
     active_dataset,
@@ -62,6 +63,8 @@ SYNTHETIC_SIZES = (128, 256, 512, 1024)
 PAGE_SIZE = 12
 GRID_COLUMNS = 4
 THUMBNAIL_PX = 256
+#: What a table cell with no value shows (never "None").
+EMPTY = "—"
 
 
 # -- cached reads -------------------------------------------------------------------------------
@@ -272,26 +275,28 @@ def show_summary(dataset: Dataset) -> None:
     left.dataframe(pd.DataFrame({"class": list(summary["classes"]),
                                  "meaning": [CLASS_NAMES.get(c, "") for c in summary["classes"]],
                                  "films": list(summary["classes"].values())}),
-                   hide_index=True)
+                   hide_index=True, placeholder=EMPTY)
     middle.dataframe(pd.DataFrame({"severity": [describe(s, "severity")
                                                 for s in summary["severity"]],
                                    "films": list(summary["severity"].values())}),
-                     hide_index=True)
+                     hide_index=True, placeholder=EMPTY)
     right.dataframe(pd.DataFrame({"tissue": [describe(t, "tissue") for t in summary["tissue"]],
-                                  "films": list(summary["tissue"].values())}), hide_index=True)
-    warnings = summary["warnings"]
-    if warnings:  # in view, not only in a closed expander: the counts above leave these out
+                                  "films": list(summary["tissue"].values())}), hide_index=True,
+                      placeholder=EMPTY)
+    # The missing films are one notice (their count, their names folded), not one per
+    # mention; the other warnings are in view, not only in a closed expander: the counts
+    # above leave these out.
+    listed, warnings = sort_warnings(summary["warnings"])
+    show_listed(listed, missing=summary["missing"])
+    if warnings:
         st.warning(f"{len(warnings)} warning(s) while reading: some annotation rows, films "
                    "or files are missing or could not be used, and are left out; the list "
                    "below says which and why.", icon=":material/warning:")
-    with st.expander(f"{len(warnings)} warning(s) while reading", expanded=bool(warnings)):
-        for line in warnings:
-            st.text(line)
-        if not warnings:
-            st.caption("None: every annotation row and film was usable.")
-    if summary["missing"]:
-        with st.expander(f"{len(summary['missing'])} film(s) named but absent"):
-            st.text(" ".join(summary["missing"]))
+        with st.expander(f"{len(warnings)} warning(s) while reading", expanded=True):
+            for line in warnings:
+                st.text(line)
+    elif not listed:
+        st.caption("Every annotation row and film was usable.")
 
 
 def show_polarity(active: ActiveDataset) -> None:
@@ -377,7 +382,8 @@ def show_counts(active: ActiveDataset) -> None:
         wide = table.pivot_table(index="class", columns=["stage", "part"], values="films",
                                  sort=False)
         wide.columns = [f"{part} {stage}" for stage, part in wide.columns]
-        st.dataframe(wide)
+        st.dataframe(wide, placeholder=EMPTY, column_config={
+            column: st.column_config.NumberColumn(format="%.0f") for column in wide.columns})
 
 
 def main() -> None:

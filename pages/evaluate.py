@@ -26,6 +26,7 @@ from core.render.charts import (
 )
 from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
+from ui.notices import show_warnings
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import enter_through_app, show_error
 
@@ -144,8 +145,7 @@ source = evaluation.get("source") or {}
 st.caption(f"{evaluation['n']} films of the {source.get('kind', 'test split')} of "
            f"{source.get('dataset')} ({source.get('root')}); classes "
            f"{', '.join(evaluation['labels'])}.")
-for warning in evaluation.get("warnings") or ():
-    st.warning(warning, icon=":material/warning:")
+show_warnings(evaluation.get("warnings") or ())
 
 st.subheader("Headline figures and trivial baselines")
 headline(evaluation)

@@ -97,6 +97,19 @@ def open_page(page: str, models: Path, data: Path, monkeypatch: pytest.MonkeyPat
     return app
 
 
+def cv_document(config: dict[str, Any], figures: list[dict[str, float]],
+                synthetic: bool = True) -> dict[str, Any]:
+    """A ``run_cv`` document as cross-validation returns it, from each fold's headline
+    figures (no training): for pages and functions that read saved summaries."""
+    from core.experiments.cv import summarise_folds
+
+    majority = {"accuracy": 0.5, "balanced_accuracy": 0.2, "macro_f1": 0.1, "weighted_f1": 0.3}
+    folds = [{"fold": index, "run": f"/runs/fold-{index}", "n": 10, **values,
+              "baselines": {"majority": majority}} for index, values in enumerate(figures)]
+    return {"config": config, "synthetic": synthetic, "folds": folds,
+            **summarise_folds(folds)}
+
+
 # -- PyTorch state dicts, written without torch ---------------------------------------------------
 #: Storage class names by NumPy type, as ``torch.save`` pickles them.
 TORCH_STORAGES = {"float32": "FloatStorage", "float16": "HalfStorage", "float64": "DoubleStorage",

@@ -12,6 +12,7 @@ import streamlit as st
 from core.errors import MammoError
 from core.experiments.jobs import Job, active_jobs, cancel, list_jobs
 from core.render.charts import training_curves
+from core.runs.folder import Run, run_title
 from core.runs.follow import follow
 from ui.state import runs_root, set_active_run, show_error
 
@@ -64,10 +65,11 @@ def _running(job: Job, key: str) -> None:
         label = f"{progress.stage}: {progress.detail}{eta}" if progress.detail \
             else progress.stage
         st.progress(min(max(progress.fraction, 0.0), 1.0), text=label)
+        title = run_title(run.name, _manifest(run))
         if len(job.runs) > 1:
-            st.caption(f"run {len(job.runs)} of this sweep: {run.name}")
+            st.caption(f"run {len(job.runs)} of this sweep: {title}")
         else:
-            st.caption(f"run folder: {run.name}")
+            st.caption(f"run: {title}")
         if progress.curves:  # epochs counted across phases (patches, head, fine-tuning)
             st.plotly_chart(training_curves(progress.curves), key=f"{key}-curves-{job.id}")
     if job.cancel:
@@ -75,6 +77,13 @@ def _running(job: Job, key: str) -> None:
     elif st.button("Cancel this training", key=f"{key}-cancel-{job.id}",
                    icon=":material/stop_circle:"):
         _cancel(job)
+
+
+def _manifest(run: Run) -> dict | None:
+    try:
+        return run.manifest
+    except MammoError:  # being written or damaged: the folder's name will do
+        return None
 
 
 def _queue(queued: list[Job], key: str) -> None:

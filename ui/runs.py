@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.data import LOADERS
 from core.errors import MammoError
-from core.runs.folder import list_runs
+from core.runs.folder import list_runs, run_title
 from ui.state import active_run, runs_root, set_active_run
 
 
@@ -49,6 +49,13 @@ def is_synthetic(manifest: dict[str, Any]) -> bool:
     return isinstance(dataset, dict) and bool(dataset.get("synthetic"))
 
 
+def run_label(path: str | Path, manifest: dict[str, Any] | None) -> str:
+    """A run as menus and captions name it: its name (``run_title``), SYNTHETIC when its
+    films were drawn by the program."""
+    return run_title(Path(path).name, manifest) + (
+        " (SYNTHETIC)" if manifest is not None and is_synthetic(manifest) else "")
+
+
 def choose_run(runs: dict[str, dict[str, Any]], label: str, key: str) -> str:
     """The session's active run when it is finished, else the newest; choosing another one
     makes it the active run (in a callback, so the sidebar drawn before the page shows it)."""
@@ -58,6 +65,5 @@ def choose_run(runs: dict[str, dict[str, Any]], label: str, key: str) -> str:
     index = resolved.index(active.resolve()) if active and active.resolve() in resolved else 0
     return st.selectbox(
         label, paths, index=index, key=key,
-        format_func=lambda path: Path(path).name + (" (SYNTHETIC)" if is_synthetic(runs[path])
-                                                    else ""),
+        format_func=lambda path: run_label(path, runs[path]),
         on_change=lambda: set_active_run(st.session_state[key]))

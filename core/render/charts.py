@@ -102,10 +102,35 @@ def _number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
+#: What a person reads for each column Keras logs into ``history.csv`` (and the progress
+#: log): the one place these names are translated. The attention model's outputs are named
+#: ``class`` and ``attention``, so Keras prefixes their losses and metrics with them.
+HISTORY_LABELS = {"loss": "loss", "class_loss": "classification loss",
+                  "attention_loss": "attention loss", "accuracy": "accuracy",
+                  "class_accuracy": "accuracy", "auc": "AUC"}
+#: The two parts of a history column, as legends and menus name them.
+TRAINING, VALIDATION = "training", "validation"
+
+
+def history_label(column: str) -> str:
+    """``val_class_loss`` -> "classification loss (validation)", ``loss`` -> "loss
+    (training)"; a column this module does not know is shown as words."""
+    split = VALIDATION if column.startswith("val_") else TRAINING
+    base = column.removeprefix("val_")
+    return f"{HISTORY_LABELS.get(base, base.replace('_', ' '))} ({split})"
+
+
+def _metric_axis(bases: Sequence[str]) -> str:
+    """The right panel's y-axis title: the one thing it shows, or "score" for several."""
+    labels = {HISTORY_LABELS.get(base, base.replace("_", " ")) for base in bases}
+    return labels.pop() if len(labels) == 1 else "score"
+
+
 def training_curves(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Loss (left) and the other metrics (right) per epoch from a run's ``history.csv`` rows
     (``core.runs.folder.read_history``): training solid, validation dashed, one colour per
-    metric. Epochs are counted across phases, with a line where a new phase begins."""
+    metric, each named by ``history_label`` and each panel's y-axis titled. Epochs are
+    counted across phases, with a line where a new phase begins."""
     names = list(dict.fromkeys(key for row in history for key in row
                                if key not in ("phase", "epoch")))
     bases = list(dict.fromkeys(name.removeprefix("val_") for name in names))
@@ -115,20 +140,23 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     for index, base in enumerate(bases):
         column = 1 if "loss" in base else 2
         colour = PALETTE[index % len(PALETTE)]
-        for name, split, dash in ((base, "train", "solid"), (f"val_{base}", "val", "dash")):
+        for name, dash in ((base, "solid"), (f"val_{base}", "dash")):
             if name not in names:
                 continue
             figure.add_trace(go.Scatter(
                 x=steps, y=[_number(row.get(name)) for row in history], mode="lines+markers",
-                name=f"{base} ({split})", legendgroup=base, customdata=hover,
+                name=history_label(name), legendgroup=base, customdata=hover,
                 line={"color": colour, "dash": dash},
-                hovertemplate="%{customdata[0]} epoch %{customdata[1]}: %{y:.4f}"
+                hovertemplate="%{customdata[0]} epoch %{customdata[1]}: %{y:.3f}"
                               "<extra>%{fullData.name}</extra>"), row=1, col=column)
     for step, (before, after) in enumerate(pairwise(history), start=1):
         if before.get("phase") != after.get("phase"):
             figure.add_vline(x=step + 0.5, line={"color": "grey", "dash": "dot"},
                              annotation_text=str(after.get("phase")), row="all", col="all")
     figure.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, len(history) // 10))
+    figure.update_yaxes(title_text="loss (lower is better)", row=1, col=1)
+    figure.update_yaxes(title_text=_metric_axis([b for b in bases if "loss" not in b]),
+                        row=1, col=2)
     figure.update_layout(height=380, margin={"t": 40})
     return figure
 
@@ -175,7 +203,8 @@ def runs_comparison(rows: Sequence[Mapping[str, Any]], metric: str,
 def compared_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]],
                     metric: str) -> go.Figure:
     """One ``history.csv`` column (e.g. ``val_loss``) of several runs overlaid, epochs
-    counted across phases; each run its own colour, dash and marker."""
+    counted across phases; each run its own colour, dash and marker; the y-axis titled by
+    ``history_label``."""
     figure = go.Figure()
     for index, (name, history) in enumerate(histories.items()):
         if not any(metric in row for row in history):
@@ -186,5 +215,6 @@ def compared_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]],
     longest = max((len(history) for history in histories.values()), default=0)
     figure.update_layout(xaxis={"title": {"text": "epoch"}, "tick0": 1,
                                 "dtick": max(1, longest // 10)},
-                         yaxis={"title": {"text": metric}}, height=380, margin={"t": 30})
+                         yaxis={"title": {"text": history_label(metric)}}, height=380,
+                         margin={"t": 30})
     return figure

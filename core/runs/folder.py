@@ -9,7 +9,8 @@ Layout::
 
     models/<stamp>-<name>/
         manifest.json     config, dataset and split (film ids + content hashes), versions,
-                          seed, status, start/end times
+                          seed, status, start/end times, and the name a person gave the
+                          run (``display_name``; the folder name stays its id)
         progress.jsonl    one JSON object per event, appended as training goes
         history.csv       per-epoch loss and metrics
         model.keras       the trained model (native Keras format)
@@ -26,7 +27,9 @@ import os
 import re
 import shutil
 import time
+import unicodedata
 import uuid
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +39,7 @@ from typing import Any
 from core.atomic import WriteError, make_folder, read_json_object, write_json_atomic
 from core.errors import BadConfigError
 from core.metrics.headline import TEST_ONLY, VALIDATION, by_key, keys
+from core.runs.config import SETTINGS
 from core.runs.plan import Event
 from core.settings import models_root
 
@@ -211,6 +215,53 @@ def _zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
+#: The manifest field holding the name a person gave a run.
+DISPLAY_NAME = "display_name"
+#: The longest run name accepted: it has to fit a table cell and a menu.
+DISPLAY_NAME_MAX = 80
+_STAMPED = re.compile(r"^(\d{8})-(\d{6})-(.+)$")
+
+
+def run_title(name: str, manifest: Mapping[str, Any] | None = None) -> str:
+    """What a person reads for run folder ``name``: the name given to it (the manifest's
+    ``display_name``), else the folder name with its stamp written as a date
+    ("mias-attention-lstm-mobilenet_v2-224, 7 Dec 2026 04:30"). Every page names runs
+    through this, so a run renamed on the Runs page is renamed everywhere; the folder name
+    stays the run's id (paths, downloads, the CLI)."""
+    given = (manifest or {}).get(DISPLAY_NAME)
+    if isinstance(given, str) and given.strip():
+        return given.strip()
+    match = _STAMPED.match(name)
+    if not match:
+        return name
+    try:
+        when = datetime.strptime(match[1] + match[2], "%Y%m%d%H%M%S")
+    except ValueError:
+        return name
+    return f"{match[3]}, {when.day} {when:%b %Y %H:%M}"
+
+
+def _manifest_or_none(run: Run) -> dict[str, Any] | None:
+    try:
+        return run.manifest
+    except BadConfigError:
+        return None
+
+
+def rename_run(run: Run, title: str) -> str:
+    """Give ``run`` the name ``title`` (kept in its manifest; an empty one goes back to the
+    default) and return the name it now shows. A name is one line of at most
+    ``DISPLAY_NAME_MAX`` printable characters."""
+    title = " ".join(str(title).split())
+    if len(title) > DISPLAY_NAME_MAX:
+        raise BadConfigError(f"a run name has at most {DISPLAY_NAME_MAX} characters, got "
+                             f"{len(title)}")
+    if any(unicodedata.category(char).startswith("C") for char in title):
+        raise BadConfigError("a run name cannot hold control characters")
+    manifest = run.update_manifest(**{DISPLAY_NAME: title or None})
+    return run_title(run.name, manifest)
+
+
 def delete_run(run: Run) -> None:
     """Remove a run folder, refusing one whose training is still going.
 
@@ -226,8 +277,9 @@ def delete_run(run: Run) -> None:
     except BadConfigError:
         live = False  # an unreadable manifest names no process
     if live:
-        raise BadConfigError(f"{path.name}: still training (process {run.manifest['pid']}); "
-                             "cancel it first")
+        raise BadConfigError(f"{run_title(path.name, _manifest_or_none(run))}: still "
+                             "training; cancel it first (Cancel this training, on the Train "
+                             "page)")
     trash = path.parent / TRASH
     target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
     try:
@@ -283,14 +335,36 @@ TEST_METRICS = VAL_METRICS + keys(TEST_ONLY)
 SPLIT_PREFIXES = ("val_", "test_")
 
 
+#: Labels of the runs table's columns that are neither headline figures nor settings.
+COLUMN_LABELS = {"name": "folder", "title": "run", "status": "status", "started": "started",
+                 "seconds": "training time (s)", "dataset": "dataset",
+                 "synthetic": "SYNTHETIC films", "val_n": "val films", "test_n": "test films",
+                 "error": "error"}
+
+
 def column_label(column: str) -> str:
-    """What a person reads for a ``runs_table`` column: ``val_macro_f1`` -> "val macro F1";
-    a column that is not a headline figure keeps its name."""
+    """What a person reads for a ``runs_table`` column: ``val_macro_f1`` -> "val macro F1"
+    (the registry's label), ``image_size`` -> "Input size (px)" (the setting's label), the
+    others from ``COLUMN_LABELS``; an unknown column keeps its name."""
     for prefix in SPLIT_PREFIXES:
         key = column.removeprefix(prefix)
         if column.startswith(prefix) and key in TEST_METRICS:
             return f"{prefix[:-1]} {by_key(key).label}"
+    if column in COLUMN_LABELS:
+        return COLUMN_LABELS[column]
+    if column in SETTINGS:
+        return SETTINGS[column].knob.label
     return column
+
+
+def setting_label(setting: str) -> str:
+    """What a person reads for a ``config_differences`` setting: its declared label, the
+    runs table's for the dataset columns; a nested one (``prep.size``) as words."""
+    if setting in SETTINGS:
+        return SETTINGS[setting].knob.label
+    if setting in COLUMN_LABELS:
+        return COLUMN_LABELS[setting]
+    return setting.replace(".", ": ").replace("_", " ")
 
 
 def runs_table(runs: list[Run]) -> list[dict[str, Any]]:
@@ -303,14 +377,15 @@ def _row(run: Run) -> dict[str, Any]:
     try:
         manifest = run.manifest
     except BadConfigError as error:
-        return {"name": run.name, "status": "unreadable", "error": str(error)}
+        return {"name": run.name, "title": run.name, "status": "unreadable",
+                "error": str(error)}
     config = manifest.get("config") or {}
     dataset = manifest.get("dataset") or {}
     status = manifest.get("status")
     if status == "running" and not is_live(run):
         status = "interrupted"
     row: dict[str, Any] = {
-        "name": run.name, "status": status, "started": manifest.get("started"),
+        "name": run.name, "title": run_title(run.name, manifest), "status": status, "started": manifest.get("started"),
         "seconds": manifest.get("seconds"), "dataset": dataset.get("name"),
         "synthetic": bool(dataset.get("synthetic")), "model": config.get("model"),
         "backbone": config.get("backbone"), "weights": config.get("weights"),

@@ -58,6 +58,14 @@ def test_mias_folder_shows_summary_browser_and_histograms(data_page: AppTest,
     shown = metrics(app)
     assert (shown["Films"], shown["Classes"], shown["Patients"]) == ("256", "7", "128")
     assert not any("SYNTHETIC" in warning.value for warning in app.warning)
+    # the 66 films Info.txt names but the folder lacks: one notice, its list folded once
+    absent = [warning.value for warning in app.warning if "absent" in warning.value]
+    assert absent == ["66 film(s) listed in Info.txt are absent; they are left out."]
+    lists = [expander.label for expander in app.expander
+             if any("mdb025" in text.value for text in expander.text)]
+    assert lists == ["Which ones (all 66)"]
+    assert sum("mdb025" in text.value for text in app.text) == 1
+    assert all(frame.proto.placeholder == "—" for frame in app.dataframe)  # never "None"
     spec = chart_spec(app)
     assert all(name in spec for name in MIAS_CLASSES)
     assert "before balancing" in spec and "after balancing" in spec

@@ -73,8 +73,8 @@ def test_evaluate_shows_figures_charts_films_and_report(app: AppTest, models: Pa
     assert heatmap["layout"]["xaxis"]["title"]["text"] == "predicted"
     roc = next(c for c in charts if any("vs rest" in str(n) for n in _trace_names(c)))
     assert _trace_names(roc)[0].startswith("chance")
-    training = next(c for c in charts if "loss (train)" in _trace_names(c))
-    assert "loss (val)" in _trace_names(training)
+    training = next(c for c in charts if "loss (training)" in _trace_names(c))
+    assert "loss (validation)" in _trace_names(training)
     assert any(_trace_names(c)[:2] == ["sensitivity", "specificity"] for c in charts)
 
     assert any("pointing game" in metric.label for metric in app.metric)

@@ -112,8 +112,10 @@ def test_reload_and_second_session_see_one_job_and_cancel_stops_it(
         assert "epoch" in session.get("progress")[0].proto.text
         # the live curves, epochs counted across phases (an epoch is logged before its
         # checkpoint, so the one awaited above is drawn)
-        traces = json.loads(session.get("plotly_chart")[0].proto.spec)["data"]
-        assert "loss (train)" in {trace["name"] for trace in traces}
+        curves = json.loads(session.get("plotly_chart")[0].proto.spec)
+        assert "loss (training)" in {trace["name"] for trace in curves["data"]}
+        assert curves["layout"]["yaxis"]["title"]["text"] == "loss (lower is better)"
+        assert not any("_" in trace["name"] for trace in curves["data"])  # no Keras names
     assert len(list_jobs(runs)) == 1
 
     cancel = [b for b in second.button if b.label == "Cancel this training"]

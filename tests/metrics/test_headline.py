@@ -194,7 +194,8 @@ def test_runs_table_columns_are_the_registry_figures_in_order(tmp_path: Path) ->
     assert row["val_macro_f1"] == val["macro_f1"]
     assert column_label("val_macro_f1") == "val macro F1"
     assert column_label("test_pointing_game") == "test pointing game"
-    assert column_label("val_n") == "val_n" and column_label("name") == "name"
+    assert column_label("val_n") == "val films" and column_label("name") == "folder"
+    assert column_label("image_size") == "Input size (px)"  # the setting's declared label
 
 
 def test_saved_headline_rows_follow_the_registry() -> None:

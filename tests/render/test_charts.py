@@ -9,6 +9,7 @@ from core.metrics.scores import per_class_counts, roc_pr
 from core.render.charts import (
     compared_curves,
     confusion_heatmap,
+    history_label,
     probability_bars,
     roc_curves,
     runs_comparison,
@@ -90,17 +91,34 @@ HISTORY = [
 def test_training_curves_train_and_val_per_metric_across_phases() -> None:
     figure = training_curves(HISTORY)
     by_name = {trace.name: trace for trace in figure.data}
-    assert set(by_name) == {"loss (train)", "loss (val)", "accuracy (train)",
-                            "accuracy (val)"}
-    assert list(by_name["loss (train)"].y) == [2.0, 1.5, 1.2]
-    assert list(by_name["loss (val)"].x) == [1, 2, 3]  # epochs counted across phases
-    assert list(by_name["accuracy (train)"].y) == [0.2, 0.4, None]  # a gap, not a 0
-    assert by_name["loss (val)"].line.dash == "dash"
-    assert by_name["loss (train)"].line.color == by_name["loss (val)"].line.color
-    assert by_name["loss (train)"].xaxis == "x" and by_name["accuracy (val)"].xaxis == "x2"
+    assert set(by_name) == {"loss (training)", "loss (validation)", "accuracy (training)",
+                            "accuracy (validation)"}
+    assert list(by_name["loss (training)"].y) == [2.0, 1.5, 1.2]
+    assert list(by_name["loss (validation)"].x) == [1, 2, 3]  # epochs counted across phases
+    assert list(by_name["accuracy (training)"].y) == [0.2, 0.4, None]  # a gap, not a 0
+    assert by_name["loss (validation)"].line.dash == "dash"
+    assert by_name["loss (training)"].line.color == by_name["loss (validation)"].line.color
+    assert by_name["loss (training)"].xaxis == "x"
+    assert by_name["accuracy (validation)"].xaxis == "x2"
     boundaries = {shape.x0 for shape in figure.layout.shapes}
     assert boundaries == {2.5}  # where fine-tuning begins, on both panels
     assert "fine-tune" in [a.text for a in figure.layout.annotations]
+    assert figure.layout.yaxis.title.text == "loss (lower is better)"  # both panels titled
+    assert figure.layout.yaxis2.title.text == "accuracy"
+
+
+def test_training_curves_name_the_attention_models_keras_columns_in_words() -> None:
+    """The attention model's history, as Keras logs it (outputs ``class`` and ``attention``)."""
+    history = [{"phase": "head", "epoch": 1, "attention_loss": 0.4, "class_accuracy": 0.2,
+                "class_loss": 1.9, "loss": 2.3, "val_attention_loss": 0.5,
+                "val_class_accuracy": 0.25, "val_class_loss": 1.9, "val_loss": 2.4}]
+    names = {trace.name for trace in training_curves(history).data}
+    assert names == {"attention loss (training)", "attention loss (validation)",
+                     "accuracy (training)", "accuracy (validation)",
+                     "classification loss (training)", "classification loss (validation)",
+                     "loss (training)", "loss (validation)"}
+    assert not any("_" in name for name in names)
+    assert history_label("val_auc_ovr_macro") == "auc ovr macro (validation)"  # never raw
 
 
 def test_training_curves_of_an_empty_history_is_an_empty_figure() -> None:
@@ -134,6 +152,7 @@ def test_compared_curves_overlay_one_column_of_each_run() -> None:
     assert [trace.name for trace in figure.data] == ["run-a", "run-b"]
     assert list(figure.data[1].y) == [2.2, 1.9, 1.7]
     assert figure.data[0].line.dash != figure.data[1].line.dash
+    assert figure.layout.yaxis.title.text == "loss (validation)"
 
 
 def test_probability_bars_still_highlight_the_most_likely_class() -> None:

@@ -20,18 +20,22 @@ from core.errors import BadConfigError
 from core.metrics.scores import classification_summary
 from core.runs.config import TrainConfig
 from core.runs.folder import (
+    DISPLAY_NAME_MAX,
     EVALUATION,
     HISTORY,
     MANIFEST,
     MODEL,
     REPORT,
     Run,
+    column_label,
     config_differences,
     create_run,
     delete_run,
     is_live,
     list_runs,
     read_history,
+    rename_run,
+    run_title,
     runs_table,
     saved_evaluation,
 )
@@ -126,9 +130,10 @@ def test_is_live_sees_through_dead_and_zombie_processes(tmp_path: Path) -> None:
 
 def test_delete_run_refuses_a_run_that_is_still_training(tmp_path: Path) -> None:
     run = _run(tmp_path, "busy", status="running")
-    with pytest.raises(BadConfigError, match="still training"):
+    with pytest.raises(BadConfigError, match="still training") as refused:
         delete_run(run)
     assert run.path.is_dir()
+    assert str(os.getpid()) not in str(refused.value)  # a process id means nothing to a reader
 
 
 def test_delete_run_removes_the_folder_and_leaves_no_run_behind(tmp_path: Path) -> None:
@@ -184,3 +189,27 @@ def test_read_history_types_the_columns_and_keeps_later_phases_metrics(
         {"phase": "head", "epoch": 1, "loss": 2.5, "val_loss": 2.75},
         {"phase": "fine-tune", "epoch": 1, "loss": 1.5, "val_loss": None}]
     assert read_history(_run(tmp_path, "b")) == []
+
+
+def test_a_run_is_read_by_its_given_name_or_its_folder_with_a_date(tmp_path: Path) -> None:
+    assert run_title("20261207-043048-mias-attention-64") == "mias-attention-64, 7 Dec 2026 04:30"
+    assert run_title("00000000-000000-other") == "00000000-000000-other"  # no real date
+    assert run_title("copied-by-hand") == "copied-by-hand"
+    run = _run(tmp_path, "a")
+    default = run_title(run.name, run.manifest)
+    assert rename_run(run, "  Baseline,\n  frozen encoder ") == "Baseline, frozen encoder"
+    assert run_title(run.name, run.manifest) == "Baseline, frozen encoder"
+    row = runs_table([run])[0]
+    assert (row["name"], row["title"]) == (run.name, "Baseline, frozen encoder")  # id stays
+    assert rename_run(run, "") == default  # an empty name goes back to the default
+    with pytest.raises(BadConfigError, match="at most"):
+        rename_run(run, "x" * (DISPLAY_NAME_MAX + 1))
+    with pytest.raises(BadConfigError, match="control"):
+        rename_run(run, "bell\x07")
+    assert run_title(run.name, run.manifest) == default
+
+
+def test_columns_and_settings_read_as_words(tmp_path: Path) -> None:
+    for column in runs_table([_run(tmp_path, "a")])[0]:
+        label = column_label(column)
+        assert "_" not in label, column  # no snake_case on screen
