@@ -8,11 +8,13 @@ figure is one measured here. Every finished run already logs when each epoch end
 (``peak_memory_gb`` in the manifest, ``peak_memory_gb()`` below); ``measured_pace`` reads
 those into a ``Pace``, and ``estimate`` scales the most similar one:
 
-* each epoch phase (patches, head, fine-tuning) at its steady pace (the median epoch, so a
-  first epoch's graph tracing is not counted once per epoch), per sample and epoch, times
-  the new run's samples and epochs and the ratio of input areas (patch areas for patches);
-* everything else (reading and preprocessing films, encoding them, the first epochs'
-  tracing, scoring and saving) in proportion to the films read;
+* each epoch phase (patches, head, fine-tuning) at its steady pace (the median epoch), per
+  sample and epoch, times the new run's samples and epochs and the ratio of input areas
+  (patch areas for patches);
+* what a first epoch takes beyond the steady pace (building and tracing the graph) once,
+  whatever the films;
+* everything else (reading and preprocessing films, encoding them, scoring and saving) in
+  proportion to the films read;
 * memory: a fixed runtime floor, the films held in memory (one byte per pixel), and the rest
   of the measured peak (model and activations) in proportion to the input area.
 
@@ -96,9 +98,10 @@ def samples_of(config: TrainConfig, data: DataSize) -> Samples:
 class Pace:
     """One training's measured pace. ``epoch_s`` is the steady seconds of one epoch of each
     phase that ran, per sample (head, fine-tuning: the training and validation samples;
-    patches: per film read, since patches are cut from the films); ``other_s`` is every
-    other second of the run; ``patches_per_lesion`` and ``patch_size`` size the patch
-    phase it measured."""
+    patches: per film read, since patches are cut from the films); ``first_epochs_s`` what
+    the phases' first epochs took beyond that pace (tracing: once per run); ``other_s``
+    every other second of the run; ``patches_per_lesion`` and ``patch_size`` size the
+    patch phase it measured."""
 
     source: str
     model: str
@@ -110,6 +113,7 @@ class Pace:
     seconds: float
     other_s: float
     epoch_s: Mapping[Step, float] = field(default_factory=dict)
+    first_epochs_s: float = 0.0
     peak_memory_gb: float | None = None
     measured_here: bool = True
 
@@ -186,13 +190,14 @@ def _pace(name: str, config: TrainConfig, seconds: float, events: list[dict[str,
     read = int(data["train"]) + int(data["val"])
     per_epoch = int(data["fit_samples"]) + int(data["val"])
     epoch_s: dict[Step, float] = {}
-    in_epochs = 0.0
+    in_epochs = first_epochs = 0.0
     for step in EPOCH_PHASES:
         durations = _epoch_durations(events, step)
         if not durations:
             continue
         steady = median(durations[1:] or durations)
-        in_epochs += steady * len(durations)
+        in_epochs += sum(durations)
+        first_epochs += max(durations[0] - steady, 0.0)
         epoch_s[step] = steady / (read if step == Step.PATCHES else per_epoch)
     if Step.HEAD not in epoch_s:
         return None
@@ -200,6 +205,7 @@ def _pace(name: str, config: TrainConfig, seconds: float, events: list[dict[str,
                 image_size=config.image_size, patch_size=config.patch_size,
                 patches_per_lesion=config.patches_per_lesion, films_read=read,
                 seconds=seconds, other_s=max(seconds - in_epochs, 0.0), epoch_s=epoch_s,
+                first_epochs_s=first_epochs,
                 peak_memory_gb=float(peak) if _number(peak) else None)
 
 
@@ -236,12 +242,15 @@ class Estimate:
         """One line for people: rounded figures and where they come from."""
         memory = (f", about {self.peak_memory_gb:.1f} GB of memory at its peak"
                   if self.peak_memory_gb is not None else "")
-        where = (f"scaled from {self.basis.source} ({self.basis.backbone}, "
-                 f"{self.basis.image_size} px, {self.basis.films_read} films read, "
-                 f"{duration_words(self.basis.seconds)})" if self.basis.measured_here
-                 else f"scaled from {self.basis.source}: no run has finished on this "
-                      "machine yet")
-        rough = "" if self.close else "; rough, since that run trained another model or backbone"
+        if self.basis.measured_here:
+            where = (f"scaled from {self.basis.source} ({self.basis.backbone}, "
+                     f"{self.basis.image_size} px, {self.basis.films_read} films read, "
+                     f"{duration_words(self.basis.seconds)})")
+            rough = "" if self.close else \
+                "; rough, since that run trained another model or backbone"
+        else:
+            where = f"scaled from {self.basis.source}"
+            rough = "; rough, since no such run has finished on this machine yet"
         return (f"Up to {duration_words(self.seconds)}{memory} (early stopping may end it "
                 f"sooner); {where}{rough}.")
 
@@ -283,7 +292,7 @@ def estimate(config: TrainConfig, data: DataSize, paces: Iterable[Pace] = ()) ->
     area = (config.image_size / pace.image_size) ** 2
     epochs = {Step.PATCHES: config.patch_epochs, Step.HEAD: config.epochs,
               Step.FINE_TUNE: config.fine_tune_epochs}
-    seconds = pace.other_s * samples.read / pace.films_read
+    seconds = pace.first_epochs_s + pace.other_s * samples.read / pace.films_read
     for step in training_plan(config):
         if step not in EPOCH_PHASES:
             continue

@@ -67,7 +67,8 @@ def test_a_run_s_pace_is_its_steady_epoch_and_the_rest(tmp_path: Path) -> None:
     pace = measured_pace(run)
     assert pace is not None and pace.source == f"run {run.name}"
     assert pace.epoch_s[Step.HEAD] == pytest.approx(10.0 / 75)  # per sample and epoch
-    assert pace.other_s == pytest.approx(100.0 - 4 * 10.0)
+    assert pace.first_epochs_s == pytest.approx(20.0)
+    assert pace.other_s == pytest.approx(100.0 - 62.0)
     assert (pace.films_read, pace.peak_memory_gb) == (75, 2.0)
 
 
@@ -111,6 +112,17 @@ def test_the_estimate_scales_with_epochs_films_and_input_area(tmp_path: Path) ->
         RUNTIME_FLOOR_GB + films_now + 4 * (2.0 - RUNTIME_FLOOR_GB - films_then))
 
 
+def test_a_first_epoch_s_tracing_counts_once(tmp_path: Path) -> None:
+    config = TrainConfig(**FROZEN, epochs=4, image_size=256)
+    pace = measured_pace(_run(tmp_path, config, _head_log([30.0, 10.0, 10.0, 10.0]),
+                              seconds=100.0))
+    assert pace is not None
+    assert estimate(config, DATA, [pace]).seconds == pytest.approx(100.0)
+    # twice the films: twice the reading and the epochs, the tracing once
+    assert estimate(config, DataSize(200, 2, 140), [pace]).seconds == pytest.approx(
+        20.0 + 2 * 40.0 + 2 * 40.0)
+
+
 def test_a_run_that_did_not_go_through_a_phase_cannot_size_it(tmp_path: Path) -> None:
     """A frozen-encoder run says nothing of fine-tuning's pace: the default config falls
     back to the documented figure, and says so."""
@@ -120,7 +132,7 @@ def test_a_run_that_did_not_go_through_a_phase_cannot_size_it(tmp_path: Path) ->
     found = estimate(TrainConfig(), DATA, [frozen])
     assert not found.close
     assert "bench/bench_train.py" in found.describe()
-    assert "no run has finished on this machine" in found.describe()
+    assert "no such run has finished on this machine" in found.describe()
 
 
 def test_the_closest_run_has_the_same_backbone_then_the_nearest_size(tmp_path: Path) -> None:
