@@ -22,7 +22,7 @@ from core.errors import MammoError
 from core.experiments.jobs import submit
 from core.experiments.sweep import configs, parse_grid
 from core.runs.config import TrainConfig
-from core.runs.folder import Run, list_runs
+from core.runs.folder import MANIFEST, Run, list_runs
 from core.runs.pace import DataSize, Pace, duration_words, estimate, measured_pace
 from core.runs.presets import PRESETS, weights_problem
 from ui.jobs import job_panel
@@ -68,7 +68,7 @@ def measured_paces() -> list[Pace]:
     paces = []
     for run in list_runs(runs_root()):
         try:
-            mtime = (run.path / "manifest.json").stat().st_mtime_ns
+            mtime = (run.path / MANIFEST).stat().st_mtime_ns
         except OSError:
             continue
         if (pace := _pace(str(run.path), mtime)) is not None:
