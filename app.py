@@ -1,12 +1,16 @@
-"""Streamlit entry point: page config, navigation and the sidebar shared by every page.
+"""Streamlit entry point: page config, navigation, the choices kept in the URL, and the
+sidebar shared by every page.
 
 Pages live in ``pages/`` and only call ``core`` (through the small helpers in ``ui/``);
-nothing here computes anything.
+nothing here computes anything. The page is the URL's path (``/train``) and the session's
+dataset and run are its query parameters (``ui.state.sync_with_url``), so a reload, a second
+tab or a shared link opens the same view.
 """
 
 import streamlit as st
 
-from ui.state import sidebar
+from ui.sidebar import sidebar
+from ui.state import sync_with_url, url_problem
 
 st.set_page_config(page_title="Mammo: classification and localisation", page_icon="🩻",
                    layout="wide")
@@ -21,5 +25,8 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+sync_with_url()
 sidebar()
+if problem := url_problem():
+    st.warning(problem, icon=":material/link_off:")
 page.run()

@@ -10,9 +10,10 @@ from core.data.records import CLASS_NAMES, MIAS_CLASSES
 from core.errors import MammoError
 from core.experiments.jobs import active_jobs, submit
 from core.models.backbones import keras_cache_dir
+from core.runs.pace import duration_words
 from core.runs.presets import DEMO_FILMS, demo_job, demo_pretrained, demo_weights_file
 from core.settings import data_root
-from ui.jobs import job_panel
+from ui.jobs import job_panel, job_seconds, last_finished
 from ui.state import (
     ActiveDataset,
     enter_through_app,
@@ -35,10 +36,15 @@ st.write(
 )
 
 st.subheader("Try it with no data")
+last_demo = last_finished("demo")
+demo_seconds = job_seconds(last_demo) if last_demo and last_demo.state == "done" else None
+took = (f"The last demo here took {duration_words(demo_seconds)} from start to finish."
+        if demo_seconds is not None else
+        "It has not run on this machine yet: its progress and the time left show below.")
 st.write(
     f"The demo draws {DEMO_FILMS} **SYNTHETIC** films (drawn by the program, not mammograms; "
-    "each says so on the film), then trains a small attention model on them on this CPU in "
-    "a minute or two. Then look at its report on Evaluate and upload a film on Predict."
+    "each says so on the film), then trains a small attention model on them on this CPU. "
+    f"{took} Then look at its report on Evaluate and upload a film on Predict."
 )
 
 if not demo_pretrained():

@@ -1,11 +1,12 @@
 """The job panel: the running training with live progress and a cancel button, the queue,
-and the last finished jobs. Home and Train show it; both read the same files, so every tab
-and every reload sees the one job that runs, never a copy of it.
+the outcome of the last job with the way on ("Evaluate it", "Try it on a film"), and the
+last finished jobs. Home and Train show it; both read the same files, so every tab and every
+reload sees the one job that runs, never a copy of it.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from core.experiments.jobs import Job, active_jobs, cancel, list_jobs
 from core.render.charts import training_curves
 from core.runs.folder import Run, run_title
 from core.runs.follow import follow
+from core.runs.pace import duration_words
 from ui.state import runs_root, set_active_run, show_error
 
 #: Seconds between refreshes of the panel while a job runs or waits.
@@ -30,6 +32,8 @@ def job_panel(key: str) -> None:
     if busy:
         st.session_state[_SEEN_KEY] = True
     _panel(key, refresh=REFRESH_S if busy else None)
+    if not busy:
+        _last_outcome(key)
 
 
 def _panel(key: str, refresh: float | None) -> None:
@@ -43,7 +47,7 @@ def _panel(key: str, refresh: float | None) -> None:
             st.rerun()
         if running is not None:
             _running(running, key)
-        else:
+        elif not queued:
             st.caption("No training is running.")
         if queued:
             _queue(queued, key)
@@ -109,6 +113,51 @@ def _recent(key: str) -> None:
                     "Use model", key=f"{key}-use-{job.id}"):
                 set_active_run(run.path)
                 st.rerun()
+
+
+def last_finished(kind: str | None = None) -> Job | None:
+    """The job (of ``kind``, if given) that ended last."""
+    finished = [job for job in list_jobs(runs_root())
+                if job.finished and job.ended and (kind is None or job.kind == kind)]
+    return max(finished, key=lambda job: str(job.ended), default=None)
+
+
+def job_seconds(job: Job) -> float | None:
+    """A finished job's wall time, start to end (the worker's own start-up included)."""
+    try:
+        started = datetime.fromisoformat(str(job.started))
+        ended = datetime.fromisoformat(str(job.ended))
+    except ValueError:
+        return None
+    return max((ended - started).total_seconds(), 0.0)
+
+
+def _last_outcome(key: str) -> None:
+    """What became of the last job, said plainly; a trained model gets the way on."""
+    job = last_finished()
+    if job is None:
+        return
+    what = "The demo" if job.kind == "demo" else "Training"
+    seconds = job_seconds(job)
+    took = f" in {duration_words(seconds)}" if seconds is not None else ""
+    run = job.latest_run
+    if job.state == "done" and run is not None:
+        tag = " (trained on SYNTHETIC films)" if job.spec.get("synthetic") else ""
+        st.success(f"{what} finished{took}: {run.name}{tag}", icon=":material/check_circle:")
+        evaluate, predict, _ = st.columns([1, 1, 3])
+        if evaluate.button("Evaluate it", key=f"{key}-evaluate-{job.id}", type="primary",
+                           icon=":material/analytics:"):
+            set_active_run(run.path)
+            st.switch_page("pages/evaluate.py")
+        if predict.button("Try it on a film", key=f"{key}-predict-{job.id}",
+                          icon=":material/image_search:"):
+            set_active_run(run.path)
+            st.switch_page("pages/predict.py")
+    elif job.state == "failed":
+        st.error(f"{what} failed: {job.label}: {job.error or 'no reason recorded'}",
+                 icon=":material/error:")
+    elif job.state == "cancelled":
+        st.info(f"{what} was cancelled: {job.label}", icon=":material/stop_circle:")
 
 
 def _cancel(job: Job) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,34 @@ def run_label(path: str | Path, manifest: dict[str, Any] | None) -> str:
         " (SYNTHETIC)" if manifest is not None and is_synthetic(manifest) else "")
 
 
-def choose_run(runs: dict[str, dict[str, Any]], label: str, key: str) -> str:
-    """The session's active run when it is finished, else the newest; choosing another one
-    makes it the active run (in a callback, so the sidebar drawn before the page shows it)."""
-    paths = list(runs)
+@dataclass(frozen=True)
+class ModelInUse:
+    """The run Evaluate and Predict use, and why: ``chosen`` when the session chose it,
+    else the newest finished run (``path`` None when there is none); ``unfinished`` names a
+    chosen run that has no model yet (still training, failed), passed over for the newest."""
+
+    path: str | None
+    chosen: bool
+    unfinished: str | None = None
+
+
+def model_in_use(runs: dict[str, dict[str, Any]]) -> ModelInUse:
+    """The session's active run when it is finished, else the newest of ``runs``
+    (``finished_runs()``): the one rule the run pickers and the sidebar follow."""
     active = active_run()
-    resolved = [Path(path).resolve() for path in paths]
-    index = resolved.index(active.resolve()) if active and active.resolve() in resolved else 0
+    for path in runs:
+        if active is not None and Path(path).resolve() == active.resolve():
+            return ModelInUse(path, chosen=True)
+    newest = next(iter(runs), None)
+    return ModelInUse(newest, chosen=False, unfinished=None if active is None else active.name)
+
+
+def choose_run(runs: dict[str, dict[str, Any]], label: str, key: str) -> str:
+    """The model in use (``model_in_use``); choosing another one makes it the active run (in
+    a callback, so the sidebar drawn before the page shows it)."""
+    paths = list(runs)
+    in_use = model_in_use(runs).path
+    index = paths.index(in_use) if in_use in paths else 0
     return st.selectbox(
         label, paths, index=index, key=key,
         format_func=lambda path: run_label(path, runs[path]),

@@ -15,7 +15,16 @@ from core.data import LOADERS
 from core.errors import BadConfigError
 from core.prep.augment import AugmentConfig
 from core.prep.preprocess import PrepConfig, PrepSteps
-from core.runs.knobs import FRACTION, NON_NEGATIVE, POSITIVE, Range, Setting, knob, settings_of
+from core.runs.knobs import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Needs,
+    Range,
+    Setting,
+    knob,
+    settings_of,
+)
 
 MODELS = ("attention", "transfer")
 CELLS = ("lstm", "gru", "simple")
@@ -25,6 +34,10 @@ CLASS_LOSSES = ("categorical", "mse")
 PATCH_LABELS = ("class", "lesion")
 ATTENTION = ("attention",)
 TRANSFER = ("transfer",)
+#: Settings that matter only with another one: the patch phase's with patch epochs, the
+#: fine-tuning epochs with layers to tune, momentum with SGD, the target with augmenting.
+WITH_PATCHES = Needs("patch_epochs")
+WITH_FINE_TUNING = Needs("fine_tune_layers")
 #: Settings added after runs were first saved, with the value that says what those older runs
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
 #: and one saved before patch labels could be chosen labelled patches by class.
@@ -99,6 +112,8 @@ class TrainConfig:
                          help="encoder name, e.g. mobilenet_v2, vgg16, alexnet, googlenet")
     weights: str = knob("imagenet", label="Weights", suggestions=("imagenet", "none"),
                         other="a file",
+                        choice_labels={"imagenet": "ImageNet",
+                                       "none": "none (random-init encoder)"},
                         help="imagenet, none, or a weights file (ImageNet weights load "
                              "offline only where installed in the Keras cache)")
     image_size: int = knob(512, label="Input size (px)", help="model input side in pixels",
@@ -136,7 +151,7 @@ class TrainConfig:
     learning_rate: float = knob(1e-3, label="Learning rate", help="learning rate",
                                 valid=POSITIVE, span=(1e-7, 1.0), number_format="%.6f")
     momentum: float = knob(0.9, label="Momentum", help="SGD momentum", valid=NON_NEGATIVE,
-                           span=(0.0, 1.0), advanced=True)
+                           span=(0.0, 1.0), advanced=True, needs=Needs("optimizer", ("sgd",)))
     weight_lr_factor: float = knob(1.0, label="Weight learn-rate factor",
                                    help="learn-rate factor of the head's weights",
                                    valid=NON_NEGATIVE, span=(0.0, 1000.0), models=TRANSFER)
@@ -161,24 +176,25 @@ class TrainConfig:
     patch_size: int = knob(96, label="Patch size (px)", valid=up_to(MAX_IMAGE_SIZE),
                            span=(8, MAX_IMAGE_SIZE),
                            help="patch side in pixels, on the model-input grid",
-                           section="encoder", advanced=True)
+                           section="encoder", advanced=True, needs=WITH_PATCHES)
     patch_layers: int = knob(10, label="Patch layers", valid=NON_NEGATIVE, span=(0, 500),
                              help="top encoder layers that patch pretraining tunes",
-                             section="encoder")
+                             section="encoder", needs=WITH_PATCHES)
     patches_per_lesion: int = knob(16, label="Patches per lesion", valid=up_to(1000),
                                    span=(1, 1000), help="patches cut around each lesion",
-                                   section="encoder", advanced=True)
+                                   section="encoder", advanced=True, needs=WITH_PATCHES)
     patch_labels: str = knob("lesion", label="Patch labels", choices=PATCH_LABELS,
                              choice_labels={"lesion": "lesion vs normal",
                                             "class": "the film's class"},
                              help="class (the film's class) or lesion (lesion vs normal "
-                                  "tissue)", section="encoder")
+                                  "tissue)", section="encoder", needs=WITH_PATCHES)
     fine_tune_layers: int = knob(
         10, label="Fine-tune layers", valid=NON_NEGATIVE, span=(0, 500), section="encoder",
         help="after the decoder: unfreeze this many top encoder layers and train end to "
              "end on films (0: none)")
     fine_tune_epochs: int = knob(8, label="Fine-tune epochs", help="epochs of fine-tuning",
-                                 valid=NON_NEGATIVE, span=(0, 1000), section="encoder")
+                                 valid=NON_NEGATIVE, span=(0, 1000), section="encoder",
+                                 needs=WITH_FINE_TUNING)
     fine_tune_lr_scale: float = knob(
         0.1, label="Fine-tune learn-rate scale", span=(1e-4, 10.0), section="encoder",
         help="the fine-tuning (and patch) learning rate, as a share of the first phase's",
@@ -191,7 +207,8 @@ class TrainConfig:
     augment_target: int | None = knob(
         None, label="Augmentation target (total films; 0: largest class x classes)",
         help="total films after balancing augmentation (default: largest class x classes)",
-        valid=Range(0, 100_000), span=(0, 100_000), none_as=0)
+        valid=Range(0, 100_000), span=(0, 100_000), none_as=0,
+        needs=Needs("balance", ("augment",)))
     test_size: float = knob(0.25, label="Test share", valid=FRACTION, span=(0.01, 0.99),
                             help="share of the patients held out for the test split",
                             advanced=True)

@@ -20,8 +20,8 @@ from core.runs.plan import Event, Step, training_plan
 #: Typical seconds of each step of a training, from the log of the default MIAS training
 #: (``bench/bench_train.py``, 2 CPU cores): the bar gives each step of a run's plan its
 #: share of these, so it moves at about the pace of the clock and never goes back.
-_STEP_SECONDS = {Step.PREPARING: 6.0, Step.PATCHES: 60.0, Step.ENCODING: 10.0, Step.HEAD: 33.0,
-                 Step.FINE_TUNE: 56.0}
+STEP_SECONDS = {Step.PREPARING: 6.0, Step.PATCHES: 60.0, Step.ENCODING: 10.0, Step.HEAD: 33.0,
+                Step.FINE_TUNE: 56.0}
 _STEP_NAMES = {Step.PREPARING: "loading and preparing films",
                Step.PATCHES: "pretraining the encoder on patches",
                Step.ENCODING: "encoding films",
@@ -81,13 +81,13 @@ class _Tracker:
 
     def __init__(self, plan: tuple[Step, ...]) -> None:
         self.plan = plan
-        total = sum(_STEP_SECONDS[step] for step in plan)
+        total = sum(STEP_SECONDS[step] for step in plan)
         self.starts: dict[str, float] = {}
         self.shares: dict[str, float] = {}
         done = 0.0
         for step in plan:
-            self.starts[step], self.shares[step] = done / total, _STEP_SECONDS[step] / total
-            done += _STEP_SECONDS[step]
+            self.starts[step], self.shares[step] = done / total, STEP_SECONDS[step] / total
+            done += STEP_SECONDS[step]
         self.step = Step.PREPARING
         self.clock: tuple[float, float] | None = None  # (time, fraction) the ETA counts from
         self.progress = Progress(status="running", stage=self._label(), fraction=0.0)

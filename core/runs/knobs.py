@@ -52,6 +52,21 @@ FRACTION = Range(0, 1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
+class Needs:
+    """The other setting a setting matters only with: momentum only with SGD, the patch
+    settings only with patch epochs. ``values``: the other setting's values it needs (empty:
+    any value but off, zero or empty). The form hides a setting whose need is unmet; the
+    config keeps its value, which changes nothing there."""
+
+    setting: str
+    values: tuple[Any, ...] = ()
+
+    def met(self, values: Mapping[str, Any]) -> bool:
+        value = values.get(self.setting)
+        return value in self.values if self.values else bool(value)
+
+
+@dataclass(frozen=True)
 class Knob:
     """How one setting is shown, parsed and checked.
 
@@ -63,6 +78,7 @@ class Knob:
     ``valid``: the range the config accepts; ``span``: the range the form's number box
     offers (inside ``valid``: what is sensible to type, not all that is allowed).
     ``models``: the models the setting changes anything for (empty: every model).
+    ``needs``: the other setting it matters only with (``Needs``), if any.
     ``section``: the form group; ``advanced`` settings are folded away.
     ``form``: False for what another page chooses (the dataset and its folder).
     ``flag``: the CLI option (empty: ``--`` and the name with dashes); ``parse`` turns its
@@ -82,6 +98,7 @@ class Knob:
     step: float | None = None
     number_format: str | None = None
     models: tuple[str, ...] = ()
+    needs: Needs | None = None
     section: str = "main"
     advanced: bool = False
     form: bool = True
@@ -112,6 +129,12 @@ class Setting:
 
     def applies_to(self, model: str) -> bool:
         return not self.knob.models or model in self.knob.models
+
+    def applies(self, values: Mapping[str, Any]) -> bool:
+        """Whether the setting changes anything in a config of these ``values`` (by field
+        name): its model is chosen and its need, if any, is met."""
+        return self.applies_to(str(values.get("model"))) and (
+            self.knob.needs is None or self.knob.needs.met(values))
 
     def menu(self) -> tuple[str, ...]:
         """The values to pick from, for a form: the choices, the registry's or none."""

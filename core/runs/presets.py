@@ -1,11 +1,12 @@
 """Named starting points for a training: our default, the two papers' set-ups, and the small
-configuration the landing demo trains on a CPU in a minute or two.
+configuration the landing demo trains on a CPU.
 
 A preset is only a set of ``TrainConfig`` overrides; the Train page fills its form from one
 and the user may change any field. The papers' presets follow ``../shared/PAPERS.md``; where
-a paper's backbone has no ImageNet weights offline (VGG16, AlexNet, GoogLeNet), the preset
-still asks for ``imagenet`` and training says which file is missing, so nobody trains a
-random-init "reproduction" by accident.
+a paper's backbone has no ImageNet weights here (VGG16, AlexNet, GoogLeNet), the preset
+still asks for ``imagenet``, and ``weights_problem`` says why it cannot start and what does
+(the file to place, or a random-init encoder, named as such), so nobody trains a
+random-init "reproduction" by accident and nobody starts a job that can only fail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from core.models.backbones import imagenet_installed, imagenet_weights_file
+from core import settings
+from core.errors import BadConfigError
+from core.models.backbones import (
+    backbone_facts,
+    imagenet_installed,
+    imagenet_weights_file,
+    keras_cache_dir,
+)
 from core.runs.config import TrainConfig
 
 #: Films the demo draws: enough for a patient-grouped split with every class in the test part.
@@ -22,7 +30,7 @@ DEMO_FILMS = 140
 DEMO_BACKBONE = "mobilenet_v2"
 #: Our default tunes the encoder (patches, then films); these presets do not. The papers'
 #: presets train new layers on a fixed encoder, as reproduced in docs/RESULTS.md, and the
-#: demo must finish in a CPU minute or two.
+#: demo must be short on a CPU.
 FROZEN_ENCODER = MappingProxyType({"patch_epochs": 0, "fine_tune_layers": 0})
 
 
@@ -60,7 +68,7 @@ PRESETS: dict[str, Preset] = {
         learning_rate=1e-4, momentum=0.9, weight_lr_factor=15.0, bias_lr_factor=20.0,
         l2_factor=1.0, patience=15, epochs=60, test_size=0.3, **FROZEN_ENCODER),
     "demo": _preset(
-        "Quick demo (SYNTHETIC films, a CPU minute)",
+        "Quick demo (SYNTHETIC films, small and short)",
         "A small input and few epochs, for the landing page's walkthrough on synthetic films.",
         backbone=DEMO_BACKBONE, image_size=256, epochs=40, patience=0, batch_size=16,
         **FROZEN_ENCODER),
@@ -88,3 +96,21 @@ def demo_job(films_dir: str) -> dict[str, Any]:
     config = preset.config(dataset="mias", root=films_dir).with_overrides(weights=weights)
     return {"synthetic": True, "films": {"out": films_dir, "n": DEMO_FILMS, "seed": 0, "size": size},
             "config": config.to_dict()}
+
+
+def weights_problem(config: TrainConfig) -> str | None:
+    """Why ``config`` cannot start here for want of ImageNet weights, in one line that says
+    what would work (the file to place and where, or a random-init encoder); ``None`` when
+    its weights will load (installed, not ImageNet, or a download Keras is allowed to do)."""
+    if config.weights != "imagenet" or imagenet_installed(config.backbone, config.image_size):
+        return None
+    try:
+        file_name = imagenet_weights_file(config.backbone, config.image_size)
+    except BadConfigError:
+        return (f"{config.backbone} has no ImageNet weights this program can load: train it "
+                "with a random-init encoder (it learns far less), or give a weights file")
+    if settings.download_weights() and backbone_facts(config.backbone)["keras_downloads"]:
+        return None
+    return (f"{config.backbone}'s ImageNet weights are not installed here: place {file_name} "
+            f"in {keras_cache_dir()}/, or train with a random-init encoder (it learns far "
+            "less)")

@@ -45,6 +45,7 @@ from core.prep.augment import balance
 from core.prep.splits import Splits, split_dataset
 from core.runs.config import TrainConfig
 from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
+from core.runs.pace import peak_memory_gb
 from core.runs.plan import Event, Step, training_plan
 from core.train.batches import Batches, class_weights
 from core.train.patches import pretrain_on_patches
@@ -343,10 +344,12 @@ def _execute(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits) ->
         run.set_status("failed", error=f"{type(error).__name__}: {error}", warnings=warnings)
         raise
     seconds = round(time.time() - started, 1)
+    # The pace a later run's estimate is scaled from (core.runs.pace): time and peak memory.
+    measured = {"seconds": seconds, "peak_memory_gb": peak_memory_gb()}
     if result.pop("cancelled", False):
-        run.set_status("cancelled", warnings=warnings, seconds=seconds)
+        run.set_status("cancelled", warnings=warnings, **measured)
     else:
-        run.set_status("done", warnings=warnings, seconds=seconds, **result)
+        run.set_status("done", warnings=warnings, **measured, **result)
     run.log(Event.END, status=run.manifest["status"], seconds=seconds)
     return run
 

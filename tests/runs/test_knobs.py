@@ -80,3 +80,21 @@ def test_model_specific_knobs_are_the_models_own() -> None:
     assert SETTINGS["epochs"].applies_to("attention") and SETTINGS["epochs"].applies_to(
         "transfer")
     assert not SETTINGS["cell"].applies_to("transfer")
+
+
+def test_a_setting_that_needs_another_applies_only_with_it() -> None:
+    """What the Train form shows follows the other choices: momentum only with SGD, the
+    patch settings only with patch epochs, the target only when augmenting."""
+    defaults = TrainConfig().to_dict()
+    assert not SETTINGS["momentum"].applies(defaults)  # Adam
+    assert SETTINGS["momentum"].applies({**defaults, "optimizer": "sgd"})
+    assert SETTINGS["patch_layers"].applies(defaults)
+    assert not SETTINGS["patch_layers"].applies({**defaults, "patch_epochs": 0})
+    assert not SETTINGS["fine_tune_epochs"].applies({**defaults, "fine_tune_layers": 0})
+    assert not SETTINGS["augment_target"].applies(defaults)  # class weights
+    assert SETTINGS["augment_target"].applies({**defaults, "balance": "augment"})
+    # the model kind still comes first
+    assert not SETTINGS["steps"].applies({**defaults, "model": "transfer"})
+    for setting in SETTINGS.values():  # every need names a setting the form asks for
+        needs = setting.knob.needs
+        assert needs is None or (needs.setting in SETTINGS and SETTINGS[needs.setting].knob.form)
