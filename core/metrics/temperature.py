@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from core.metrics.calibration import expected_calibration_error
+
 #: The temperatures a fit may choose from: wide enough for any network seen here (fitted
 #: values are usually 1 to 3), bounded so a degenerate validation set cannot send it off.
 LOWEST, HIGHEST = 0.05, 20.0
@@ -86,12 +88,22 @@ def fit_temperature(probabilities: Any, labels: Any) -> float:
     return float(1.0 / found.x)
 
 
+def top_label_ece(probabilities: Any, labels: Any) -> float:
+    """The expected calibration error of the most probable class: each film's top probability
+    against whether that class is right (Guo et al.'s ECE), for any number of classes."""
+    p = _checked(probabilities)
+    correct = p.argmax(axis=1) == np.asarray(labels, dtype=np.int64)
+    return expected_calibration_error(correct, np.clip(p.max(axis=1), 0.0, 1.0))
+
+
 def fitted_temperature(probabilities: Any, labels: Any) -> dict[str, Any]:
     """What a run keeps of a fit: the ``temperature``, the films it was fitted on, and their
-    negative log-likelihood before and after (the fit's own evidence)."""
+    negative log-likelihood and top-label ECE before and after (the fit's own evidence)."""
     temperature = fit_temperature(probabilities, labels)
+    scaled = apply_temperature(probabilities, temperature)
     return {"temperature": temperature, "fitted_on": "validation films",
             "n_films": len(np.asarray(labels)),
             "nll_before": negative_log_likelihood(probabilities, labels),
-            "nll_after": negative_log_likelihood(apply_temperature(probabilities, temperature),
-                                                 labels)}
+            "nll_after": negative_log_likelihood(scaled, labels),
+            "ece_before": top_label_ece(probabilities, labels),
+            "ece_after": top_label_ece(scaled, labels)}

@@ -73,4 +73,5 @@ def test_what_a_run_keeps_of_the_fit() -> None:
     kept = fitted_temperature(sure, labels)
     assert kept["n_films"] == 500 and kept["fitted_on"] == "validation films"
     assert kept["nll_after"] < kept["nll_before"]
+    assert kept["ece_after"] < kept["ece_before"]
     assert kept["temperature"] == fit_temperature(sure, labels)
