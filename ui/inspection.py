@@ -44,8 +44,19 @@ def _rate(value: Any) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _threshold_label(threshold: float | None) -> str:
-    return "above every score" if threshold is None else f"{threshold:.3f}"
+def _threshold_label(threshold: float | None, decimals: int = 3) -> str:
+    return "above every score" if threshold is None else f"{threshold:.{decimals}f}"
+
+
+def threshold_labels(thresholds: list[float | None]) -> list[str]:
+    """The slider's labels: three decimals, or as many more as it takes to tell every
+    threshold apart (the slider tells its positions apart by their labels, and a model's
+    scores can crowd within a thousandth)."""
+    for decimals in range(3, 18):
+        labels = [_threshold_label(t, decimals) for t in thresholds]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [_threshold_label(t) if t is None else repr(t) for t in thresholds]
 
 
 def missing(evaluation: Mapping[str, Any], what: str, again: Callable[[], None]) -> bool:
@@ -98,15 +109,16 @@ def operating_point_view(evaluation: Mapping[str, Any], key: str,
         entry = by_preset[preset.key]
         column.button(preset.label, key=preset_key(preset.key, key), help=preset.why,
                       on_click=choose, args=(entry["threshold"],), width="stretch")
+    labels = threshold_labels(thresholds)
     position = st.select_slider(
         f"Threshold on {points['score']}", options=range(len(thresholds)), key=slider,
-        format_func=lambda index: _threshold_label(thresholds[index]),
+        format_func=labels.__getitem__,
         help="films scoring at or above it are called " + points["positive"])
     threshold = thresholds[position]
     point = point_at(points, threshold)
     for column, figure in zip(st.columns(len(CARD_FIGURES)), CARD_FIGURES):
         column.metric(FIGURE_LABELS[figure], _rate(point[figure]))
-    st.caption(f"At {_threshold_label(threshold)}: {point['tp']} of {points['n_positive']} "
+    st.caption(f"At {labels[position]}: {point['tp']} of {points['n_positive']} "
                f"{points['positive']} films found, {point['fp']} of {points['n_negative']} "
                f"{points['negative']} films called {points['positive']}.")
     left, right = st.columns(2)

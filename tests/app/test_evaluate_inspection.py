@@ -28,7 +28,7 @@ from core.metrics.operating import FIGURE_LABELS, PRESETS
 from core.metrics.scores import add_confidence_intervals, classification_summary, clinical_pairs
 from core.runs.folder import EVALUATION, MANIFEST, MODEL, REPORT
 from factories import open_page
-from ui.inspection import CALLED, preset_key, threshold_key
+from ui.inspection import CALLED, preset_key, threshold_key, threshold_labels
 
 PAGE = "pages/evaluate.py"
 CLASSES = ("no_cancer", "cancer")
@@ -130,6 +130,13 @@ def _shows(app: AppTest, threshold: float | None) -> None:
 def _position(slider: Any, threshold: float | None) -> int:
     label = "above every score" if threshold is None else f"{threshold:.3f}"
     return slider.options.index(label)
+
+
+def test_slider_labels_tell_crowded_thresholds_apart() -> None:
+    assert threshold_labels([0.1, 0.5, None]) == ["0.100", "0.500", "above every score"]
+    crowded = threshold_labels([0.12341, 0.12346, 0.5, None])
+    assert crowded[:3] == ["0.1234", "0.1235", "0.5000"]  # one more decimal tells them apart
+    assert len(set(threshold_labels([1e-9 * i for i in range(50)]))) == 50
 
 
 def test_the_threshold_starts_at_the_screening_preset_and_moves(
