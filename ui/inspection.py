@@ -101,9 +101,9 @@ def operating_point_view(evaluation: Mapping[str, Any], key: str,
     def choose(threshold: float | None) -> None:
         st.session_state[slider] = thresholds.index(threshold)
 
-    st.caption(f"Score: {points['score']}. {points['rule'].capitalize()}; the test split has "
-               f"{points['n_positive']} {points['positive']} and {points['n_negative']} "
-               f"{points['negative']} films.")
+    st.caption(f"A film is called {points['positive']} when its {points['score']} is at or "
+               f"above the threshold; the test split has {points['n_positive']} "
+               f"{points['positive']} and {points['n_negative']} {points['negative']} films.")
     columns = st.columns(len(PRESETS))
     for column, preset in zip(columns, PRESETS):
         entry = by_preset[preset.key]
@@ -136,10 +136,11 @@ def operating_point_view(evaluation: Mapping[str, Any], key: str,
         FIGURE_LABELS[f]: st.column_config.NumberColumn(format="%.2f") for f in CARD_FIGURES})
 
 
-def _with_interval(value: float, interval: Mapping[str, Any] | None) -> str:
+def _interval(interval: Mapping[str, Any] | None) -> str:
     low, high = (interval or {}).get("low"), (interval or {}).get("high")
-    band = "" if low is None or high is None else f" (95% CI {low:.3f} to {high:.3f})"
-    return f"{value:.3f}{band}"
+    if low is None or high is None:
+        return "95% CI: n/a (too few patients to resample)"
+    return f"95% CI {low:.3f} to {high:.3f}"
 
 
 def calibration_view(evaluation: Mapping[str, Any], key: str,
@@ -159,7 +160,7 @@ def calibration_view(evaluation: Mapping[str, Any], key: str,
     for column, figure in zip((left, right), ("ece", "brier")):
         column.metric(CALIBRATION_LABELS[figure], f"{calibration[figure]:.3f}",
                       help="lower is better; 95% interval from resampled patients")
-        column.caption(_with_interval(calibration[figure], intervals.get(figure)))
+        column.caption(_interval(intervals.get(figure)))
     st.plotly_chart(reliability_diagram(calibration["bins"], calibration["score"],
                                         calibration["positive"]), key=f"reliability:{key}")
     temperature = evaluation.get("temperature")

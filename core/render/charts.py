@@ -217,15 +217,16 @@ def threshold_roc(roc: Mapping[str, Sequence[Any]], point: Mapping[str, Any],
                                 "range": [-0.02, 1.02]},
                          yaxis={"title": {"text": "true positive rate (sensitivity)"},
                                 "range": [-0.02, 1.04]},
-                         legend={"title": {"text": "point"}}, height=440,
-                         margin={"t": 40 if title else 30})
+                         legend={"title": {"text": "point"}, "orientation": "h",
+                                 "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+                         height=560, margin={"t": 40 if title else 30})
     return figure
 
 
 def _threshold_text(threshold: Any) -> str:
-    """A threshold as a person reads it; None is above every score (nothing positive)."""
+    """Which films a threshold calls positive; None: above every score, none of them."""
     value = _number(threshold)
-    return "above every score" if value is None else f"threshold {value:.3f}"
+    return "above every score" if value is None else f"score ≥ {value:.3f}"
 
 
 def reliability_diagram(bins: Sequence[Mapping[str, Any]], score: str,
