@@ -26,6 +26,7 @@ from core.render.charts import (
 )
 from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
+from ui.inspection import calibration_view, operating_point_view
 from ui.notices import show_warnings
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import enter_through_app, show_error
@@ -33,6 +34,8 @@ from ui.state import enter_through_app, show_error
 enter_through_app()
 
 _RUN_WIDGET = "evaluate_run"
+#: Set to a run's folder by "Evaluate again": the next pass evaluates it afresh.
+_AGAIN = "evaluate_again"
 GALLERY_COLUMNS = 4
 
 
@@ -68,6 +71,26 @@ def headline(evaluation: dict[str, Any]) -> None:
     table["figure"] = table["figure"].map(lambda key: by_key(key).label)
     st.dataframe(table, hide_index=True, column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in table.columns[1:]})
+
+
+def classification_report(evaluation: dict[str, Any]) -> None:
+    """The first paper's report, each F1 with its patient-level 95% interval in one column
+    (n/a where there is none: a class without test films, or an older evaluation)."""
+    rows = report_table(evaluation)
+    for row in rows:
+        low, high = row.pop("f1_low"), row.pop("f1_high")
+        row["F1 95% CI"] = "n/a" if low is None or high is None else f"{low:.2f} to {high:.2f}"
+    table = pd.DataFrame(rows)
+    table = table[["label", "precision", "recall", "f1", "F1 95% CI", "support"]]
+    st.dataframe(table.rename(columns={"f1": "F1"}), hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.2f")
+        for name in ("precision", "recall", "F1")})
+    st.caption("F1 intervals: 95% bootstrap over patients; the average rows take those of "
+               "accuracy, macro F1 and weighted F1.")
+
+
+def _evaluate_again() -> None:
+    st.session_state[_AGAIN] = path
 
 
 def localisation(evaluation: dict[str, Any]) -> None:
@@ -136,6 +159,9 @@ if is_synthetic(manifest):
 try:
     run = open_run(path)
     with st.spinner("Evaluating on the held-out test films (once per model)..."):
+        if st.session_state.pop(_AGAIN, None) == path:
+            run_evaluation(run, again=True)
+            evaluation_of.clear()
         evaluation = evaluation_of(path, _model_time(path))
 except Exception as error:  # noqa: BLE001 - one line (MammoError or a bug), never a traceback
     show_error(error, "Cannot evaluate this run")
@@ -151,8 +177,7 @@ st.subheader("Headline figures and trivial baselines")
 headline(evaluation)
 
 st.subheader("Classification report")
-st.dataframe(pd.DataFrame(report_table(evaluation)), hide_index=True, column_config={
-    name: st.column_config.NumberColumn(format="%.2f") for name in ("precision", "recall", "f1")})
+classification_report(evaluation)
 
 left, right = st.columns(2)
 with left:
@@ -167,6 +192,12 @@ st.subheader("ROC curves")
 st.plotly_chart(roc_curves(evaluation.get("curves") or {},
                            aucs={"abnormal": evaluation.get("auc_abnormal"),
                                  "malignant": evaluation.get("auc_malignant")}))
+
+st.subheader("Operating point: a threshold on the score")
+operating_point_view(evaluation, path, _evaluate_again)
+
+st.subheader("Calibration: does the score mean what it says?")
+calibration_view(evaluation, path, _evaluate_again)
 
 st.subheader("Training curves")
 history = read_history(run)

@@ -17,6 +17,7 @@ for a transfer model), and patient-grouped bootstrap intervals.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ from core.errors import BadConfigError, MammoError
 from core.evaluate.heatmaps import encoder_and_head, scores_and_maps, to_film
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
+from core.metrics.calibration import calibration
+from core.metrics.operating import operating_points
+from core.metrics.per_class import per_class_intervals
+from core.metrics.positive import screening_question
 from core.metrics.scores import (
     add_confidence_intervals,
     classification_summary,
@@ -45,6 +50,7 @@ from core.metrics.scores import (
     one_vs_rest,
     patient_level,
 )
+from core.metrics.temperature import apply_temperature
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
 from core.prep.arrays import FilmArrays, load_arrays
@@ -65,11 +71,13 @@ GALLERY_FILMS = 12
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What a run's manifest says its model needs and means."""
+    """What a run's manifest says its model needs and means. ``temperature``: the one its
+    probabilities are divided by (``core.metrics.temperature``), None where it fitted none."""
 
     config: TrainConfig
     classes: tuple[str, ...]
     synthetic: bool
+    temperature: float | None = None
 
 
 def run_settings(run: Run) -> RunSettings:
@@ -90,7 +98,29 @@ def run_settings(run: Run) -> RunSettings:
     if (not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes)
             or not all(isinstance(name, str) for name in classes)):
         raise BadConfigError(f"{file}: dataset.classes must list two or more distinct names")
-    return RunSettings(config, tuple(classes), bool(synthetic))
+    return RunSettings(config, tuple(classes), bool(synthetic), _temperature(manifest, file))
+
+
+def _temperature(manifest: dict[str, Any], file: Path) -> float | None:
+    """The fitted temperature of a run trained with ``temperature_scaling``, checked: a
+    copied manifest may hold anything there, and a zero or negative one would turn every
+    probability into nonsense without a word."""
+    fit = manifest.get("temperature")
+    if fit is None:
+        return None
+    value = fit.get("temperature") if isinstance(fit, dict) else None
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value <= 0):
+        raise BadConfigError(f"{file}: temperature.temperature must be a positive number, got "
+                             f"{value!r}")
+    return float(value)
+
+
+def calibrated(probabilities: np.ndarray, settings: RunSettings) -> np.ndarray:
+    """The probabilities the run stands by: divided by its temperature where it has one."""
+    if settings.temperature is None:
+        return probabilities
+    return apply_temperature(probabilities, settings.temperature)
 
 
 def load_model(run: Run) -> keras.Model:
@@ -215,7 +245,11 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     figures, ``pointing_game`` (share of films with a located
     lesion whose heatmap maximum falls on it; None when no film has one), ``localisation``
     (``localisation_scores`` with chance rates), ``confidence_intervals`` (patient-grouped
-    bootstrap intervals), ``heatmap`` (which kind was scored), ``source``, ``synthetic``,
+    bootstrap intervals), ``heatmap`` (which kind was scored), ``temperature`` (the one the
+    probabilities were divided by, None without), ``operating_points`` and ``calibration``
+    of the screening question's score (cancer, or abnormal: ``core.metrics.positive``; None
+    where the classes have neither), ``per_class_intervals`` (each class's F1 with its
+    patient interval), ``source``, ``synthetic``,
     ``curves`` (ROC points of the clinical pairs and of each class against the rest, for
     plots) and ``films`` (per film: actual and predicted class).
 
@@ -251,6 +285,7 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
         probabilities, grid_maps, kind = _predict(model, settings.config.model, arrays)
     except BadConfigError as error:  # a model of this shape but not of our making
         raise BadConfigError(f"{run.path / MODEL}: {error}") from None
+    probabilities = calibrated(probabilities, settings)
     summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
     severities = [r.severity for r in arrays.records]
     pairs = clinical_pairs(arrays.labels, probabilities, data.classes,
@@ -263,6 +298,8 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     summary["pointing_game"] = localisation["overall"]["pointing_game"]
     summary["localisation"] = localisation
     summary["heatmap"] = kind
+    summary["temperature"] = settings.temperature
+    summary.update(inspection_figures(arrays.labels, probabilities, data.classes, patients))
     summary["source"] = source
     summary["synthetic"] = bool(data.synthetic)
     # What the loader skipped (films cut short, bad rows) and films that failed to read later.
@@ -294,6 +331,25 @@ def _patient_figures(labels: np.ndarray, probabilities: np.ndarray, classes: Seq
             "patient_auc": patient["auc"] if patient else None,
             "patient_sensitivity_at_90_specificity":
                 patient["sensitivity_at_90_specificity"] if patient else None}
+
+
+def inspection_figures(labels: Any, probabilities: Any, classes: Sequence[str],
+                       patients: Sequence[str], n_resamples: int = BOOTSTRAP_RESAMPLES
+                       ) -> dict[str, Any]:
+    """What the Evaluate page inspects beyond the headline figures: the screening question's
+    ``operating_points`` and ``calibration`` (None where the class set has no such question,
+    ``core.metrics.positive``), and each class's F1 interval (``per_class_intervals``), all
+    with the patient bootstrap of the headline intervals."""
+    question = screening_question(classes)
+    inspected: dict[str, Any] = {"operating_points": None, "calibration": None}
+    if question is not None:
+        truth, score = question.truth(labels), question.scores(probabilities)
+        inspected["operating_points"] = operating_points(truth, score, question)
+        inspected["calibration"] = calibration(truth, score, question, groups=patients,
+                                               n_resamples=n_resamples)
+    inspected["per_class_intervals"] = per_class_intervals(labels, probabilities, classes,
+                                                           groups=patients, n=n_resamples)
+    return inspected
 
 
 def _predict(model: keras.Model, kind_name: str, arrays: FilmArrays

@@ -6,7 +6,9 @@ film of any supported format is read, prepared exactly as the run's training fil
 preprocessing config in its manifest), and passed through the model in one compiled call
 (``predict_on_batch``) for the probabilities and, for the attention model, its attention.
 The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
-back through preprocessing and drawn as a Viridis overlay at the film's original size.
+back through preprocessing and drawn as a Viridis overlay at the film's original size. A run
+trained with temperature scaling has its probabilities divided by its temperature, exactly
+as evaluation scores them (``calibrated``).
 
 A bad film (unreadable, blank, a text file named ``.png``) gets one error line in its
 entry and never stops the others; a run that cannot be loaded stops the call, since no
@@ -28,7 +30,7 @@ import numpy as np
 
 from core.atomic import make_folder
 from core.errors import BadConfigError, MammoError
-from core.evaluate.evaluate import load_model, run_settings
+from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, film_notes, read_film
 from core.geometry import Transform
@@ -56,6 +58,7 @@ class _Loaded:
     classes: tuple[str, ...]
     synthetic: bool
     kind: ModelKind
+    settings: RunSettings
 
 
 _CACHE: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
@@ -76,7 +79,7 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
     settings = run_settings(run)
     model = load_model(run)
     loaded = _Loaded(model, settings.config.prep, settings.classes, settings.synthetic,
-                     model_kind(settings.config.model))
+                     model_kind(settings.config.model), settings)
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_SIZE:
@@ -164,6 +167,7 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
     inputs = np.stack([prepared.image for _, _, prepared in ready])[..., None]
     probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
                                           len(inputs))
+    probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them
     for row, (index, film, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]

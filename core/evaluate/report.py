@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from core.atomic import atomic_path, make_folder
 from core.errors import BadConfigError
 from core.metrics.headline import HEADLINE
+from core.metrics.per_class import COLUMN_LABELS, rows_with_f1_intervals
 from core.metrics.scores import classification_report, per_class_counts, report_rows
 from core.render.palette import PALETTE
 
@@ -44,9 +45,10 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
     if cm.shape != (len(labels), len(labels)):
         raise BadConfigError(f"confusion matrix of shape {cm.shape} for {len(labels)} classes")
     out = make_folder(Path(out_dir), "report folder")
-    rows = report_rows(classification_report(*_labels_of(cm), labels))
+    rows = rows_with_f1_intervals(report_rows(classification_report(*_labels_of(cm), labels)),
+                                  evaluation)
     counts = [{"class": name, **row} for name, row in per_class_counts(cm, labels).items()]
-    tables = {"classification_report": pd.DataFrame(rows),
+    tables = {"classification_report": pd.DataFrame(rows).rename(columns=COLUMN_LABELS),
               "per_class_counts": pd.DataFrame(counts),
               "confusion_matrix": pd.DataFrame(cm, index=pd.Index(labels, name="actual"),
                                                columns=labels)}
@@ -230,8 +232,10 @@ figure.wrong figcaption {{ color: #b00; }}
 ({escape(str(source.get('root', '')))}); heatmaps: {escape(str(evaluation.get('heatmap')))}</p>
 {warning}
 <h2>Headline figures</h2><table>{''.join(rows)}</table>
-<h2>Classification report</h2>{tables['classification_report'].to_html(index=False,
-                                                                        float_format='%.3f')}
+<h2>Classification report</h2>{tables['classification_report'].to_html(
+    index=False, float_format='%.3f', na_rep='n/a')}
+<p>F1 intervals: 95% bootstrap over patients (the average rows: those of accuracy, macro F1
+and weighted F1).</p>
 <h2>Per class, one against the rest</h2>{tables['per_class_counts'].to_html(
     index=False, float_format='%.3f', na_rep='n/a')}
 <h2>Confusion matrix</h2>{tables['confusion_matrix'].to_html()}

@@ -18,6 +18,7 @@ from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
 from core.evaluate.report import write_report
 from core.metrics.headline import HEADLINE
+from core.metrics.per_class import rows_with_f1_intervals
 from core.metrics.scores import classification_report, report_rows
 from core.runs.files import served_file
 from core.runs.folder import REPORT, Run, saved_evaluation
@@ -25,14 +26,16 @@ from core.runs.folder import REPORT, Run, saved_evaluation
 GALLERY = "gallery"
 
 
-def run_evaluation(run: Run) -> dict[str, Any]:
+def run_evaluation(run: Run, again: bool = False) -> dict[str, Any]:
     """The run's evaluation on its own test split: the saved one while it is newer than the
-    model, otherwise a fresh one, saved with its report (tables, plots, gallery, HTML)."""
+    model, otherwise a fresh one, saved with its report (tables, plots, gallery, HTML).
+    ``again``: a fresh one even so (an evaluation saved by an older version lacks figures
+    added since, such as the operating points, and the model has not changed to say so)."""
     status = run.manifest.get("status")
     if status != "done":
         raise BadConfigError(f"{run.name}: only a finished run can be evaluated (status "
                              f"{status!r})")
-    saved = saved_evaluation(run)
+    saved = None if again else saved_evaluation(run)
     if saved is not None:
         return _rebased(saved, run)
     report = run.path / REPORT
@@ -75,9 +78,11 @@ def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
 def report_table(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     """The first paper's classification report (per class, then the micro, macro and
     weighted averages), rebuilt from the evaluation's confusion matrix so that it can never
-    disagree with it."""
+    disagree with it, each F1 with its patient-level 95% interval (``f1_low``, ``f1_high``;
+    None in an evaluation saved before they were kept)."""
     cm = np.asarray(evaluation["confusion_matrix"], dtype=np.int64)
     actual, predicted = np.indices(cm.shape)
-    return report_rows(classification_report(np.repeat(actual.ravel(), cm.ravel()),
+    rows = report_rows(classification_report(np.repeat(actual.ravel(), cm.ravel()),
                                              np.repeat(predicted.ravel(), cm.ravel()),
                                              list(evaluation["labels"])))
+    return rows_with_f1_intervals(rows, evaluation)

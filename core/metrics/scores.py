@@ -26,8 +26,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from core.data.records import NORMAL_CLASS, positive_class
 from core.metrics.headline import FROM_CONFUSION, HEADLINE, SCREENING_SPECIFICITY
+from core.metrics.positive import abnormal_question, malignant_question
 
 #: A headline figure of one set of films: (labels, probabilities) -> value, None if undefined.
 MetricFn = Callable[[np.ndarray, np.ndarray], "float | None"]
@@ -307,11 +307,11 @@ def clinical_pairs(y_true: Any, probabilities: Any, classes: Sequence[str],
     """
     y_true, probabilities = _arrays(y_true, probabilities, len(classes))
     abnormal = None
-    if NORMAL_CLASS in classes:
-        normal = classes.index(NORMAL_CLASS)
-        abnormal = {"positive": "abnormal", "negative": "normal",
-                    "score": f"1 - p({NORMAL_CLASS})",
-                    **roc_pr(y_true != normal, 1.0 - probabilities[:, normal], max_points)}
+    question = abnormal_question(classes)
+    if question is not None:
+        abnormal = {**question.describe(),
+                    **roc_pr(question.truth(y_true), question.scores(probabilities),
+                             max_points)}
     pair = _malignant_pair(y_true, probabilities, classes, severities, malignancy_scores)
     if pair is None:
         return {"abnormal": abnormal, "malignant": None}
@@ -326,10 +326,10 @@ def _malignant_pair(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequ
     """Which films ``clinical_pairs``' malignant pair compares (a mask), which of them are
     positive, their scores and the pair's names; None where there is no such pair."""
     n = len(y_true)
-    two_class = positive_class(classes)
+    two_class = malignant_question(classes)
     if two_class is not None:
-        in_pair, positive = np.ones(n, dtype=bool), y_true == two_class
-        names = {"positive": classes[two_class], "negative": classes[1 - two_class]}
+        in_pair, positive = np.ones(n, dtype=bool), two_class.truth(y_true)
+        names = {"positive": two_class.positive, "negative": two_class.negative}
     elif severities is not None:
         severity = _severities(severities, n)
         in_pair, positive = severity != "", severity == "M"
@@ -346,12 +346,12 @@ def _malignant_pair(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequ
             raise ValueError(f"{score.shape} malignancy scores for {n} films")
         name = "malignancy score"
     elif two_class is not None:
-        score, name = probabilities[:, two_class], f"p({classes[two_class]})"
+        score, name = two_class.scores(probabilities), two_class.score
     elif MALIGNANT_CLASS in classes:
         score, name = probabilities[:, classes.index(MALIGNANT_CLASS)], f"p({MALIGNANT_CLASS})"
-    elif NORMAL_CLASS in classes:
-        score = 1.0 - probabilities[:, classes.index(NORMAL_CLASS)]
-        name = f"1 - p({NORMAL_CLASS}) (stand-in: the model has no malignancy output)"
+    elif (abnormal := abnormal_question(classes)) is not None:
+        score = abnormal.scores(probabilities)
+        name = f"{abnormal.score} (stand-in: the model has no malignancy output)"
     else:
         return None
     return in_pair, positive, score, {**names, "score": name}
@@ -431,16 +431,16 @@ def patient_level(y_true: Any, probabilities: Any, classes: Sequence[str],
     ``operating_point`` over women; both None when all women are of one kind.
     """
     y_true, probabilities = _arrays(y_true, probabilities, len(classes))
-    positive_index = positive_class(classes)
-    if positive_index is None:
+    malignant = malignant_question(classes)
+    if malignant is None:
         return None
-    _, positive, score = patient_scores(y_true == positive_index,
-                                        probabilities[:, positive_index], patients)
+    _, positive, score = patient_scores(malignant.truth(y_true),
+                                        malignant.scores(probabilities), patients)
     point = operating_point(positive, score)
     n_positive = int(positive.sum())
     return {"n_patients": len(positive), "n_positive": n_positive,
             "n_negative": len(positive) - n_positive,
-            "score": f"highest p({classes[positive_index]}) of her films",
+            "score": f"highest {malignant.score} of her films",
             "auc": rank_auc(positive, score),
             "sensitivity_at_90_specificity": None if point is None else point["sensitivity"],
             "threshold": None if point is None else point["threshold"],
@@ -479,14 +479,15 @@ def headline_metrics(classes: Sequence[str]) -> dict[str, MetricFn]:
         return metric
 
     metrics = {m.key: from_confusion(m.key) for m in HEADLINE if m.computed_by == FROM_CONFUSION}
-    if NORMAL_CLASS in classes:
-        normal = list(classes).index(NORMAL_CLASS)
-        metrics["auc_abnormal"] = lambda y, p: rank_auc(y != normal, 1.0 - p[:, normal])
-    positive = positive_class(classes)
-    if positive is not None:
-        metrics["auc_malignant"] = lambda y, p: rank_auc(y == positive, p[:, positive])
+    abnormal = abnormal_question(classes)
+    if abnormal is not None:
+        metrics["auc_abnormal"] = lambda y, p: rank_auc(abnormal.truth(y), abnormal.scores(p))
+    malignant = malignant_question(classes)
+    if malignant is not None:
+        metrics["auc_malignant"] = \
+            lambda y, p: rank_auc(malignant.truth(y), malignant.scores(p))
         metrics["sensitivity_at_90_specificity"] = \
-            lambda y, p: sensitivity_at_specificity(y == positive, p[:, positive])
+            lambda y, p: sensitivity_at_specificity(malignant.truth(y), malignant.scores(p))
     return metrics
 
 
@@ -560,11 +561,11 @@ def add_confidence_intervals(summary: dict[str, Any], y_true: Any, probabilities
     metrics = headline_metrics(classes)
     intervals = {name: bootstrap_ci(y_true, probabilities, fn, n=n, seed=seed, groups=groups)
                  for name, fn in metrics.items()}
-    positive = positive_class(classes)
-    if groups is not None and positive is not None:
+    malignant = malignant_question(classes)
+    if groups is not None and malignant is not None:
         y_true, probabilities = _arrays(y_true, probabilities, len(classes))
-        women, ill, highest = patient_scores(y_true == positive, probabilities[:, positive],
-                                             groups)
+        women, ill, highest = patient_scores(malignant.truth(y_true),
+                                             malignant.scores(probabilities), groups)
         intervals.update({name: bootstrap_ci(ill.astype(np.int64), highest, fn, n=n,
                                              seed=seed, groups=women)
                           for name, fn in patient_metrics().items()})
@@ -610,14 +611,13 @@ def classification_summary(y_true: Any, probabilities: Any, classes: tuple[str, 
                "specificity": counts[name]["specificity"]}
         for name in classes}
     summary["confusion_matrix"] = report["confusion_matrix"]
-    summary["auc_abnormal"] = None
-    if NORMAL_CLASS in classes:
-        normal = classes.index(NORMAL_CLASS)
-        summary["auc_abnormal"] = _auc(y_true != normal, 1.0 - probabilities[:, normal])
+    abnormal = abnormal_question(classes)
+    summary["auc_abnormal"] = None if abnormal is None else \
+        _auc(abnormal.truth(y_true), abnormal.scores(probabilities))
     summary["auc"] = _auc(y_true == 1, probabilities[:, 1]) if n_classes == 2 else None
-    positive = positive_class(classes)
-    summary["sensitivity_at_90_specificity"] = None if positive is None else \
-        sensitivity_at_specificity(y_true == positive, probabilities[:, positive])
+    malignant = malignant_question(classes)
+    summary["sensitivity_at_90_specificity"] = None if malignant is None else \
+        sensitivity_at_specificity(malignant.truth(y_true), malignant.scores(probabilities))
     class_aucs = [a for a in (_auc(y_true == i, probabilities[:, i]) for i in range(n_classes))
                   if a is not None]
     summary["auc_ovr_macro"] = float(np.mean(class_aucs)) if class_aucs else None

@@ -45,9 +45,11 @@ def _style(index: int) -> dict[str, Any]:
             "marker": {"symbol": SYMBOLS[index % len(SYMBOLS)], "size": 7}}
 
 
-def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
-    """Actual classes down, predicted across; each cell coloured by its share of its row
-    (a rare class's misses show as clearly as a common one's) and labelled with its count."""
+def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str],
+                      across: str = "predicted") -> go.Figure:
+    """Actual classes down, predicted across (``across`` titles that axis: what the columns
+    are, e.g. the calls at one threshold); each cell coloured by its share of its row (a rare
+    class's misses show as clearly as a common one's) and labelled with its count."""
     counts = np.asarray(cm, dtype=np.int64)
     if counts.shape != (len(labels), len(labels)):
         raise ValueError(f"a confusion matrix of shape {counts.shape} for {len(labels)} "
@@ -57,9 +59,9 @@ def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str]) -> go.
     figure = go.Figure(go.Heatmap(
         z=shares, x=list(labels), y=list(labels), text=counts, texttemplate="%{text}",
         colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": {"text": "share of row"}},
-        hovertemplate="actual %{y}, predicted %{x}: %{text} films (%{z:.0%} of the row)"
-                      "<extra></extra>"))
-    figure.update_layout(xaxis={"title": {"text": "predicted"}, "side": "bottom",
+        hovertemplate="actual %{y}, " + across + " %{x}: %{text} films (%{z:.0%} of the "
+                      "row)<extra></extra>"))
+    figure.update_layout(xaxis={"title": {"text": across}, "side": "bottom",
                                 "type": "category"},
                          yaxis={"title": {"text": "actual"}, "autorange": "reversed",
                                 "type": "category"},
@@ -217,4 +219,70 @@ def compared_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]],
                                 "dtick": max(1, longest // 10)},
                          yaxis={"title": {"text": history_label(metric)}}, height=380,
                          margin={"t": 30})
+    return figure
+
+
+def threshold_roc(roc: Mapping[str, Sequence[Any]], point: Mapping[str, Any],
+                  presets: Sequence[Mapping[str, Any]] = (), title: str = "") -> go.Figure:
+    """The ROC curve an evaluation's ``operating_points`` keeps, with where the chosen
+    threshold puts the model (``point``: ``fpr``, ``tpr``, ``threshold``) and where each
+    preset does, each its own marker, beside the chance diagonal."""
+    figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                  line={"color": "grey", "dash": "dot", "width": 1}))
+    figure.add_trace(go.Scatter(x=list(roc["fpr"]), y=list(roc["tpr"]), mode="lines",
+                                name="ROC curve", line={"color": PALETTE[0], "width": 2}))
+    for index, preset in enumerate(presets, start=1):
+        style = _style(index)
+        figure.add_trace(go.Scatter(
+            x=[_number(preset.get("fpr"))], y=[_number(preset.get("tpr"))], mode="markers",
+            name=f"{preset['label']} ({_threshold_text(preset.get('threshold'))})",
+            marker={**style["marker"], "color": style["line"]["color"], "size": 10,
+                    "line": {"color": "white", "width": 1}}))
+    figure.add_trace(go.Scatter(
+        x=[_number(point.get("fpr"))], y=[_number(point.get("tpr"))], mode="markers",
+        name=f"this threshold ({_threshold_text(point.get('threshold'))})",
+        marker={"color": "black", "size": 16, "symbol": "circle-open", "line": {"width": 3}}))
+    figure.update_layout(title=title or None,
+                         xaxis={"title": {"text": "false positive rate (1 - specificity)"},
+                                "range": [-0.02, 1.02]},
+                         yaxis={"title": {"text": "true positive rate (sensitivity)"},
+                                "range": [-0.02, 1.04]},
+                         legend={"title": {"text": "point"}, "orientation": "h",
+                                 "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+                         height=560, margin={"t": 40 if title else 30})
+    return figure
+
+
+def _threshold_text(threshold: Any) -> str:
+    """Which films a threshold calls positive; None: above every score, none of them."""
+    value = _number(threshold)
+    return "above every score" if value is None else f"score ≥ {value:.3f}"
+
+
+def reliability_diagram(bins: Sequence[Mapping[str, Any]], score: str,
+                        positive: str) -> go.Figure:
+    """Each non-empty bin of ``calibration``'s reliability bins as a point: its films' mean
+    ``score`` across, the share of them that are ``positive`` up, its size growing with
+    its films; the diagonal is a perfectly calibrated score. Points below the diagonal are
+    over-confident about ``positive``."""
+    filled = [b for b in bins if b.get("count")]
+    counts = [int(b["count"]) for b in filled]
+    largest = max(counts, default=1)
+    figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines",
+                                  name="perfectly calibrated",
+                                  line={"color": "grey", "dash": "dot", "width": 1}))
+    figure.add_trace(go.Scatter(
+        x=[b["mean_predicted"] for b in filled], y=[b["observed"] for b in filled],
+        mode="lines+markers", name="this model (one point per bin)",
+        line={"color": PALETTE[0], "width": 2},
+        marker={"size": [8 + 16 * (count / largest) ** 0.5 for count in counts],
+                "color": PALETTE[0]},
+        customdata=[[b["low"], b["high"], b["count"]] for b in filled],
+        hovertemplate="scores %{customdata[0]:.1f} to %{customdata[1]:.1f}: %{customdata[2]} "
+                      "films, mean score %{x:.2f}, " + positive + " %{y:.2f}<extra></extra>"))
+    figure.update_layout(xaxis={"title": {"text": f"mean score in the bin ({score})"},
+                                "range": [-0.02, 1.02]},
+                         yaxis={"title": {"text": f"share of the bin's films that are "
+                                                  f"{positive}"}, "range": [-0.02, 1.04]},
+                         legend={"title": {"text": "curve"}}, height=420, margin={"t": 30})
     return figure

@@ -40,8 +40,10 @@ WITH_PATCHES = Needs("patch_epochs")
 WITH_FINE_TUNING = Needs("fine_tune_layers")
 #: Settings added after runs were first saved, with the value that says what those older runs
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
-#: and one saved before patch labels could be chosen labelled patches by class.
-ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class"}
+#: one saved before patch labels could be chosen labelled patches by class, and none saved
+#: before temperature scaling scaled its probabilities.
+ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class",
+                          "temperature_scaling": False}
 #: The largest input (and patch) side: a 2048-px film is 16 MiB as float32, and a batch and its
 #: activations many times that. A side typed past it (100,000 px would ask for terabytes) is
 #: refused by the config, before a run folder is made or anything is allocated.
@@ -223,6 +225,12 @@ class TrainConfig:
     seed: int = knob(0, label="Seed", help="random seed", span=(0, 2**31 - 1))
     mixed_precision: bool = knob(False, label="Mixed precision", advanced=True,
                                  help="compute in 16-bit floats (faster on GPUs that support it)")
+    # Off by default: it changes no prediction, only how sure the probabilities sound, and a
+    # small validation split fits it poorly (core.metrics.temperature).
+    temperature_scaling: bool = knob(
+        False, label="Temperature scaling", advanced=True,
+        help="after training, fit one temperature on the validation films so that the "
+             "probabilities match how often the model is right; evaluate and predict use it")
     prep_steps: PrepSteps = field(default_factory=PrepSteps)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

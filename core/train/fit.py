@@ -6,7 +6,8 @@ them); tune the encoder's top on lesion and normal-tissue patches (``core.train.
 run the encoder, now frozen, once per image (through the feature cache when it was not
 tuned); train the decoder (attention model) or head (transfer model) on those features;
 unfreeze the encoder's top and fine-tune end to end; save the whole film -> prediction
-model. Both encoder phases are on by default, since together they measured best
+model; with ``temperature_scaling``, fit one temperature on the validation films' probabilities
+and keep it in the manifest, where evaluation and prediction read it. Both encoder phases are on by default, since together they measured best
 (docs/RESULTS.md), and each can be turned off.
 
 Every step reports to the run folder (``progress.jsonl``, ``history.csv``, the manifest), so
@@ -34,6 +35,7 @@ from core.data import load_dataset
 from core.data.records import Dataset
 from core.errors import BadConfigError
 from core.metrics.scores import classification_summary
+from core.metrics.temperature import apply_temperature, fitted_temperature
 from core.models.attention import attach_encoder
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.cut import frozen_bottom
@@ -239,11 +241,16 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
         return {"cancelled": True}
     _save(run, model)
     probabilities = _class_probabilities(kind, model, data.val.images)
+    scaling = {}
+    if config.temperature_scaling:
+        scaling["temperature"] = fitted_temperature(probabilities, data.val.labels)
+        probabilities = apply_temperature(probabilities, scaling["temperature"]["temperature"])
     majority = int(np.bincount(data.fit.labels, minlength=n_classes).argmax())
+    # On the probabilities evaluate and predict will give, scaled where the run is.
     val = classification_summary(data.val.labels, probabilities, dataset.classes, majority)
     return {"val": val, "counts_before": data.counts_before.tolist(),
             "counts_after": data.counts_after.tolist(), "feature_shape": list(feature_shape),
-            "backbone_weights": backbone.weights}
+            "backbone_weights": backbone.weights, **scaling}
 
 
 def _train_head(job: Fitting, encoder: keras.Model, key: str | None

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix as sk_confusion
 from test_predict import tiny_run
 
 from conftest import REPO
@@ -30,7 +32,8 @@ from factories import TINY
 
 KEYS = {"n", "labels", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "per_class",
         "confusion_matrix", "auc_abnormal", "auc_malignant", "pointing_game", "localisation",
-        "confidence_intervals", "baselines"}
+        "confidence_intervals", "baselines", "operating_points", "calibration",
+        "per_class_intervals", "temperature"}
 PER_CLASS = {"precision", "recall", "f1", "support", "sensitivity", "specificity"}
 #: The screening figures of a two-class dataset with a positive class; None on seven classes.
 SCREENING = ("auc_malignant", "sensitivity_at_90_specificity", "patient_auc",
@@ -212,6 +215,21 @@ def screening_run(screening_root: Path, tmp_path_factory: pytest.TempPathFactory
     return run
 
 
+@pytest.fixture(scope="module")
+def screening_result(screening_run: Run) -> dict:
+    return evaluate_run(screening_run)
+
+
+@pytest.fixture(scope="module")
+def p_cancer(screening_run: Run, screening_root: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """Each test film's p(cancer) as `predict` gives it, by film id."""
+    test = [entry["film"] for entry in screening_run.manifest["split"]["test"]]
+    predictions = predict_films(screening_run, [screening_root / film for film in test],
+                                tmp_path_factory.mktemp("predicted"))
+    return {film: entry["probabilities"]["cancer"] for film, entry in zip(test, predictions)}
+
+
 def _sensitivity_at_90_specificity(positive: list[bool], score: list[float]) -> float:
     """By scikit-learn's every-threshold ROC curve: the best sensitivity at FPR <= 10%."""
     fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=False)
@@ -219,8 +237,9 @@ def _sensitivity_at_90_specificity(positive: list[bool], score: list[float]) -> 
 
 
 def test_a_two_class_dataset_gets_screening_figures_per_film_and_per_woman(
-        screening_run: Run, screening_root: Path, tmp_path: Path) -> None:
-    result = evaluate_run(screening_run)
+        screening_run: Run, screening_root: Path, screening_result: dict,
+        p_cancer: dict[str, float]) -> None:
+    result = screening_result
     assert result["labels"] == ["cancer", "no_cancer"]
     assert result["malignancy_score"] == "p(cancer)"
     intervals = result["confidence_intervals"]
@@ -235,10 +254,6 @@ def test_a_two_class_dataset_gets_screening_figures_per_film_and_per_woman(
     test = [entry["film"] for entry in screening_run.manifest["split"]["test"]]
     patient_of = {r.film_id: r.patient_id
                   for r in load_dataset("folder", screening_root).records}
-    predictions = predict_films(screening_run, [screening_root / film for film in test],
-                                tmp_path)
-    p_cancer = {film: entry["probabilities"]["cancer"]
-                for film, entry in zip(test, predictions)}
     assert len(set(p_cancer.values())) > len(test) // 2  # scores that rank the films
     films_positive = [film.startswith("cancer/") for film in test]
     assert result["auc_malignant"] == pytest.approx(
@@ -257,3 +272,47 @@ def test_a_two_class_dataset_gets_screening_figures_per_film_and_per_woman(
         patient["sensitivity_at_90_specificity"] == \
         pytest.approx(_sensitivity_at_90_specificity(ill, highest))
     json.dumps(result, allow_nan=False)
+
+
+def test_operating_points_and_calibration_of_p_cancer_agree_with_scikit_learn(
+        screening_run: Run, screening_result: dict, p_cancer: dict[str, float]) -> None:
+    """``evaluate --json``'s ``operating_points`` and ``calibration``, recomputed from each
+    test film's p(cancer) with scikit-learn."""
+    test = [entry["film"] for entry in screening_run.manifest["split"]["test"]]
+    positive = np.array([film.startswith("cancer/") for film in test])
+    score = np.array([p_cancer[film] for film in test])
+    points = screening_result["operating_points"]
+    assert (points["positive"], points["negative"], points["score"]) == \
+        ("cancer", "no_cancer", "p(cancer)")
+    assert points["n_positive"] == positive.sum() and points["n_negative"] == (~positive).sum()
+    presets = {p["key"]: p for p in points["presets"]}
+    assert set(presets) == {"sensitivity_at_90_specificity", "youden", "half"}
+    assert presets["sensitivity_at_90_specificity"]["sensitivity"] == pytest.approx(
+        _sensitivity_at_90_specificity(list(positive), list(score)))
+    assert presets["sensitivity_at_90_specificity"]["sensitivity"] == \
+        screening_result["sensitivity_at_90_specificity"]
+    for preset in presets.values():
+        called = np.zeros_like(positive) if preset["threshold"] is None else \
+            score >= preset["threshold"]
+        assert preset["confusion_matrix"] == sk_confusion(positive, called,
+                                                          labels=[False, True]).tolist()
+    fpr, tpr, _ = roc_curve(positive, score, drop_intermediate=False)
+    youden = presets["youden"]
+    assert youden["tpr"] - youden["fpr"] == pytest.approx((tpr - fpr).max(), abs=1e-6)
+    roc = points["roc"]
+    assert roc["thresholds"][0] is None and len(roc["fpr"]) == len(roc["tpr"])
+    assert roc["fpr"] == pytest.approx(fpr.tolist()) and roc["tpr"] == pytest.approx(tpr.tolist())
+
+    calibration = screening_result["calibration"]
+    observed, predicted = calibration_curve(positive, score, n_bins=calibration["n_bins"])
+    filled = [b for b in calibration["bins"] if b["count"]]
+    assert [b["observed"] for b in filled] == pytest.approx(observed.tolist(), abs=1e-6)
+    assert [b["mean_predicted"] for b in filled] == pytest.approx(predicted.tolist(), abs=1e-6)
+    assert calibration["brier"] == pytest.approx(brier_score_loss(positive, score), abs=1e-6)
+    for name in ("ece", "brier"):
+        interval = calibration["confidence_intervals"][name]
+        assert interval["unit"] == "patient"
+        assert interval["low"] <= calibration[name] <= interval["high"]
+    f1 = screening_result["per_class_intervals"]["cancer"]["f1"]
+    assert f1["unit"] == "patient" and f1["estimate"] == pytest.approx(
+        screening_result["per_class"]["cancer"]["f1"])
