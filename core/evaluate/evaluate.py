@@ -307,7 +307,10 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     ovr = one_vs_rest(arrays.labels, probabilities, data.classes)
     summary["curves"] = {
         "abnormal": pairs["abnormal"]["roc"] if pairs["abnormal"] else None,
-        "malignant": pairs["malignant"]["roc"] if pairs["malignant"] else None,
+        # with the pair's own class names, so the curve is labelled "cancer vs no_cancer"
+        "malignant": {**pairs["malignant"]["roc"], "positive": pairs["malignant"]["positive"],
+                      "negative": pairs["malignant"]["negative"]}
+                     if pairs["malignant"] else None,
         "per_class": {name: entry["roc"] if entry else None
                       for name, entry in ovr["per_class"].items()}}
     predicted = probabilities.argmax(axis=1)

@@ -26,6 +26,7 @@ from core.errors import BadConfigError
 from core.metrics.headline import HEADLINE
 from core.metrics.per_class import COLUMN_LABELS, rows_with_f1_intervals
 from core.metrics.scores import classification_report, per_class_counts, report_rows
+from core.render.charts import pair_name
 from core.render.palette import PALETTE
 
 PLOT_SIDE = 480
@@ -113,9 +114,8 @@ def confusion_matrix_plot(cm: np.ndarray, labels: Sequence[str]) -> Image.Image:
 def roc_plot(curves: dict[str, Any]) -> Image.Image:
     """ROC curves of the clinical pairs and each class against the rest, one colour each,
     with the chance diagonal; a curve that is None (one kind of film only) is left out."""
-    lines = [(name, curve) for name, curve in (("abnormal vs normal", curves.get("abnormal")),
-                                               ("malignant vs benign", curves.get("malignant")))
-             if curve]
+    lines = [(pair_name(key, curves[key]), curves[key]) for key in ("abnormal", "malignant")
+             if curves.get(key)]
     lines += [(f"{name} vs rest", curve)
               for name, curve in (curves.get("per_class") or {}).items() if curve]
     margin, top, side = 50, 26, PLOT_SIDE - 76

@@ -69,6 +69,16 @@ def confusion_heatmap(cm: Sequence[Sequence[int]], labels: Sequence[str],
     return figure
 
 
+def pair_name(key: str, curve: Mapping[str, Any]) -> str:
+    """A clinical pair's curve as a reader names it: ``abnormal vs normal``, or the pair's
+    own classes as ``clinical_pairs`` stored them (``cancer vs no_cancer`` for RSNA,
+    ``malignant vs benign`` for MIAS severities), so a screening run's curve is not called
+    malignant vs benign."""
+    if key == "abnormal":
+        return "abnormal vs normal"
+    return f"{curve.get('positive', 'malignant')} vs {curve.get('negative', 'benign')}"
+
+
 def roc_curves(curves: Mapping[str, Any],
                aucs: Mapping[str, float | None] | None = None) -> go.Figure:
     """ROC curves of the clinical pairs (``abnormal``, ``malignant``) and of each class
@@ -77,8 +87,8 @@ def roc_curves(curves: Mapping[str, Any],
     each curve's AUC: from ``aucs`` when given (keyed ``abnormal``, ``malignant`` or the
     class name; exact, from every film), else the area under the stored points."""
     aucs = aucs or {}
-    lines = [(key, name, curves.get(key)) for key, name in
-             (("abnormal", "abnormal vs normal"), ("malignant", "malignant vs benign"))]
+    lines = [(key, pair_name(key, curves[key]), curves[key]) for key in ("abnormal", "malignant")
+             if curves.get(key)]
     lines += [(label, f"{label} vs rest", curve)
               for label, curve in (curves.get("per_class") or {}).items()]
     figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUC 0.50)",

@@ -249,6 +249,9 @@ def test_a_two_class_dataset_gets_screening_figures_per_film_and_per_woman(
         assert interval["unit"] == "patient" and interval["n_resamples"] > 0, key
         assert interval["low"] <= result[key] <= interval["high"], key
     assert {row["figure"] for row in headline_rows(result)} >= set(SCREENING)
+    # the stored curve carries the pair's own names, which the ROC charts show
+    curve = result["curves"]["malignant"]
+    assert (curve["positive"], curve["negative"]) == ("cancer", "no_cancer")
 
     # The same figures by hand, from each test film's p(cancer) as `predict` gives it.
     test = [entry["film"] for entry in screening_run.manifest["split"]["test"]]

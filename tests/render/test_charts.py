@@ -63,6 +63,17 @@ def test_roc_curves_one_trace_per_curve_with_chance_and_auc_in_the_legend() -> N
     assert list(figure.data[1].y) == curves["abnormal"]["tpr"]
 
 
+def test_a_screening_pair_is_named_by_its_own_classes_not_malignant_vs_benign() -> None:
+    """An RSNA run's pair is cancer vs no_cancer; MIAS severities stay malignant vs benign."""
+    curve = roc_pr(np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.6, 0.4]))["roc"]
+    screening = roc_curves({"abnormal": None, "malignant": {
+        **curve, "positive": "cancer", "negative": "no_cancer"}})
+    assert [trace.name for trace in screening.data][1] == "cancer vs no_cancer (AUC 1.00)"
+    severities = roc_curves({"abnormal": None, "malignant": {
+        **curve, "positive": "malignant", "negative": "benign"}})
+    assert [trace.name for trace in severities.data][1] == "malignant vs benign (AUC 1.00)"
+
+
 def test_roc_curves_that_coincide_stay_distinguishable() -> None:
     figure = roc_curves(_curves())
     lines = figure.data[1:]
