@@ -14,7 +14,7 @@ from conftest import REPO
 from core.atomic import write_json_atomic
 from core.experiments.jobs import submit, update_job
 from core.runs.config import TrainConfig
-from core.runs.folder import Run, utc_now
+from core.runs.folder import Run, run_title, utc_now
 
 PREDICT = "pages/predict.py"
 
@@ -71,7 +71,7 @@ def test_a_link_opens_its_run_and_dataset(two_runs: tuple[Run, Run],
     assert app.selectbox(key="predict_run").value == str(older.path)
     sidebar = _sidebar(app)
     assert f"mias (SYNTHETIC): {synthetic_root}" in sidebar
-    assert older.name in sidebar and "newest run" not in sidebar
+    assert run_title(older.name, older.manifest) in sidebar and "newest run" not in sidebar
     assert not _link_warnings(app)
     # the URL keeps saying so, across a page switch (which clears query parameters)
     app.switch_page("pages/runs.py").run()
@@ -119,7 +119,7 @@ def test_the_sidebar_names_the_newest_run_when_none_was_chosen(
         two_runs: tuple[Run, Run]) -> None:
     _, newer = two_runs
     app = _open(PREDICT)
-    assert f"newest run: {newer.name} (SYNTHETIC)" in _sidebar(app)
+    assert f"newest run: {run_title(newer.name, newer.manifest)} (SYNTHETIC)" in _sidebar(app)
     assert app.selectbox(key="predict_run").value == str(newer.path)
 
 
@@ -155,7 +155,7 @@ def test_a_finished_job_says_so_and_leads_to_its_model(two_runs: tuple[Run, Run]
     assert not home.exception
     assert home.session_state["active_run"] == str(older.path)
     assert home.selectbox(key="predict_run").value == str(older.path)  # now on Predict
-    assert older.name in _sidebar(home) and "newest" not in _sidebar(home)
+    assert run_title(older.name, older.manifest) in _sidebar(home) and "newest" not in _sidebar(home)
 
 
 def test_a_failed_job_says_why(runs: Path) -> None:
