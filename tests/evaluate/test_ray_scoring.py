@@ -175,9 +175,23 @@ def test_without_ray_the_engine_is_one_line_saying_how_to_install_it(
     assert stderr.count("\n") == 1 and "pip install 'ray[data]'" in stderr
 
 
+def test_the_local_engine_takes_the_same_input(run: Run, archive: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``--input`` is not Ray's alone: local predict scores the folder's films too, one
+    entry each, and writes no table."""
+    out = tmp_path / "out"
+    assert main(["predict", str(run.path), "--input", str(archive), "--out", str(out),
+                 "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert sorted(entry["file"] for entry in entries) == sorted(map(str, input_films(archive)))
+    assert sum("error" in entry for entry in entries) == len(BAD)
+    assert not (out / score_table.SCORES).exists()
+
+
 @pytest.mark.parametrize(("arguments", "fault"), [
     (["--address", "head:6379"], "--address and --actors go with --engine ray"),
     (["--engine", "ray", "--actors", "0"], "expected a positive integer"),
+    (["--engine", "spark"], "invalid choice"),
 ])
 def test_engine_options_out_of_place_are_one_line(
         run: Run, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
