@@ -4,7 +4,7 @@ Scoring 50,000 films is the same work as scoring one, many times over, so this m
 no scoring of its own: a pool of Ray actors (``_FilmScorer``) each loads the run's model
 once and passes batches of film paths to ``predict_films``, the one place that says how a
 film is read, prepared, scored and overlaid. Ray Data (``ray.data.from_items`` +
-``map_batches`` over a fixed-size actor pool) streams the batches to the actors and their
+``map_batches`` over a fixed-size ``ActorPoolStrategy``) streams the batches to the actors and their
 rows back; this process writes each batch's rows as one part file of the results table as
 it arrives (``core.evaluate.score_table``: layout, columns, resuming). Ray is the scheduler;
 we write none.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,12 +66,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     ``num_cpus`` CPUs (default: this machine's) and stopped on leaving. A Ray this process
     already started (a notebook, a test) is used as it is and left running."""
     ray = _ray()
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports over the network
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose,
-                               "logging_level": logging.INFO if verbose else logging.WARNING}
+                               "logging_level": logging.INFO if verbose else logging.ERROR}
     if address is None:
         options["num_cpus"] = num_cpus or os.cpu_count() or 1
     try:
@@ -89,34 +92,38 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         ray.shutdown()
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """One TCP connection to a ``host:port`` or ``ray://host:port`` address, so a mistyped
+    address or a cluster that is down is one line now: Ray itself retries it for minutes,
+    printing warnings. Other forms (``auto``, other schemes) are left to Ray."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "ray") or address == "auto":
+        return
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadConfigError(f"Ray address {address}: expected host:port or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise BadConfigError(f"cannot reach the Ray cluster at {address} "
+                             f"({error.strerror or error})") from None
+
+
 class _FilmScorer:
     """A Ray Data actor: the run's model loaded once, then batches of film paths scored by
-    ``predict_films`` and turned into rows of the results table.
+    ``predict_films`` and turned into rows of the results table."""
 
-    Its settings are class attributes (``_scorer_for`` makes a subclass per call) rather
-    than constructor arguments: Ray keeps constructor arguments in its object store and
-    warns that an actor restarted after they are gone cannot start."""
-
-    run_path: str
-    out: str
-    classes: tuple[str, ...]
-    synthetic: bool
-
-    def __init__(self) -> None:
-        loaded_run(self.run_path)  # the model, once per actor (predict_films reuses it)
+    def __init__(self, run_path: str, out: str, classes: tuple[str, ...],
+                 synthetic: bool) -> None:
+        self.run_path, self.out = run_path, Path(out)
+        self.classes, self.synthetic = classes, synthetic
+        loaded_run(run_path)  # the model, once per actor (predict_films reuses it)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        out = Path(self.out)
         entries = predict_films(self.run_path, batch.column("file").to_pylist(),
-                                out / score_table.OVERLAYS)
-        return score_table.entries_table(entries, self.classes, self.run_path, out,
+                                self.out / score_table.OVERLAYS)
+        return score_table.entries_table(entries, self.classes, self.run_path, self.out,
                                          self.synthetic)
-
-
-def _scorer_for(run_path: str, out: Path, classes: tuple[str, ...],
-                synthetic: bool) -> type[_FilmScorer]:
-    return type("FilmScorer", (_FilmScorer,), {"run_path": run_path, "out": str(out),
-                                               "classes": classes, "synthetic": synthetic})
 
 
 def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: str | Path, *,
@@ -156,12 +163,18 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
         loaded_run(run)  # a damaged model is one line here, not a dead actor pool
         started = time.perf_counter()
         with ray_session(address, actors, verbose) as ray:
-            pool = min(actors or int(ray.cluster_resources().get("CPU", 1)) or 1,
-                       -(-len(todo) // batch_size))
-            scorer = _scorer_for(run_path, out, settings.classes, settings.synthetic)
-            dataset = ray.data.from_items([{"file": film} for film in todo]).map_batches(
-                scorer, batch_size=batch_size, batch_format="pyarrow", concurrency=pool,
-                num_cpus=1)
+            batches = -(-len(todo) // batch_size)
+            pool = min(actors or int(ray.cluster_resources().get("CPU", 1)) or 1, batches)
+            # One block a batch: Ray hands a block to one actor, so a single block of
+            # every film would leave all actors but one idle.
+            films_in = ray.data.from_items([{"file": film} for film in todo],
+                                           override_num_blocks=batches)
+            dataset = films_in.map_batches(
+                _FilmScorer, batch_size=batch_size, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=1,
+                fn_constructor_kwargs={"run_path": run_path, "out": str(out),
+                                       "classes": settings.classes,
+                                       "synthetic": settings.synthetic})
             columns = score_table.schema(settings.classes, run_path)
             for rows in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 score_table.write_part(out, rows, columns)

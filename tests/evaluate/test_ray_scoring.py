@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,7 +105,9 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A first run on a list of three films, a second on the whole folder: the second scores
     only the rest, the first run's rows and overlays are kept as they were, and a third run
-    finds nothing left to do."""
+    finds nothing left to do. Before the second, the debris a run killed mid-way may leave
+    is added (a hidden half-written part, the overlay of a film whose row was never
+    written): the rerun ignores the one and deletes the other."""
     films = input_films(archive)
     first = [films[0], films[-1], films[2]]
     listing = tmp_path / "first.txt"
@@ -116,6 +119,9 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
     summary = json.loads(capsys.readouterr().out)
     assert (summary["scored"], summary["already_scored"]) == (3, 0)
     before = _table(out).set_index("file")
+    (out / score_table.SCORES / ".part-000.parquet").write_bytes(b"PAR1 cut short")
+    stray = out / score_table.OVERLAYS / "never-recorded-heatmap.png"
+    stray.write_bytes(b"")
 
     assert main([*command, "--input", str(archive)]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -126,30 +132,11 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
     pd.testing.assert_frame_equal(after.loc[before.index], before)
     overlays = sorted(path.name for path in (out / score_table.OVERLAYS).iterdir())
     assert len(overlays) == GOOD  # none scored twice (a second overlay would be "-1")
+    assert not stray.exists()
 
     assert main([*command, "--input", str(archive)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["scored"], summary["already_scored"]) == (0, len(films))
-
-
-def test_what_a_killed_run_left_is_kept_and_its_debris_cleared(
-        local_ray: None, run: Run, archive: Path, tmp_path: Path) -> None:
-    """A run killed mid-way leaves whole part files, perhaps a hidden half-written part and
-    overlays of films whose rows were never written: the rerun keeps the parts, scores the
-    rest and deletes the overlays no row names."""
-    films = input_films(archive)
-    out = tmp_path / "out"
-    score_archive(run, films[:2], out, actors=1)
-    half_written = out / score_table.SCORES / ".part-000.parquet"
-    half_written.write_bytes(b"PAR1 cut short")
-    stray = out / score_table.OVERLAYS / "never-recorded-heatmap.png"
-    stray.write_bytes(b"")
-
-    summary = score_archive(run, films, out, actors=1)
-
-    assert (summary["already_scored"], summary["scored"]) == (2, len(films) - 2)
-    assert sorted(_table(out)["file"]) == sorted(map(str, films))
-    assert not stray.exists()
 
 
 def test_a_table_of_another_run_is_refused(run: Run, archive: Path, tmp_path: Path) -> None:
@@ -173,6 +160,20 @@ def test_without_ray_the_engine_is_one_line_saying_how_to_install_it(
                  "--out", str(tmp_path / "out")]) == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and "pip install 'ray[data]'" in stderr
+
+
+def test_an_unreachable_cluster_is_one_line_not_minutes_of_retries(
+        run: Run, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address, fault in ((f"127.0.0.1:{port}", "cannot reach the Ray cluster at"),
+                           (f"ray://127.0.0.1:{port}", "cannot reach the Ray cluster at"),
+                           ("head-node", "expected host:port")):
+        assert main(["predict", str(run.path), "--input", str(archive), "--engine", "ray",
+                     "--address", address, "--out", str(tmp_path / "out")]) == 2
+        stderr = capsys.readouterr().err
+        assert stderr.count("\n") == 1 and fault in stderr and address in stderr
 
 
 def test_the_local_engine_takes_the_same_input(run: Run, archive: Path, tmp_path: Path,
