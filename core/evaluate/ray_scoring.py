@@ -151,7 +151,7 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
     films = unique(absolute(film) for film in films)
 
     table = score_table.read_scores(out, run_path)  # another run's table stops us here
-    score_table.remove_stray_overlays(out, table)  # a killed run's unrecorded overlays
+    score_table.clear_debris(out, table)  # what a killed run left half done
     done = set() if table is None else set(table.column("file").to_pylist())
     todo = [str(film) for film in films if str(film) not in done]
     summary: dict[str, Any] = {"engine": "ray", "table": str(out / score_table.SCORES),
@@ -184,5 +184,5 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
         summary.update(actors=pool, seconds=round(seconds, 2),
                        films_per_second=round(summary["scored"] / seconds, 2))
     score_table.compact(out)
-    score_table.remove_stray_overlays(out, score_table.read_scores(out, run_path))
+    score_table.clear_debris(out, score_table.read_scores(out, run_path))
     return summary

@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, make_folder
 from core.data.records import NORMAL_CLASS, positive_class
 from core.errors import BadConfigError
 from core.evaluate.predict import HEATMAP_SUFFIX
@@ -106,8 +106,8 @@ def write_part(out: Path, table: pa.Table, columns: pa.Schema | None = None) -> 
     schema's metadata)."""
     if columns is not None:
         table = table.select(columns.names).cast(columns)
-    part = out / SCORES / f"{PART_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}" \
-                          f"{PART_SUFFIX}"
+    name = f"{PART_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
+    part = make_folder(out / SCORES, "scores table folder") / name
     with atomic_path(part) as tmp:
         pq.write_table(table, tmp)
     return part
@@ -159,22 +159,23 @@ def compact(out: Path) -> None:
         part.unlink(missing_ok=True)
 
 
-def remove_stray_overlays(out: Path, table: pa.Table | None) -> int:
-    """Delete overlays in ``out/overlays`` that no row names, and half-written files: those
-    of films scored by a run killed before their row was written (the film is scored again,
-    with a fresh overlay). Returns how many were deleted."""
-    folder = out / OVERLAYS
-    if not folder.is_dir():
-        return 0
+def clear_debris(out: Path, table: pa.Table | None) -> int:
+    """Delete what a killed run leaves beside its whole files: hidden, half-written files in
+    both folders, and overlays no row of ``table`` names (films scored but not recorded
+    before the kill; a rerun scores them again, with fresh overlays). Returns how many
+    files were deleted."""
     named = set() if table is None else {
         name for name in table.column("overlay").to_pylist() if name is not None}
     removed = 0
-    for path in folder.iterdir():
-        stray_overlay = path.name.endswith(HEATMAP_SUFFIX) \
-            and f"{OVERLAYS}/{path.name}" not in named
-        if path.is_file() and (stray_overlay or path.name.startswith(".")):
-            path.unlink(missing_ok=True)
-            removed += 1
+    for folder in (out / SCORES, out / OVERLAYS):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            stray_overlay = folder.name == OVERLAYS and path.name.endswith(HEATMAP_SUFFIX) \
+                and f"{OVERLAYS}/{path.name}" not in named
+            if path.is_file() and (stray_overlay or path.name.startswith(".")):
+                path.unlink(missing_ok=True)
+                removed += 1
     return removed
 
 

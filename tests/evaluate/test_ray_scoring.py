@@ -107,7 +107,8 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
     only the rest, the first run's rows and overlays are kept as they were, and a third run
     finds nothing left to do. Before the second, the debris a run killed mid-way may leave
     is added (a hidden half-written part, the overlay of a film whose row was never
-    written): the rerun ignores the one and deletes the other."""
+    written): the rerun reads neither as
+    scores and deletes both."""
     films = input_films(archive)
     first = [films[0], films[-1], films[2]]
     listing = tmp_path / "first.txt"
@@ -119,7 +120,8 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
     summary = json.loads(capsys.readouterr().out)
     assert (summary["scored"], summary["already_scored"]) == (3, 0)
     before = _table(out).set_index("file")
-    (out / score_table.SCORES / ".part-000.parquet").write_bytes(b"PAR1 cut short")
+    half_written = out / score_table.SCORES / ".part-000.parquet"
+    half_written.write_bytes(b"PAR1 cut short")
     stray = out / score_table.OVERLAYS / "never-recorded-heatmap.png"
     stray.write_bytes(b"")
 
@@ -132,7 +134,7 @@ def test_a_rerun_scores_only_the_films_not_yet_in_the_table(
     pd.testing.assert_frame_equal(after.loc[before.index], before)
     overlays = sorted(path.name for path in (out / score_table.OVERLAYS).iterdir())
     assert len(overlays) == GOOD  # none scored twice (a second overlay would be "-1")
-    assert not stray.exists()
+    assert not stray.exists() and not half_written.exists()
 
     assert main([*command, "--input", str(archive)]) == 0
     summary = json.loads(capsys.readouterr().out)
