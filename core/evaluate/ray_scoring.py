@@ -47,6 +47,8 @@ from core.runs.folder import Run, open_run
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'ray[data]'"
+#: Seconds between progress lines on stderr while an archive is scored.
+PROGRESS_EVERY_S = 30.0
 
 
 def _ray() -> Any:
@@ -176,10 +178,15 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
                                        "classes": settings.classes,
                                        "synthetic": settings.synthetic})
             columns = score_table.schema(settings.classes, run_path)
+            told = started
             for rows in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 score_table.write_part(out, rows, columns)
                 summary["scored"] += rows.num_rows
                 summary["failed"] += rows.num_rows - rows.column("error").null_count
+                if time.perf_counter() - told > PROGRESS_EVERY_S:
+                    told = time.perf_counter()
+                    log.info("%d of %d films scored (%d failed)", summary["scored"],
+                             len(todo), summary["failed"])
         seconds = time.perf_counter() - started
         summary.update(actors=pool, seconds=round(seconds, 2),
                        films_per_second=round(summary["scored"] / seconds, 2))
