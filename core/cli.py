@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.atomic import read_json_object
 from core.data import LOADERS, dataset_options
@@ -26,6 +26,9 @@ from core.metrics.headline import RANKED_BY, VALIDATION, keys
 from core.runs.config import SETTINGS, TrainConfig
 from core.runs.knobs import Setting
 from core.settings import DOWNLOAD_WEIGHTS_ENV
+
+if TYPE_CHECKING:
+    from core.runs.folder import Run
 
 log = logging.getLogger("core")
 
@@ -157,21 +160,29 @@ class _NothingDone(Exception):
     """A command that ran but achieved none of its work: its document is still printed (it
     says what went wrong with each item), and the process exits with ``USER_ERROR``."""
 
-    def __init__(self, document: list[dict[str, Any]], message: str) -> None:
+    def __init__(self, document: dict[str, Any] | list[dict[str, Any]], message: str) -> None:
         super().__init__(message)
         self.document = document
 
 
-def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
+    from core.evaluate.film_list import all_films
     from core.runs.folder import open_run
 
+    if args.engine != "ray" and (args.address is not None or args.actors is not None):
+        raise BadConfigError("--address and --actors go with --engine ray")
+    if not args.files and not args.input:
+        raise BadConfigError("no films: give films, or a folder or list with --input")
     run = open_run(args.run)  # a missing run fails here, before Keras loads
+    films = all_films(args.files, args.input) if args.input else args.files
     if not args.verbose:
         _import_keras_quietly()
+    if args.engine == "ray":
+        return _predict_on_ray(args, run, films)
     from core.evaluate.predict import predict_films
 
     made_out = not args.out.exists()
-    entries = predict_films(run, args.files, args.out)
+    entries = predict_films(run, films, args.out)
     failed = [entry for entry in entries if "error" in entry]
     if entries and len(failed) == len(entries):  # a script must not read this as success
         if made_out:
@@ -180,6 +191,18 @@ def _predict(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise _NothingDone(entries, f"no film could be scored ({len(failed)} of "
                                     f"{len(entries)} failed; first: {failed[0]['error']})")
     return entries
+
+
+def _predict_on_ray(args: argparse.Namespace, run: Run, films: Sequence[Path]) -> dict[str, Any]:
+    """Archive scoring: a summary of what was done (the rows are in the Parquet table)."""
+    from core.evaluate.ray_scoring import score_archive
+
+    summary = score_archive(run, films, args.out, address=args.address, actors=args.actors,
+                            verbose=args.verbose)
+    if summary["scored"] and summary["failed"] == summary["scored"]:
+        raise _NothingDone(summary, f"no film could be scored ({summary['failed']} failed; "
+                                    f"their errors are in {summary['table']})")
+    return summary
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -413,9 +436,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="classify films with a run, with heatmaps")
     predict.add_argument("run", type=Path, help="a run folder")
-    predict.add_argument("files", type=Path, nargs="+", metavar="FILE",
+    predict.add_argument("files", type=Path, nargs="*", metavar="FILE",
                          help="films: PGM, PNG, JPEG, TIFF or DICOM")
-    predict.add_argument("--out", type=Path, required=True, help="folder for the heatmap PNGs")
+    predict.add_argument("--input", type=Path, action="append", default=[],
+                         metavar="LIST_OR_FOLDER", help="every film below a folder, or those a "
+                         "text file lists (one path a line); repeatable")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="folder for the heatmap PNGs (and, on Ray, the results table)")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: score here and print one entry per film; ray: score on "
+                         "Ray into a Parquet table that a rerun resumes (needs ray[data])")
+    predict.add_argument("--address", metavar="ADDR",
+                         help="with --engine ray: the Ray cluster to join (default: start Ray "
+                         "on this machine)")
+    predict.add_argument("--actors", type=_positive_int, metavar="N",
+                         help="with --engine ray: model copies scoring at once (default: one "
+                         "per CPU)")
     _add_json(predict)
     predict.set_defaults(handler=_predict)
 
