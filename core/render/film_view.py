@@ -235,13 +235,14 @@ def film_figure(view: FilmView, text: str = "", opacity: float = DEFAULT_OPACITY
                              "tickvals": [0.0, HEAT_FLOOR, 1.0],
                              "ticktext": [LOW, "", HIGH], "thickness": 14}}),
         row=1, col=len(pictures))
-    figure.update_xaxes(range=[-0.5, cols - 0.5], showticklabels=False, showgrid=False,
-                        zeroline=False, matches="x")
-    figure.update_yaxes(range=[rows - 0.5, -0.5], showticklabels=False, showgrid=False,
-                        zeroline=False, matches="y", scaleanchor="x")
+    # "domain": the plot area shrinks to the film's shape, so no empty band shows beside it.
+    figure.update_xaxes(range=[-0.5, cols - 0.5], showticklabels=False, ticks="", showgrid=False,
+                        zeroline=False, matches="x", constrain="domain")
+    figure.update_yaxes(range=[rows - 0.5, -0.5], showticklabels=False, ticks="", showgrid=False,
+                        zeroline=False, matches="y", scaleanchor="x", constrain="domain")
     figure.update_layout(title={"text": text or None}, height=height, dragmode="zoom",
                          margin={"l": 10, "r": 10, "t": 60 if text else 30, "b": 10},
-                         plot_bgcolor="white")
+                         plot_bgcolor="rgba(0,0,0,0)")
     return figure
 
 
