@@ -112,29 +112,57 @@ class FilmView:
     @classmethod
     def load(cls, path: str | Path) -> FilmView:
         """A view ``save`` wrote. Run folders come from anywhere, so the file is judged
-        before anything is expanded (size, members, expanded sizes) and read without
-        pickle; anything else is one ``BadConfigError`` naming the file."""
+        before anything is expanded (its size, its members, their expanded sizes, each
+        array's declared shape against the bytes it has) and read without pickle; anything
+        else is one ``BadConfigError`` naming the file."""
         source = Path(path)
-        limit = (DISPLAY_SIDE * DISPLAY_SIDE) * 2 + 64 * 1024
         try:
             if source.stat().st_size > MAX_VIEW_BYTES:
                 raise BadConfigError(f"{source}: a film view of more than "
                                      f"{MAX_VIEW_BYTES // 2**20} MiB is not read")
-            with zipfile.ZipFile(source) as archive:
-                members = {info.filename: info.file_size for info in archive.infolist()}
-            if set(members) != {"film.npy", "heat.npy", "lesions.npy"} or \
-                    max(members.values()) > limit:
-                raise BadConfigError(f"{source}: not a film view (unexpected or oversized "
-                                     "members)")
-            with np.load(source, allow_pickle=False) as arrays:
-                film, heat, rows = arrays["film"], arrays["heat"], arrays["lesions"]
-        except (OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
+            arrays = _view_arrays(source)
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
             raise BadConfigError(f"{source}: cannot read the film view ({error})") from None
+        film, heat, rows = arrays["film"], arrays["heat"], arrays["lesions"]
         if heat.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1:] != (3,) or \
                 not np.all(np.isfinite(rows)):
             raise BadConfigError(f"{source}: not a film view (wrong array types)")
         return cls(film, heat.astype(np.float32) / 255.0,
                    tuple(Lesion.from_row(row) for row in rows))
+
+
+#: The members of a stored view, and the most bytes any one may expand to (a 1024-px film).
+_VIEW_MEMBERS = ("film", "heat", "lesions")
+_MEMBER_BYTES = DISPLAY_SIDE * DISPLAY_SIDE + 64 * 1024
+_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _view_arrays(source: Path) -> dict[str, np.ndarray]:
+    """The view's arrays, each member read only once its expanded size is known to be
+    small and its header's shape is covered by the bytes it holds (a header may claim any
+    shape, and NumPy allocates what it claims before reading)."""
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(source) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        if set(infos) != {f"{name}.npy" for name in _VIEW_MEMBERS} or \
+                max(info.file_size for info in infos.values()) > _MEMBER_BYTES:
+            raise BadConfigError(f"{source}: not a film view (unexpected or oversized "
+                                 "members)")
+        for name in _VIEW_MEMBERS:
+            data = archive.read(f"{name}.npy")  # at most the size checked above
+            buffer = io.BytesIO(data)
+            version = np.lib.format.read_magic(buffer)
+            if version not in _HEADERS:
+                raise BadConfigError(f"{source}: not a film view ({name}: .npy format "
+                                     f"{version})")
+            shape, _, dtype = _HEADERS[version](buffer)
+            if dtype.hasobject or int(np.prod(shape)) * dtype.itemsize > len(data):
+                raise BadConfigError(f"{source}: not a film view ({name} claims more "
+                                     "than it holds)")
+            buffer.seek(0)
+            arrays[name] = np.lib.format.read_array(buffer, allow_pickle=False)
+    return arrays
 
 
 def caption(predicted: str | None = None, actual: str | None = None,

@@ -4,6 +4,7 @@ interactive figure with its colour bar and zoom, and the stored view read back s
 from __future__ import annotations
 
 import base64
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -140,7 +141,19 @@ def test_a_bad_view_file_is_one_error_naming_it(tmp_path: Path) -> None:
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in ("film.npy", "heat.npy", "lesions.npy"):
             archive.writestr(name, bytes(3 * 1024 * 1024))
-    for path in (text, foreign, pickled, bomb, tmp_path / "missing.npz"):
+    liar = tmp_path / "liar.npz"  # a header claiming 10 GB over a few bytes
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (100_000, 100_000)})
+    with zipfile.ZipFile(liar, "w") as archive:
+        archive.writestr("film.npy", header.getvalue() + bytes(16))
+        for name in ("heat.npy", "lesions.npy"):
+            buffer = io.BytesIO()
+            np.save(buffer, np.zeros((4, 4), np.uint8))
+            archive.writestr(name, buffer.getvalue())
+    with pytest.raises(BadConfigError, match="claims more than it holds"):
+        FilmView.load(liar)  # refused before NumPy allocates what the header claims
+    for path in (text, foreign, pickled, bomb, liar, tmp_path / "missing.npz"):
         with pytest.raises(BadConfigError, match=path.name):
             FilmView.load(path)
     with pytest.raises(BadConfigError, match="8-bit"):
