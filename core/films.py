@@ -11,7 +11,8 @@ Colour files are read, not refused, because exports and screenshots of films oft
 RGB(A), grey + alpha and palette images become grey by luminance (ITU-R BT.601,
 0.299 R + 0.587 G + 0.114 B, OpenCV's weights), alpha is dropped, 16-bit colour stays
 16-bit, and ``metadata["rgb_converted"]`` says it happened (``metadata["channels"]`` how
-many there were). A PNG named ``.pgm`` is read as the PNG it is, with
+many there were; ``metadata["colour_share"]`` the share of pixels whose channels differ
+clearly, so a colour photo can be told from a grey film saved as RGB). A PNG named ``.pgm`` is read as the PNG it is, with
 ``metadata["format_mismatch"]`` saying so.
 
 DICOM passes a gate that explains itself (``metadata["dicom"]``: modality, presentation
@@ -483,6 +484,8 @@ def _read_raster(
             label, f"{fmt.upper()} pixel type {image.dtype} is not supported (8 or 16-bit only)"
         )
     channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels >= 3:
+        metadata["colour_share"] = _colour_share(image)
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     elif channels == 4:
@@ -745,9 +748,28 @@ def _dicom_colour(
     """Colour DICOM (pydicom already converted YBR to RGB): grey by luminance."""
     if arr.dtype not in (np.uint8, np.uint16):
         raise BadFilmError(label, f"colour DICOM pixel type {arr.dtype} is not supported")
-    metadata.update(rgb_converted=True, modality_lut=None, voi=None, inverted=False)
+    metadata.update(rgb_converted=True, modality_lut=None, voi=None, inverted=False,
+                    colour_share=_colour_share(arr))
     bits = 8 if arr.dtype == np.uint8 else min(header.bits_stored, 16)
     return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY), bits, header.rows, header.cols
+
+
+#: Channels further apart than this (of 255) make a pixel coloured: a grey film saved as an
+#: RGB JPEG differs by a level or two where chroma was rounded, a photo by tens.
+COLOUR_SPREAD = 16
+#: Long side of the copy the colour share is counted on (a stride, no resize: cheap).
+_COLOUR_SAMPLE_SIDE = 256
+
+
+def _colour_share(image: np.ndarray) -> float:
+    """Share of pixels (on a strided copy) whose colour channels differ by more than
+    ``COLOUR_SPREAD`` on the 8-bit scale; channel order does not matter."""
+    step = max(1, max(image.shape[:2]) // _COLOUR_SAMPLE_SIDE)
+    sample = image[::step, ::step, :3].astype(np.int32)
+    if image.dtype == np.uint16:
+        sample >>= 8
+    spread = sample.max(axis=2) - sample.min(axis=2)
+    return round(float((spread > COLOUR_SPREAD).mean()), 4)
 
 
 def _dicom_grey(

@@ -24,8 +24,10 @@ from core.render.charts import (
     sensitivity_specificity,
     training_curves,
 )
+from core.render.film_view import FilmView, caption
 from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
+from ui.film_view import show_view, view_controls
 from ui.inspection import calibration_view, operating_point_view
 from ui.notices import show_warnings
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
@@ -117,6 +119,8 @@ def localisation(evaluation: dict[str, Any]) -> None:
 
 
 def gallery(evaluation: dict[str, Any]) -> None:
+    """The saved overlays side by side (the report's pictures), then one film of them,
+    chosen, as an interactive view: zoom, pan, contrast and opacity."""
     entries = [entry for entry in evaluation.get("gallery") or ()
                if Path(entry["overlay"]).is_file()]
     if not entries:
@@ -130,6 +134,30 @@ def gallery(evaluation: dict[str, Any]) -> None:
             column.image(entry["overlay"], caption=f"{mark}: {entry['film']} predicted "
                                                    f"{entry['predicted']}, actual "
                                                    f"{entry['actual']}")
+    inspect_film([entry for entry in entries if entry.get("view")])
+
+
+def inspect_film(entries: list[dict[str, Any]]) -> None:
+    if not entries:
+        st.caption("This evaluation kept no film views to inspect: evaluate the run again "
+                   "to zoom into its films.")
+        return
+    st.markdown("**Look closer**: one film at any contrast, zoomed in.")
+    names = [str(entry["film"]) for entry in entries]
+    chosen = st.selectbox("Film", range(len(entries)), format_func=names.__getitem__,
+                          key="gallery_film")
+    entry = entries[chosen]
+    try:
+        view = FilmView.load(entry["view"])
+    except Exception as error:  # noqa: BLE001 - one line (MammoError or a bug), never a traceback
+        show_error(error, f"Cannot show {entry['film']}")
+        return
+    left, right = st.columns([1, 3])
+    with left:
+        settings = view_controls("gallery")
+    with right:
+        show_view(view, caption(entry["predicted"], entry["actual"]), settings, "gallery",
+                  str(entry["film"]))
 
 
 def downloads(run: Run) -> None:

@@ -2,8 +2,12 @@
 probabilities and where the model looked.
 
 The model runs once per (run, file name, content): each film's shrunken pixels and heatmap
-are kept in the session, so moving an opacity slider or switching the side-by-side view only
+are kept in the session, so moving a slider or switching the side-by-side view only
 redraws the overlay. Uploaded bytes stay in memory; nothing is written to disk.
+
+The last results are kept in the session too, keyed by their run and uploads: leaving the
+page empties the upload box (Streamlit forgets a widget that is not drawn), but coming back
+shows the same results until the films are removed from the box or cleared.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from core.data.records import CLASS_NAMES
 from core.evaluate.predict import loaded_run, predict_uploads
 from core.films import SUPPORTED_SUFFIXES
 from core.render.charts import probability_bars
-from core.render.overlay import png_bytes, viridis_overlay
+from core.render.film_view import FilmView, caption
+from ui.film_view import show_view, view_controls
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import (
     enter_through_app,
@@ -32,19 +37,25 @@ enter_through_app()
 #: Streamlit filters uploads by suffix; ``.dicom`` is a common spelling the reader also takes
 #: (it tells formats apart by content, not by name).
 FILE_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES] + ["dicom"]
-DEFAULT_OPACITY = 0.45
 _RUN_WIDGET = "predict_run"
+_UPLOADER = "predict_films"
 _CACHE = "predict_cache"
+#: ``{"run": path, "keys": [cache keys]}``: the results last shown, for coming back.
+_LAST = "predict_last"
+
+#: A result's key: (run folder, file name, sha256 of the content).
+ResultKey = tuple[str, str, str]
 
 
-def predictions(run: str, uploads: list[UploadedFile]) -> list[dict[str, Any]]:
-    """One entry per upload, in order. The model sees only films this session has not
-    scored with this run yet, one at a time, so an unexpected fault in one file names that
-    file and spares the rest. The cache keeps just the current uploads, so a session's
-    memory follows what its page shows."""
+def predictions(run: str, uploads: list[UploadedFile]) -> list[tuple[ResultKey, dict[str, Any]]]:
+    """One entry per upload, in order, with its key. The model sees only films this
+    session has not scored with this run yet, one at a time, so an unexpected fault in one
+    file names that file and spares the rest. The cache keeps just the current uploads, so
+    a session's memory follows what its page shows; they become the results kept for
+    coming back."""
     keys = [(run, upload.name, hashlib.sha256(upload.getvalue()).hexdigest())
             for upload in uploads]
-    cache: dict[tuple[str, str, str], dict[str, Any]] = st.session_state.get(_CACHE, {})
+    cache: dict[ResultKey, dict[str, Any]] = st.session_state.get(_CACHE, {})
     todo = [(key, upload) for key, upload in zip(keys, uploads) if key not in cache]
     if todo:
         bar = st.progress(0.0)
@@ -56,7 +67,30 @@ def predictions(run: str, uploads: list[UploadedFile]) -> list[dict[str, Any]]:
                 cache[key] = {"file": upload.name, "error": f"{type(error).__name__}: {error}"}
         bar.empty()
     st.session_state[_CACHE] = {key: cache[key] for key in keys}
-    return [cache[key] for key in keys]
+    st.session_state[_LAST] = {"run": run, "keys": keys}
+    return [(key, cache[key]) for key in keys]
+
+
+def kept_results(run: str) -> list[tuple[ResultKey, dict[str, Any]]]:
+    """The results last shown, when they came from ``run`` and are all still kept."""
+    last = st.session_state.get(_LAST) or {}
+    cache: dict[ResultKey, dict[str, Any]] = st.session_state.get(_CACHE, {})
+    keys = last.get("keys") or []
+    if last.get("run") != run or not all(key in cache for key in keys):
+        return []
+    return [(key, cache[key]) for key in keys]
+
+
+def forget_results() -> None:
+    st.session_state.pop(_LAST, None)
+    st.session_state.pop(_CACHE, None)
+
+
+def _on_upload_change() -> None:
+    """Films removed from the box take their results with them (leaving the page does not
+    call this: the box is then emptied without a change of the user's)."""
+    if not st.session_state.get(_UPLOADER):
+        forget_results()
 
 
 def show_entry(entry: dict[str, Any], key: str) -> None:
@@ -69,6 +103,12 @@ def show_entry(entry: dict[str, Any], key: str) -> None:
             st.error(message if message.startswith(name) else f"{name}: {message}",
                      icon=":material/error:")
             return
+        doubts = entry.get("warnings") or []
+        if doubts:
+            st.warning("Doubts about this film. The model answered anyway, so read its class "
+                       "and heatmap as what it does with such a picture, not as a finding:\n"
+                       + "\n".join(f"- {_escape(doubt)}" for doubt in doubts),
+                       icon=":material/warning:")
         label = entry["label"]
         meaning = CLASS_NAMES.get(label)
         left, right = st.columns([2, 3])
@@ -77,23 +117,11 @@ def show_entry(entry: dict[str, Any], key: str) -> None:
             if entry["synthetic"]:
                 st.caption("From a model trained on SYNTHETIC films.")
             st.plotly_chart(probability_bars(entry["probabilities"]), key=f"bars-{key}")
-            opacity = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_OPACITY, 0.05,
-                                key=f"opacity-{key}")
-            side_by_side = st.toggle("Side by side with the plain film", key=f"side-{key}")
-        caption = label + (" (SYNTHETIC model)" if entry["synthetic"] else "")
-        overlay = viridis_overlay(entry["film"], entry["heat"], opacity, predicted=caption,
-                                  stretch=False)
+            settings = view_controls(key)
         with right:
-            if side_by_side:
-                plain, heat = st.columns(2)
-                plain.image(entry["film"], caption="film", width="stretch")
-                heat.image(overlay, caption=f"heatmap at opacity {opacity:.2f}", width="stretch")
-            else:
-                st.image(overlay, caption=f"heatmap at opacity {opacity:.2f}", width="stretch")
-            st.download_button("Download the overlay (PNG)", png_bytes(overlay, name),
-                               file_name=f"{Path(name).stem or 'film'}-heatmap.png",
-                               mime="image/png", key=f"download-{key}", on_click="ignore",
-                               icon=":material/download:")
+            show_view(FilmView(entry["film"], entry["heat"]),
+                      caption(label, synthetic=bool(entry["synthetic"])),
+                      settings, key, name)
 
 
 def _escape(text: str) -> str:
@@ -126,10 +154,26 @@ except Exception as error:  # noqa: BLE001 (shown as one line, never a traceback
     st.stop()
 
 uploads = st.file_uploader(
-    "Films", type=FILE_TYPES, accept_multiple_files=True,
+    "Films", type=FILE_TYPES, accept_multiple_files=True, key=_UPLOADER,
+    on_change=_on_upload_change,
     help="PGM, PNG, JPEG, TIFF or DICOM; a DICOM file without a suffix needs one (.dcm).")
-if not uploads:
-    st.caption("Upload one or more films to predict them.")
-    st.stop()
-for upload, result in zip(uploads, predictions(run, uploads)):
-    show_entry(result, upload.file_id)
+if uploads:
+    results = predictions(run, uploads)
+else:
+    results = kept_results(run)
+    if not results:
+        st.caption("Upload one or more films to predict them.")
+        elsewhere = (st.session_state.get(_LAST) or {}).get("run")
+        if elsewhere and elsewhere != run and elsewhere in runs:
+            st.caption(f"Your last results came from {Path(elsewhere).name}: choose it "
+                       "above to see them again.")
+        st.stop()
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info(f"Your last results, kept while you were away ({len(results)} "
+              f"film{'s' if len(results) != 1 else ''}). Upload films to predict others.",
+              icon=":material/history:")
+    if right.button("Clear these results", icon=":material/close:"):
+        forget_results()
+        st.rerun()
+for index, (key, result) in enumerate(results):
+    show_entry(result, f"{index}-{key[2][:12]}")

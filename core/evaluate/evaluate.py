@@ -55,7 +55,8 @@ from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
 from core.prep.arrays import FilmArrays, load_arrays
 from core.prep.preprocess import breast_mask, upright
-from core.render.overlay import save_png, viridis_overlay
+from core.render.film_view import FilmView, caption, overlay_picture
+from core.render.overlay import display_grey, save_png
 from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run
 
@@ -255,7 +256,8 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
 
     With ``gallery_dir``, up to ``GALLERY_FILMS`` films (spread over the classes) are also
     drawn there as overlays with their lesion circles and predicted vs actual class, listed
-    under ``gallery``: the report's figure of films.
+    under ``gallery``: the report's figure of films (``overlay``: its PNG) and the Evaluate
+    page's (``view``: the film view it is drawn from, redrawn there at any contrast).
     """
     manifest = run.manifest
     settings = run_settings(run)
@@ -405,10 +407,16 @@ def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.
             raise BadConfigError(f"{record.path}: cannot be re-read for the gallery "
                                  f"({error})") from None
         label = classes[int(predicted[index])]
-        overlay = viridis_overlay(pixels, to_film(grid_maps[index], arrays.transforms[index]),
-                                  lesions=record.lesions, predicted=label, actual=record.label)
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.film_id)
-        path = save_png(overlay, out / f"{name}.png")
+        view = FilmView(display_grey(pixels),
+                        to_film(grid_maps[index], arrays.transforms[index]),
+                        tuple(record.lesions)).shrunk()
+        # The PNG is drawn from the view as stored, so the page's redraw at the same
+        # settings, its download and the report are the same picture.
+        stored = FilmView.load(view.save(out / f"{name}.npz"))
+        path = save_png(overlay_picture(stored, caption(label, record.label)),
+                        out / f"{name}.png")
         entries.append({"film": record.film_id, "actual": record.label, "predicted": label,
+                        "view": str(out / f"{name}.npz"),
                         "overlay": str(path)})
     return entries

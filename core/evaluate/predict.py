@@ -6,9 +6,15 @@ film of any supported format is read, prepared exactly as the run's training fil
 preprocessing config in its manifest), and passed through the model in one compiled call
 (``predict_on_batch``) for the probabilities and, for the attention model, its attention.
 The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
-back through preprocessing and drawn as a Viridis overlay at the film's original size. A run
+back through preprocessing and drawn as a Viridis overlay at the film's original size, with
+the prediction above it and the colour bar below (``film_view.overlay_picture``). A run
 trained with temperature scaling has its probabilities divided by its temperature, exactly
 as evaluation scores them (``calibrated``).
+
+A film that does not look like a mammogram (``core.prep.plausibility``: no breast found, a
+landscape or sliver of a picture, noise, a flat grey, a colour photo) is still scored, since
+refusing would hide what the model does with it, but its entry's ``warnings`` say what is
+wrong, so neither the page nor the command line presents its class as a finding.
 
 A bad film (unreadable, blank, a text file named ``.png``) gets one error line in its
 entry and never stops the others; a run that cannot be loaded stops the call, since no
@@ -24,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import keras
 import numpy as np
 
@@ -33,10 +38,11 @@ from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, film_notes, read_film
-from core.geometry import Transform
 from core.models.kinds import ModelKind, model_kind
+from core.prep.plausibility import plausibility_warnings
 from core.prep.preprocess import Prepared, PrepConfig, preprocess, upright
-from core.render.overlay import display_grey, save_png, viridis_overlay
+from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture, shrink
+from core.render.overlay import display_grey, save_png
 from core.runs.folder import MODEL, Run, open_run
 
 #: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
@@ -47,8 +53,7 @@ BATCH = 16
 #: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
 CACHE_SIZE = 2
 HEATMAP_SUFFIX = "-heatmap.png"
-#: Long side of the film and heatmap ``predict_uploads`` keeps (the app's display size).
-DISPLAY_SIDE = 1024
+__all__ = ["DISPLAY_SIDE", "loaded_run", "predict_films", "predict_uploads"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,9 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
 def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
                   out_dir: str | Path) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
-    "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``.
+    "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
+    sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
+    doubts.
 
     ``synthetic`` says whether the run was trained on SYNTHETIC films (its figures then say
     nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
@@ -101,7 +108,8 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
     make_folder(out, "output folder")  # one message up front, not one per film
 
     def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        overlay = viridis_overlay(film.pixels, heat, predicted=predicted)
+        overlay = overlay_picture(FilmView(display_grey(film.pixels), heat),
+                                  caption(predicted, synthetic=loaded.synthetic))
         heatmap = _reserve(out, label)
         try:
             save_png(overlay, heatmap)
@@ -119,17 +127,17 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     a PNG path, ``"film"`` (8-bit grey, stretched as overlays are, long side at most
     ``side``) and ``"heat"`` (float32 in [0, 1], the same shape).
 
-    The app keeps these arrays and redraws the overlay at any opacity with
-    ``viridis_overlay(film, heat, opacity, stretch=False)``, without calling the model
-    again. Shrinking bounds what a session holds (about 5 MB a film at 1024 px) however
-    large the uploaded film.
+    The app keeps these arrays and redraws the overlay at any opacity and contrast from
+    ``FilmView(film, heat)`` (``film_view``), without calling the model again. Shrinking
+    bounds what a session holds (about 5 MB a film at 1024 px) however large the uploaded
+    film.
     """
     if side < 1:
         raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
 
     def keep(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        return {"film": _shrink(display_grey(film.pixels), side),
-                "heat": np.clip(_shrink(heat, side), 0.0, 1.0)}
+        return {"film": shrink(display_grey(film.pixels), side),
+                "heat": np.clip(shrink(heat, side), 0.0, 1.0)}
 
     return _predict(loaded_run(run), files, keep)
 
@@ -159,6 +167,9 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
             film = upright(read_film(source[1], name=label) if isinstance(source, tuple)
                            else read_film(source))
             entries[-1].update(film_notes(film))  # the DICOM gate and doubts, if any
+            doubts = plausibility_warnings(film)
+            if doubts:
+                entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
             ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
@@ -182,15 +193,6 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
                                     zip(loaded.classes, probabilities[row])},
                      **extra, synthetic=loaded.synthetic)
     return entries
-
-
-def _shrink(image: np.ndarray, side: int) -> np.ndarray:
-    """``image`` with its long side cut to ``side`` (area averaging, which neither aliases a
-    fine texture nor invents values outside the image's range); smaller images are kept."""
-    to_small = Transform.fit_long_side(image.shape, side, enlarge=False)
-    if to_small.dst_shape == to_small.src_shape:
-        return image
-    return cv2.resize(image, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
 
 
 def _label(source: FilmSource) -> str:

@@ -27,6 +27,7 @@ from core.metrics.headline import HEADLINE
 from core.metrics.per_class import COLUMN_LABELS, rows_with_f1_intervals
 from core.metrics.scores import classification_report, per_class_counts, report_rows
 from core.render.charts import pair_name
+from core.render.film_view import HEAT_MEANING, HIGH, LOW
 from core.render.palette import PALETTE
 
 PLOT_SIDE = 480
@@ -39,7 +40,8 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
     into ``out_dir``; returns their paths by name.
 
     ``gallery``: films to show, each ``{"film", "actual", "predicted", "overlay": PNG path}``
-    (``evaluate_run(..., gallery_dir=...)`` makes them).
+    (``evaluate_run(..., gallery_dir=...)`` makes them, with ``film_view.overlay_picture``:
+    the picture the Evaluate page draws and offers for download at its default settings).
     """
     labels = list(evaluation["labels"])
     cm = np.asarray(evaluation["confusion_matrix"], dtype=np.int64)
@@ -224,7 +226,7 @@ def _page(evaluation: dict[str, Any], tables: dict[str, pd.DataFrame],
 body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 .warn {{ color: #b00; font-weight: bold; }} .grid {{ display: flex; flex-wrap: wrap; }}
-figure {{ width: 240px; margin: 6px; }} figure img {{ width: 100%; }}
+figure {{ width: 300px; margin: 6px; }} figure img {{ width: 100%; }}
 figure.wrong figcaption {{ color: #b00; }}
 </style></head><body>
 <h1>Evaluation report</h1>
@@ -241,6 +243,10 @@ and weighted F1).</p>
 <h2>Confusion matrix</h2>{tables['confusion_matrix'].to_html()}
 <img src="{_data_uri(plots['confusion_matrix'])}" alt="confusion matrix">
 <h2>ROC curves</h2><img src="{_data_uri(plots['roc'])}" alt="ROC curves">
-<h2>Films: predicted vs actual, with heatmaps</h2><div class="grid">{''.join(cards)}</div>
+<h2>Films: predicted vs actual, with heatmaps</h2>
+<p>Above each film what the model predicted and what it is; below it the colour bar
+({escape(HEAT_MEANING)}: {LOW} to {HIGH}). The heat is drawn only where the model looked, so the
+film shows through everywhere else; red circles mark the annotated lesions.</p>
+<div class="grid">{''.join(cards)}</div>
 </body></html>
 """

@@ -47,13 +47,24 @@ def run_evaluation(run: Run, again: bool = False) -> dict[str, Any]:
 def _rebased(evaluation: dict[str, Any], run: Run) -> dict[str, Any]:
     """Gallery paths pointing into this run's own report, wherever the folder was when the
     evaluation was written (runs are copied and moved as whole folders); an overlay that
-    the run cannot serve (missing, or a link in a copied folder) is left out."""
+    the run cannot serve (missing, or a link in a copied folder) is left out, and a film
+    view it cannot serve is dropped from its entry (the page then shows the PNG alone)."""
     gallery = []
     for entry in evaluation.get("gallery") or ():
-        file = served_file(run, Path(REPORT, GALLERY, Path(str(entry.get("overlay"))).name))
-        if file is not None:
-            gallery.append({**entry, "overlay": str(file)})
+        file = _gallery_file(run, entry.get("overlay"))
+        if file is None:
+            continue
+        rebased = {key: value for key, value in entry.items() if key != "view"}
+        view = _gallery_file(run, entry.get("view"))
+        gallery.append({**rebased, "overlay": str(file),
+                        **({"view": str(view)} if view is not None else {})})
     return {**evaluation, "gallery": gallery}
+
+
+def _gallery_file(run: Run, recorded: Any) -> Path | None:
+    if not recorded:
+        return None
+    return served_file(run, Path(REPORT, GALLERY, Path(str(recorded)).name))
 
 
 def headline_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -266,6 +266,15 @@ def breast_mask(pixels: np.ndarray) -> np.ndarray:
     return small_to_film.apply(mask) > 127
 
 
+def segmentation_copy(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The small 8-bit copy ``preprocess`` segments (long side ``SEGMENT_SIDE``, stretched
+    between the normalising percentiles) and the breast mask found on it: what a check of
+    the whole film (``plausibility``) can afford to look at, seen as training sees it."""
+    _check_pixels(pixels, "<array>")
+    stretched = _stretch(_shrink(pixels)[0])
+    return stretched, _segment(stretched)
+
+
 def chest_wall_on_right(mask_or_pixels: np.ndarray) -> bool:
     """True when the chest wall is on the image's right.
 

@@ -4,11 +4,17 @@ lesion circles on top, and saving it as a PNG.
 Viridis rather than jet: it is perceptually uniform and reads in greyscale and to the
 colour-blind, so a brighter colour always means more weight. The circles go on after the
 blend so they stay crisp at full strength, in red, a colour Viridis never uses.
+
+The heat is laid on only where the model looked: each pixel's opacity is the chosen opacity
+times its heat (above ``HEAT_FLOOR``), so the film shows through wherever the heat is low,
+even at opacity 1.0, and a reader sees the tissue under and around the hot region. Labels
+and the colour bar go around the film, never on it (``core.render.film_view``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,22 +26,77 @@ from core.geometry import Lesion
 from core.prep.preprocess import NORMALISE_PERCENTILES
 
 LESION_RGB = (255, 0, 0)
-CAPTION_RGB = (255, 255, 255)
 #: Line thickness per this many pixels of the film's long side (1 px on 256 px, 4 on 1024).
 PIXELS_PER_LINE = 256
+#: Heat at or below this share of the film's maximum is not drawn at all: a map is rarely
+#: exactly zero, and a faint purple veil over the whole breast would hide its texture.
+HEAT_FLOOR = 0.1
+#: Grey levels of an 8-bit display film; a window this wide at its middle changes nothing.
+GREY_LEVELS = 256
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window/level on the 8-bit display film, as a radiologist's viewer sets contrast:
+    grey levels from ``level - width / 2`` to ``level + width / 2`` are spread from black to
+    white, darker ones are black and brighter ones white. The default shows the film as it
+    is; a narrow window raises the contrast of the tissue it is centred on."""
+
+    width: float = GREY_LEVELS
+    level: float = GREY_LEVELS / 2
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.width) and 1.0 <= self.width <= GREY_LEVELS):
+            raise BadConfigError(f"a window's width must be 1 to {GREY_LEVELS} grey levels, "
+                                 f"got {self.width!r}")
+        if not (np.isfinite(self.level) and 0.0 <= self.level <= GREY_LEVELS - 1):
+            raise BadConfigError(f"a window's level must be 0 to {GREY_LEVELS - 1}, "
+                                 f"got {self.level!r}")
+
+    @property
+    def neutral(self) -> bool:
+        return self == Window()
+
+
+def window_level(grey: np.ndarray, window: Window) -> np.ndarray:
+    """The 8-bit film through ``window`` (a lookup table: one pass however large)."""
+    if window.neutral:
+        return grey
+    low = window.level - window.width / 2.0
+    levels = np.arange(GREY_LEVELS, dtype=np.float32)
+    table = np.clip(np.round((levels - low) * (GREY_LEVELS / window.width)), 0, 255)
+    return cv2.LUT(grey, table.astype(np.uint8))
+
+
+def heat_weight(heat: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """How much of the heat colour each pixel gets: ``opacity`` times the heat, rescaled so
+    that ``HEAT_FLOOR`` and below give none and the maximum gives ``opacity``."""
+    ramp = (np.asarray(heat, np.float32) - HEAT_FLOOR) / (1.0 - HEAT_FLOOR)
+    return np.clip(ramp, 0.0, 1.0) * np.float32(opacity)
+
+
+def viridis_colours(heat: np.ndarray) -> np.ndarray:
+    """Viridis RGB (uint8, one more axis of 3) of heat values in [0, 1], any shape."""
+    values = np.asarray(heat, np.float32)
+    levels = np.round(values * 255.0).astype(np.uint8).reshape(-1, 1)
+    rgb = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+    return rgb.reshape(*values.shape, 3)
 
 
 def viridis_overlay(film_pixels: np.ndarray, heatmap: np.ndarray, opacity: float = 0.45,
-                    lesions: Sequence[Lesion] = (), predicted: str | None = None,
-                    actual: str | None = None, stretch: bool = True) -> np.ndarray:
-    """The film in grey, the heatmap blended over it in Viridis with ``opacity``, the
-    located ``lesions`` as circles, and a caption when ``predicted`` or ``actual`` is given.
+                    lesions: Sequence[Lesion] = (), stretch: bool = True,
+                    window: Window | None = None) -> np.ndarray:
+    """The film in grey through ``window``, the heatmap blended over it in Viridis where
+    the model looked (``heat_weight``: nothing where the heat is low, ``opacity`` at its
+    maximum), and the located ``lesions`` as circles. No text: a label on the film would
+    hide the film (``film_view.framed`` puts the caption and colour bar around it).
 
     ``film_pixels``: the original film (2-D uint8 or uint16), stretched to 8 bits between
     preprocessing's percentiles, or, with ``stretch=False``, an 8-bit film already stretched
     by ``display_grey`` (the app redraws a kept, shrunken film at each opacity, and
     stretching it again would shift its contrast). ``heatmap``: the same shape, values in
-    [0, 1] (``to_film`` gives that). Returns RGB uint8 of the film's shape.
+    [0, 1] (``to_film`` gives that). ``window``: contrast applied to the 8-bit grey film
+    before the blend (None: as it is). Returns RGB uint8 of the film's shape.
     """
     film = np.asarray(film_pixels)
     if film.ndim != 2 or film.dtype not in (np.uint8, np.uint16) or min(film.shape) < 1:
@@ -52,19 +113,22 @@ def viridis_overlay(film_pixels: np.ndarray, heatmap: np.ndarray, opacity: float
     if not stretch and film.dtype != np.uint8:
         raise BadConfigError("an unstretched overlay needs the 8-bit film display_grey gives")
 
-    grey = cv2.cvtColor(display_grey(film) if stretch else film, cv2.COLOR_GRAY2RGB)
-    colours = cv2.cvtColor(cv2.applyColorMap(np.round(heat * 255.0).astype(np.uint8),
-                                             cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
-    rgb = cv2.addWeighted(colours, float(opacity), grey, 1.0 - float(opacity), 0.0)
-    thickness = max(1, round(max(film.shape) / PIXELS_PER_LINE))
+    grey = window_level(display_grey(film) if stretch else film, window or Window())
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    weight = heat_weight(heat, float(opacity))
+    if weight.any():
+        blend = rgb + (viridis_colours(heat).astype(np.float32) - rgb) * weight[..., None]
+        rgb = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+    thickness = line_thickness(film.shape)
     for lesion in lesions:
         if lesion.located:
             _circle(rgb, lesion, thickness)
-    caption = " | ".join(f"{what}: {name}" for what, name in
-                         (("predicted", predicted), ("actual", actual)) if name is not None)
-    if caption:
-        _caption(rgb, caption, thickness)
     return rgb
+
+
+def line_thickness(shape: tuple[int, ...]) -> int:
+    """Circle lines (and text) scale with the film, so they read the same at any size."""
+    return max(1, round(max(shape[:2]) / PIXELS_PER_LINE))
 
 
 def png_bytes(rgb: np.ndarray, what: str = "the overlay") -> bytes:
@@ -110,15 +174,3 @@ def _circle(rgb: np.ndarray, lesion: Lesion, thickness: int) -> None:
     (row, col), scale = lesion.center, 1 << _SHIFT
     cv2.circle(rgb, (round(col * scale), round(row * scale)), round(lesion.radius * scale),
                LESION_RGB, thickness, cv2.LINE_AA, _SHIFT)
-
-
-def _caption(rgb: np.ndarray, text: str, thickness: int) -> None:
-    """White text on a black band in the top-left corner, scaled with the film."""
-    text = text.encode("ascii", "replace").decode("ascii")  # Hershey fonts are ASCII only
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness
-    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
-    margin = 2 * thickness
-    cv2.rectangle(rgb, (0, 0), (width + 2 * margin, height + baseline + 2 * margin),
-                  (0, 0, 0), cv2.FILLED)
-    cv2.putText(rgb, text, (margin, margin + height), font, scale, CAPTION_RGB, thickness,
-                cv2.LINE_AA)

@@ -1,5 +1,6 @@
 """The app as a person sees it: served by ``streamlit run``, opened in headless Chromium, a
-film uploaded on Predict, the overlay waited for and screenshotted.
+film uploaded on Predict, the overlay (an interactive plotly view) waited for and
+screenshotted.
 
 Needs Debian's chromium (``.ci/run`` installs it). Set ``MAMMO_SCREENSHOTS=DIR`` to keep
 the screenshots.
@@ -87,13 +88,16 @@ def test_upload_on_predict_shows_the_heatmap_overlay(served_app: str, mias_root:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             page.goto(f"{served_app}/predict")
             page.locator('input[type="file"]').set_input_files(str(film))
-            page.get_by_text("heatmap at opacity").first.wait_for(timeout=120_000)
+            page.get_by_text("Heatmap at opacity").first.wait_for(timeout=120_000)
             page.get_by_text("Predicted class").first.wait_for()
             page.locator(".js-plotly-plot").first.wait_for()  # the probability bars
-            page.wait_for_function(  # the overlay image itself, decoded, not just its caption
-                """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
-                         .some(img => img.complete && img.naturalWidth > 0)""",
+            # The film view: the overlay drawn into plotly's image layer, with its colour bar.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.js-plotly-plot image')]
+                         .some(image => (image.getAttribute('href') || '')
+                                        .startsWith('data:image/png'))""",
                 timeout=60_000)
+            page.get_by_text("where the model looked").first.wait_for()
             assert page.get_by_text(film.name).count() >= 1
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(shot), full_page=True)

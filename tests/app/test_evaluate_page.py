@@ -151,3 +151,34 @@ def test_a_copied_run_whose_report_links_out_is_not_served(
     archive = zipfile.ZipFile(io.BytesIO(report_zip(Run(copied))))
     assert "report.html" not in archive.namelist() and "evaluation.json" in archive.namelist()
     assert not any(b"server's own" in archive.read(name) for name in archive.namelist())
+
+
+def _film_figures(at: AppTest) -> list[dict]:
+    return [chart for chart in _charts(at) if chart["data"][0]["type"] == "image"]
+
+
+def test_a_gallery_film_can_be_inspected_at_any_contrast_and_zoomed(app: AppTest) -> None:
+    """Under the gallery, one film as an interactive figure (zoom and pan are plotly's): the
+    caption above it, the colour bar beside it, and window, level and opacity that redraw it;
+    the download is the picture on screen."""
+    picker = app.selectbox(key="gallery_film")
+    assert picker.options
+    (figure,) = _film_figures(app)
+    assert "actual:" in figure["layout"]["title"]["text"]
+    bar = next(trace for trace in figure["data"] if trace["type"] == "scatter")
+    assert bar["marker"]["colorbar"]["title"]["text"] == "where the model looked"
+    before = figure["data"][0]["source"]
+    app.slider(key="window-gallery").set_value(40).run()
+    app.slider(key="level-gallery").set_value(60).run()
+    assert not app.exception
+    (contrasted,) = _film_figures(app)
+    assert contrasted["data"][0]["source"] != before
+    assert any("window 40 grey levels at level 60" in caption.value for caption in app.caption)
+    app.toggle(key="side-gallery").set_value(True).run()
+    (beside,) = _film_figures(app)
+    assert [trace["type"] for trace in beside["data"]].count("image") == 2
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert "Download this view (PNG)" in labels
+    if len(picker.options) > 1:
+        app.selectbox(key="gallery_film").select_index(1).run()
+        assert not app.exception and len(_film_figures(app)) == 1

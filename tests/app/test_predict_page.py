@@ -1,13 +1,17 @@
 """The Predict page: pick a finished run, upload films, and see a class, the probabilities
-and a heatmap for each good film, one error for each bad one; moving the opacity slider or
-switching to side by side redraws without running the model again."""
+and a heatmap for each good film, one error for each bad one, a warning for a picture that
+is no mammogram; moving a slider or switching to side by side redraws without running the
+model again, and the results are still there after a visit to another page."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -60,6 +64,18 @@ def _plotly_charts(at: AppTest) -> list[Any]:
     return list(at.main.get("plotly_chart"))
 
 
+def _film_figures(at: AppTest) -> list[dict[str, Any]]:
+    """The interactive film views (an image trace first; the probability bars are bars)."""
+    charts = [json.loads(chart.proto.spec) for chart in _plotly_charts(at)]
+    return [chart for chart in charts if chart["data"][0]["type"] == "image"]
+
+
+def _upload(at: AppTest, films: list[Path]) -> None:
+    at.file_uploader[0].set_value([(film.name, film.read_bytes(), "image/x-portable-graymap")
+                                   for film in films]).run()
+    assert not at.exception
+
+
 def test_no_run_points_to_home_and_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAMMO_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
@@ -88,17 +104,24 @@ def test_uploads_good_and_bad_films(app: AppTest, models: Path, synthetic_root: 
     assert [metric.label for metric in app.metric] == ["Predicted class"] * 2
     assert all(metric.value.split()[0] in {"ARCH", "ASYM", "CALC", "CIRC", "MISC", "NORM",
                                            "SPIC"} for metric in app.metric)
-    assert len(_plotly_charts(app)) == 2
+    assert len(_plotly_charts(app)) == 4  # per good film: the probabilities and the film
+    figures = _film_figures(app)
+    assert len(figures) == 2
+    assert all(figure["layout"]["title"]["text"].startswith("predicted: ") for figure in figures)
+    assert all("SYNTHETIC model" in figure["layout"]["title"]["text"] for figure in figures)
     errors = [error.value for error in app.error]
     assert len(errors) == 2 and "x.dcm" in errors[0] and "y.png" in errors[1]
-    assert len(app.slider) == 2 and len(app.download_button) == 2
-    assert len(app.image) == 2
+    assert len(app.slider) == 6 and len(app.download_button) == 2  # opacity, window, level
+    assert not app.warning[1:]  # real-looking films: no doubt beyond the SYNTHETIC model's
 
+    first = figures[0]["data"][0]["source"]
     app.slider[0].set_value(0.9).run()
     app.toggle[1].set_value(True).run()
     assert not app.exception
-    assert len(app.image) == 3  # the second film shown beside its overlay
-    assert "0.90" in app.image[0].captions[0]
+    figures = _film_figures(app)
+    assert figures[0]["data"][0]["source"] != first  # redrawn at the new opacity
+    assert [trace["type"] for trace in figures[1]["data"]].count("image") == 2  # beside
+    assert any("opacity 0.90" in caption.value for caption in app.caption)
     assert model_calls == [1, 1, 1, 1]  # redrawn from the kept arrays
 
     app.selectbox[0].select_index(1).run()  # another run: each film scored again, once
@@ -128,3 +151,52 @@ def test_the_training_data_line_names_each_kind_of_dataset() -> None:
                                 "cancer.")
     assert all(loader.title for loader in LOADERS.values())
     assert trained_on({}) == "Trained on: not recorded in this run."
+
+
+def test_results_stay_when_you_leave_the_page_and_come_back(
+        app: AppTest, synthetic_root: Path, model_calls: list[int]) -> None:
+    """Leaving the page empties the upload box (Streamlit forgets undrawn widgets); coming
+    back shows the same results without the model, until they are cleared."""
+    films = sorted(synthetic_root.glob("*.pgm"))[:2]
+    _upload(app, films)
+    shown = [metric.value for metric in app.metric]
+    assert len(shown) == 2 and model_calls == [1, 1]
+
+    app.switch_page("pages/home.py").run()
+    app.switch_page(PAGE).run()
+    assert not app.exception
+    assert not app.file_uploader[0].value  # the box is empty again
+    assert [metric.value for metric in app.metric] == shown
+    names = [sub.value.replace("\\", "") for sub in app.subheader]  # shown unescaped
+    assert names[-2:] == [film.name for film in films]
+    assert len(_film_figures(app)) == 2 and model_calls == [1, 1]
+    assert any("last results" in info.value for info in app.info)
+
+    app.button[0].click().run()  # Clear these results
+    assert not app.exception and not app.metric
+    app.switch_page("pages/home.py").run()
+    app.switch_page(PAGE).run()
+    assert not app.metric and model_calls == [1, 1]
+
+
+def test_removing_the_uploads_forgets_their_results(app: AppTest, synthetic_root: Path) -> None:
+    _upload(app, sorted(synthetic_root.glob("*.pgm"))[:1])
+    assert len(app.metric) == 1
+    app.file_uploader[0].set_value([]).run()
+    assert not app.exception and not app.metric
+    assert not any("last results" in info.value for info in app.info)
+
+
+def test_a_picture_that_is_no_mammogram_is_answered_with_a_visible_warning(
+        app: AppTest, tmp_path: Path) -> None:
+    """The issue's 4000 x 3000 noise picture (here 400 x 300: the same shape and noise)."""
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)
+    ok, png = cv2.imencode(".png", noise)
+    assert ok
+    app.file_uploader[0].set_value([("noise.png", png.tobytes(), "image/png")]).run()
+    assert not app.exception
+    assert len(app.metric) == 1 and len(_film_figures(app)) == 1  # still answered
+    doubts = [warning.value for warning in app.warning if "Doubts" in warning.value]
+    assert len(doubts) == 1
+    assert "does not look like a mammogram" in doubts[0]
+    assert "wider than tall" in doubts[0] and "noise" in doubts[0]

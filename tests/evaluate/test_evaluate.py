@@ -26,6 +26,7 @@ from core.evaluate.evaluate import GALLERY_FILMS, evaluate_run
 from core.evaluate.predict import predict_films
 from core.evaluate.report import write_report
 from core.evaluate.saved import headline_rows
+from core.render.film_view import caption, framed
 from core.runs.config import TrainConfig
 from core.runs.folder import Run
 from factories import TINY
@@ -168,7 +169,9 @@ def test_transfer_run_uses_grad_cam(synthetic_root: Path,
     film = next(synthetic_root.glob("*.pgm"))
     (entry,) = predict_films(run, [film], tmp_path)
     assert "error" not in entry, entry
-    assert cv2.imread(entry["heatmap"]).shape[:2] == cv2.imread(str(film)).shape[:2]
+    size = cv2.imread(str(film)).shape[:2]  # the film at its size, caption and colour bar around
+    frame = framed(np.zeros((*size, 3), np.uint8), caption(entry["label"], synthetic=True))
+    assert cv2.imread(entry["heatmap"]).shape == frame.shape
 
 
 def test_an_unreadable_film_is_left_out_and_named(run: Run, synthetic_root: Path,

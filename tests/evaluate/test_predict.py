@@ -1,5 +1,6 @@
 """Predicting films with a trained run: good films get a class and an overlay at their own
-size, bad ones one line each, and the command line keeps its contract."""
+size (with the caption above it and the colour bar below), bad ones one line each, films
+that do not look like mammograms a warning each, and the command line keeps its contract."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED
 from core.cli import main
 from core.errors import BadConfigError
 from core.evaluate.predict import predict_films
+from core.prep.plausibility import NOT_A_MAMMOGRAM
+from core.render.film_view import caption, framed
+from core.render.overlay import display_grey
 from core.runs.config import TrainConfig
 from core.runs.folder import Run
 from factories import TINY
@@ -46,6 +50,21 @@ def films(synthetic_root: Path) -> list[Path]:
     return sorted(synthetic_root.glob("*.pgm"))[:3]
 
 
+def _holds_film(png_path: str, film: np.ndarray, text: str) -> bool:
+    """Whether the PNG is ``film`` (8-bit grey) at its own size under ``text``, framed as
+    ``film_view.framed`` frames it, and its pixels follow the film's grey (the heat at the
+    default opacity tints, it does not hide)."""
+    picture = cv2.imread(png_path, cv2.IMREAD_COLOR)[..., ::-1]
+    marker = np.full((*film.shape, 3), (1, 2, 3), np.uint8)
+    frame = framed(marker, text)
+    if picture.shape != frame.shape:
+        return False
+    rows, cols = np.nonzero(np.all(frame == (1, 2, 3), axis=-1))
+    region = picture[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    grey = display_grey(film).astype(float).ravel()
+    return bool(np.corrcoef(region.mean(axis=-1).ravel(), grey)[0, 1] > 0.8)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
@@ -72,9 +91,8 @@ def test_good_and_bad_films_side_by_side(run: Run, films: list[Path], tmp_path: 
         assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
         assert entry["synthetic"] is True
-        overlay = cv2.imread(entry["heatmap"], cv2.IMREAD_UNCHANGED)
         original = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
-        assert overlay.shape == (*original.shape[:2], 3)
+        assert _holds_film(entry["heatmap"], original, caption(entry["label"], synthetic=True))
     for entry, fault in zip([entries[1], entries[2], entries[4]],
                             ["truncated", "text file", "not found"]):
         assert set(entry) == {"file", "error"}
@@ -95,8 +113,10 @@ def test_heatmap_follows_the_film_not_the_model_input(run: Run, films: list[Path
     big = tmp_path / "big.tif"
     cv2.imwrite(str(big), cv2.resize(film, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
     small, large = predict_films(run, [films[2], big], tmp_path / "out")
-    assert cv2.imread(large["heatmap"]).shape[:2] == (2 * film.shape[0], 2 * film.shape[1])
-    assert cv2.imread(small["heatmap"]).shape[:2] == film.shape
+    large_film = cv2.imread(str(big), cv2.IMREAD_GRAYSCALE)
+    assert _holds_film(large["heatmap"], large_film, caption(large["label"], synthetic=True))
+    assert _holds_film(small["heatmap"], film, caption(small["label"], synthetic=True))
+    assert not _holds_film(small["heatmap"], large_film, caption(small["label"], synthetic=True))
 
 
 def test_a_folder_that_is_no_run_is_refused(tmp_path: Path, films: list[Path]) -> None:
@@ -179,3 +199,27 @@ def test_every_kind_of_bad_film_is_one_line_and_the_rest_go_on(run: Run, films: 
         assert entry["file"] == str(path) and path.name in entry["error"]
         assert "\n" not in entry["error"]
     assert "label" in entries[-1] and Path(entries[-1]["heatmap"]).is_file()
+
+
+def test_films_unlike_mammograms_are_scored_with_a_warning_in_the_json(
+        run: Run, mias_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's 4000 x 3000 noise picture (here 400 x 300: the same shape and noise) and a
+    colour photo still get a class and a heatmap, with warnings naming what is wrong; a
+    real mini-MIAS film gets none."""
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 256, (300, 400), np.uint8))
+    photo = SHARED / "weights" / "photos" / "cat.png"
+    if not photo.is_file():
+        pytest.skip(f"no photo at {photo}")
+    real = next(mias_root.glob("mdb001.*"))
+    capsys.readouterr()
+    assert main(["predict", str(run.path), str(noise), str(real), str(photo), "--out",
+                 str(tmp_path / "out"), "--json"]) == 0
+    noisy, film, cat = json.loads(capsys.readouterr().out)
+    for entry in (noisy, film, cat):
+        assert "label" in entry and Path(entry["heatmap"]).is_file()
+    assert "warnings" not in film
+    assert all(warning.startswith(NOT_A_MAMMOGRAM) for warning in noisy["warnings"])
+    assert any("wider than tall" in warning for warning in noisy["warnings"])
+    assert any("noise" in warning for warning in noisy["warnings"])
+    assert any("colour picture" in warning for warning in cat["warnings"])

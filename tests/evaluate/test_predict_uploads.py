@@ -13,6 +13,7 @@ from test_predict import tiny_run
 
 from core.errors import BadConfigError
 from core.evaluate.predict import DISPLAY_SIDE, predict_films, predict_uploads
+from core.render.film_view import FilmView, caption, overlay_picture
 from core.render.overlay import display_grey, png_bytes, viridis_overlay
 from core.runs.folder import Run
 
@@ -48,8 +49,8 @@ def test_uploads_give_arrays_and_the_cli_overlay_is_the_same_picture(
         assert entry["film"].dtype == np.uint8 and entry["film"].shape == original.shape
         assert entry["heat"].dtype == np.float32 and entry["heat"].shape == original.shape
         assert 0.0 <= entry["heat"].min() and entry["heat"].max() == pytest.approx(1.0)
-        redrawn = viridis_overlay(entry["film"], entry["heat"], predicted=entry["label"],
-                                  stretch=False)
+        redrawn = overlay_picture(FilmView(entry["film"], entry["heat"]),
+                                  caption(entry["label"], synthetic=True))
         np.testing.assert_array_equal(redrawn, cv2.imread(cli["heatmap"])[..., ::-1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # uploads wrote nothing
 
@@ -71,7 +72,7 @@ def test_a_large_film_is_kept_at_the_display_size(run: Run, films: list[Path]) -
 
 
 def test_redrawing_at_any_opacity_needs_only_the_arrays() -> None:
-    """Opacity 0 is the plain film, 1 the pure Viridis map; an unstretched redraw refuses a
+    """Opacity 0 is the plain film, 1 the heat at full strength; an unstretched redraw refuses a
     16-bit film (it would need the stretch it skips); the PNG bytes read back exactly."""
     rng = np.random.default_rng(0)
     film16 = rng.integers(0, 4096, (90, 60), dtype=np.uint16)

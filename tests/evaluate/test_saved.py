@@ -134,3 +134,22 @@ def test_tables_agree_with_the_evaluation(evaluated: Run,
     assert table["micro avg"]["f1"] == pytest.approx(evaluation["accuracy"])
     saved_file = json.loads((evaluated.path / REPORT / EVALUATION).read_text())
     assert saved_file["confusion_matrix"] == evaluation["confusion_matrix"]
+
+
+def test_gallery_views_follow_a_copied_run_and_an_unservable_one_is_dropped(
+        evaluated: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each gallery film keeps its film view (for the page's zoom and contrast) inside the
+    run; a view replaced by a link in a copied folder is dropped, its PNG still shown."""
+    copy = open_run(shutil.copytree(evaluated.path, tmp_path / evaluated.name))
+    _forbid_evaluating(monkeypatch)
+    gallery = run_evaluation(copy)["gallery"]
+    assert gallery and all(Path(g["view"]).is_relative_to(copy.path) for g in gallery)
+    assert all(Path(g["view"]).suffix == ".npz" and Path(g["view"]).is_file() for g in gallery)
+    victim = Path(gallery[0]["view"])
+    outside = tmp_path / "outside.npz"
+    shutil.copy(victim, outside)
+    victim.unlink()
+    victim.symlink_to(outside)
+    again = run_evaluation(copy)["gallery"]
+    assert "view" not in again[0] and Path(again[0]["overlay"]).is_file()
+    assert all("view" in entry for entry in again[1:])

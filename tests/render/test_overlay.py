@@ -1,4 +1,5 @@
-"""Viridis overlays: the film's own size, RGB order, opacity, lesion circles, caption, PNGs."""
+"""Viridis overlays: the film's own size, RGB order, opacity that follows the heat, window and
+level, lesion circles, no text on the film, PNGs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from core.data.records import Lesion
 from core.errors import BadConfigError
-from core.render.overlay import save_png, viridis_overlay
+from core.render.overlay import HEAT_FLOOR, Window, save_png, viridis_overlay, window_level
 
 # OpenCV's Viridis at 0 and 255, as RGB (matplotlib's viridis ends, rounded).
 VIRIDIS_LOW, VIRIDIS_HIGH = (68, 1, 84), (253, 231, 37)
@@ -34,7 +35,6 @@ def test_overlay_keeps_the_film_size_and_blends_viridis_in_rgb_order() -> None:
     heat[:, 120:] = 1.0
     pure = viridis_overlay(film, heat, opacity=1.0)
     assert pure.shape == (*film.shape, 3) and pure.dtype == np.uint8
-    np.testing.assert_allclose(pure[0, 0], VIRIDIS_LOW, atol=2)
     np.testing.assert_allclose(pure[0, -1], VIRIDIS_HIGH, atol=2)  # yellow, so R > B: RGB
     grey = viridis_overlay(film, heat, opacity=0.0)
     np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
@@ -42,6 +42,46 @@ def test_overlay_keeps_the_film_size_and_blends_viridis_in_rgb_order() -> None:
     half = viridis_overlay(film, heat, opacity=0.45)
     expected = 0.45 * np.array(VIRIDIS_HIGH) + 0.55 * 255
     np.testing.assert_allclose(half[0, -1], expected, atol=3)
+
+
+def test_the_film_shows_where_the_model_did_not_look_even_at_full_opacity() -> None:
+    """The old overlay tinted every pixel: at opacity 1.0 a pixel without heat was Viridis
+    purple (68, 1, 84) and the film was gone. Now the heat's own strength sets its opacity:
+    no heat keeps the film's grey, and more heat draws more colour."""
+    film = _film()
+    heat = np.zeros(film.shape, np.float32)
+    heat[:, 200:] = 1.0
+    heat[:, 100:200] = 0.5
+    heat[:, 60:100] = HEAT_FLOOR  # at the floor: not drawn either
+    grey = viridis_overlay(film, heat, opacity=0.0)
+    for opacity in (0.3, 1.0):
+        rgb = viridis_overlay(film, heat, opacity=opacity)
+        np.testing.assert_array_equal(rgb[:, :100], grey[:, :100])
+        assert not np.allclose(rgb[0, 0], VIRIDIS_LOW, atol=10)
+    full = viridis_overlay(film, heat, opacity=1.0)
+    np.testing.assert_allclose(full[0, -1], VIRIDIS_HIGH, atol=2)
+    # Half the heat: part film, part colour, so the tissue under it still shows.
+    middle = full[0, 150].astype(float)
+    assert not np.allclose(middle, grey[0, 150], atol=5)
+    mid_colour = cv2.applyColorMap(np.uint8([[128]]), cv2.COLORMAP_VIRIDIS)[0, 0, ::-1]
+    assert not np.allclose(middle, mid_colour, atol=5)
+
+
+def test_window_and_level_set_the_film_contrast_before_the_blend() -> None:
+    grey = np.arange(256, dtype=np.uint8)[None, :].repeat(4, axis=0)
+    np.testing.assert_array_equal(window_level(grey, Window()), grey)  # neutral: as it is
+    narrow = window_level(grey, Window(width=64, level=100))
+    assert narrow[0, 68] == 0 and narrow[0, 132] == 255  # level +- width / 2
+    assert narrow[0, 100] == 128 and np.all(np.diff(narrow[0].astype(int)) >= 0)
+    heat = np.zeros(grey.shape, np.float32)
+    heat[:, -1] = 1.0
+    rgb = viridis_overlay(grey, heat, opacity=1.0, stretch=False,
+                          window=Window(width=64, level=100))
+    np.testing.assert_array_equal(rgb[:, :-1, 0], narrow[:, :-1])
+    np.testing.assert_allclose(rgb[0, -1], VIRIDIS_HIGH, atol=2)  # the heat is not windowed
+    for width, level in ((0, 128), (300, 128), (64, -1), (64, 256), (float("nan"), 0)):
+        with pytest.raises(BadConfigError, match="window"):
+            Window(width, level)
 
 
 def test_a_16_bit_film_is_stretched_to_8_bits() -> None:
@@ -61,15 +101,6 @@ def test_lesion_circles_are_drawn_with_a_thickness_that_follows_the_film(side: i
     band = int(_red(rgb)[row, edge - 8:edge + 9].sum())
     assert (band >= 3) if thick else (band <= 2)
     assert _red(rgb).sum() > np.pi * lesion.radius  # a circle (anti-aliased), not a dot
-
-
-def test_caption_goes_in_the_top_left_corner() -> None:
-    film, heat = _film(), np.zeros((300, 240))
-    plain = viridis_overlay(film, heat)
-    captioned = viridis_overlay(film, heat, predicted="SPIC", actual="CIRC")
-    changed = np.argwhere(np.any(plain != captioned, axis=-1))
-    assert len(changed) and changed[:, 0].max() < 30 and changed[:, 1].min() == 0
-    assert np.any(np.all(captioned[:30] == 255, axis=-1))  # white text on it
 
 
 def test_bad_overlay_inputs() -> None:
