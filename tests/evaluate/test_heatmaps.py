@@ -152,7 +152,7 @@ def test_planted_lesion_is_found_on_the_original_film(tmp_path: Path) -> None:
     cam = to_film(grad_cam(model, films, class_index=1)[0], transform)
     assert _peak_distance(cam) <= LESION.radius
 
-    overlay = viridis_overlay(film, on_film, lesions=[LESION], predicted="CIRC", actual="CIRC")
+    overlay = viridis_overlay(film, on_film, lesions=[LESION])
     path = save_png(overlay, tmp_path / "film.png")
     written = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert written.shape == (*FILM_SHAPE, 3)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 from test_predict import tiny_run
@@ -94,8 +95,10 @@ def test_bad_films_are_rows_with_their_error_and_the_rest_are_scored(
         assert row["abnormal_score"] == pytest.approx(1.0 - row["probability_NORM"])
         assert pd.isna(row["cancer_score"])  # seven MIAS classes: no positive class
         assert row["synthetic"] and list(row["warnings"]) == []
+        # the overlay local predict draws (the framed film view), pixel for pixel
         overlay = cv2.imread(str(out / row["overlay"]), cv2.IMREAD_UNCHANGED)
-        assert overlay.shape == (*cv2.imread(file, cv2.IMREAD_UNCHANGED).shape, 3)
+        np.testing.assert_array_equal(
+            overlay, cv2.imread(local[file]["heatmap"], cv2.IMREAD_UNCHANGED))
     assert sorted(path.name for path in (out / score_table.OVERLAYS).iterdir()) == sorted(
         Path(name).name for name in good["overlay"])
 
