@@ -2,7 +2,7 @@
 
 In memory, training holds every film of its split at the input size (``core.prep.arrays``),
 and whatever is made from them; RSNA's 54,706 screening films at 512 px are 14 GB as uint8
-before a single feature. Streamed, a part of a split is a ``FilmSource``: the records and how
+before a single feature. Streamed, a part of a split is a ``LazyFilms``: the records and how
 to prepare them (and, for a balanced training part, which augmented copies to make), read one
 film at a time when a batch needs it. ``stream`` turns any such reader into a ``tf.data``
 pipeline that reads in parallel threads, batches, and prefetches a fixed number of batches,
@@ -92,7 +92,7 @@ class StreamedFilm:
     inverted: bool
 
 
-class FilmSource:
+class LazyFilms:
     """The films of one part of a split, read only when asked for: the originals in record
     order, then the augmented copies (``Augmentation``), if any.
 
@@ -123,9 +123,9 @@ class FilmSource:
             return labels
         return np.concatenate([labels, labels[self.augmentation.sources]])
 
-    def augmented(self, augmentation: Augmentation) -> FilmSource:
+    def augmented(self, augmentation: Augmentation) -> LazyFilms:
         """The same originals followed by ``augmentation``'s copies."""
-        return FilmSource(self.records, self.prep, augmentation)
+        return LazyFilms(self.records, self.prep, augmentation)
 
     def read(self, index: int) -> StreamedFilm:
         if not 0 <= index < len(self):

@@ -41,7 +41,7 @@ from core.prep.stream import (
     Augmentation,
     Component,
     EpochOrder,
-    FilmSource,
+    LazyFilms,
     StreamSettings,
     stream,
 )
@@ -64,10 +64,10 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class StreamedFilms:
-    """A part's films, read from disk when fed: their ``FilmSource`` and each sample's
+    """A part's films, read from disk when fed: their ``LazyFilms`` and each sample's
     content key (``features.image_key``), under which the cache keeps its features."""
 
-    source: FilmSource
+    source: LazyFilms
     keys: list[str]
 
     def __len__(self) -> int:
@@ -112,7 +112,7 @@ class Scan:
     inverted: list[int]
 
 
-def scan(source: FilmSource, indices: Sequence[int] | None = None,
+def scan(source: LazyFilms, indices: Sequence[int] | None = None,
          on_batch: Progress | None = None,
          settings: StreamSettings = STREAM) -> Scan:
     """Read the samples ``indices`` (default: all) of ``source`` once, in parallel and in
@@ -149,7 +149,7 @@ def scan(source: FilmSource, indices: Sequence[int] | None = None,
     return found
 
 
-def _kept(source: FilmSource, found: Scan, warnings: list[str]) -> tuple[FilmSource, Scan]:
+def _kept(source: LazyFilms, found: Scan, warnings: list[str]) -> tuple[LazyFilms, Scan]:
     """The part without the films that could not be read, warned of as ``load_arrays``
     warns of them, with the inverted films' note."""
     for index in sorted(found.failures):
@@ -162,7 +162,7 @@ def _kept(source: FilmSource, found: Scan, warnings: list[str]) -> tuple[FilmSou
     keep = [i for i in range(len(source)) if i not in found.failures]
     if not keep:
         raise MammoError("no film could be read; see the warnings above")
-    kept = FilmSource([source.records[i] for i in keep], source.prep)
+    kept = LazyFilms([source.records[i] for i in keep], source.prep)
     return kept, Scan([found.keys[i] for i in keep], [found.lesions[i] for i in keep], {}, [])
 
 
@@ -171,7 +171,7 @@ def streamed_training_set(config: TrainConfig, fit_records: list[FilmRecord],
                           on_batch: Progress | None = None) -> TrainingSet:
     """The training and validation parts, scanned (``scan``) and, for ``balance`` "augment",
     grown by the augmented copies ``augment.balance`` would make, never held in memory."""
-    read_fit, read_val = FilmSource(fit_records, config.prep), FilmSource(val_records, config.prep)
+    read_fit, read_val = LazyFilms(fit_records, config.prep), LazyFilms(val_records, config.prep)
     fit, fit_scan = _kept(read_fit, scan(read_fit, on_batch=on_batch), warnings)
     val, val_scan = _kept(read_val, scan(read_val, on_batch=on_batch), warnings)
     labels = fit.labels

@@ -18,7 +18,7 @@ from core.prep.stream import (
     Augmentation,
     Component,
     EpochOrder,
-    FilmSource,
+    LazyFilms,
     StreamSettings,
     stream,
 )
@@ -31,7 +31,7 @@ PREP = PrepConfig(size=64)
 def test_a_film_source_reads_what_load_arrays_holds(synthetic_root: Path) -> None:
     records = load_dataset("mias", synthetic_root).records[:10]
     in_memory = load_arrays(records, PREP)
-    source = FilmSource(records, PREP)
+    source = LazyFilms(records, PREP)
     assert len(source) == 10
     np.testing.assert_array_equal(source.labels, in_memory.labels)
     for index in range(10):
@@ -50,7 +50,7 @@ def test_augmented_copies_are_balances_own(synthetic_root: Path) -> None:
     before, after, sources = balance_plan(films.labels, n_classes, seed=3)
     np.testing.assert_array_equal(before, grown.counts_before)
     originals = lesion_arrays(films.lesions, len(films))
-    source = FilmSource(records, PREP).augmented(Augmentation(sources, 3, config, originals))
+    source = LazyFilms(records, PREP).augmented(Augmentation(sources, 3, config, originals))
     assert len(source) == len(grown.images) > len(records)
     np.testing.assert_array_equal(source.labels, grown.labels)
     np.testing.assert_array_equal(after, grown.counts_after)
