@@ -29,9 +29,9 @@ ATTENTION = ("attention",)
 TRANSFER = ("transfer",)
 #: Settings added after runs were first saved, with the value that says what those older runs
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
-#: one saved before patch labels could be chosen labelled patches by class, and one saved
-#: before films could be streamed held them in memory.
-ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class", "streaming": "off"}
+#: and one saved before patch labels could be chosen labelled patches by class. (``streaming``
+#: is not here: streamed or in memory, a run trains on the same batches, core.train.feed.)
+ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class"}
 #: The largest input (and patch) side: a 2048-px film is 16 MiB as float32, and a batch and its
 #: activations many times that. A side typed past it (100,000 px would ask for terabytes) is
 #: refused by the config, before a run folder is made or anything is allocated.

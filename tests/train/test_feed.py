@@ -144,9 +144,10 @@ def test_streaming_is_chosen_by_size_or_by_the_setting(synthetic_root: Path,
     assert not streams(config.with_overrides(streaming="off", image_size=512), 100_000)
     monkeypatch.setattr(feed_module, "STREAM_ABOVE_BYTES", 64 * 64 * 10)
     assert streams(config, 11) and not streams(config, 10)
-    # Runs saved before streaming existed held their films in memory.
+    # A run saved before streaming existed resumes as "auto": held in memory as it was,
+    # unless it is large, and streamed it trains on the same batches.
     assert TrainConfig.from_manifest(
-        {k: v for k, v in config.to_dict().items() if k != "streaming"}).streaming == "off"
+        {k: v for k, v in config.to_dict().items() if k != "streaming"}).streaming == "auto"
 
 
 def test_patch_films_are_those_that_give_patches_within_a_budget(
