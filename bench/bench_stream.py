@@ -162,10 +162,15 @@ def main() -> None:
               f"{run['read_films_per_s']:.0f} films/s, encoded {run['encode_films_per_s']:.0f} "
               f"films/s, trained {run['train_films_per_s']:.0f} films/s; {run['seconds']:.0f} s "
               "in all")
-    print(f"Holding the {args.films:,} films in memory would take "
-          f"{figures['in_memory']['films_float32_bytes'] / 1e9:.2f} GB as the model's float32 "
-          f"inputs ({figures['in_memory']['films_uint8_bytes'] / 1e9:.2f} GB as uint8), and "
-          f"their features {figures['in_memory']['features_float16_bytes'] / 1e9:.2f} GB more")
+    memory = figures["in_memory"]
+    small, large = figures["runs"][0], figures["runs"][-1]
+    print(f"Holding the {args.films:,} films would take {memory['films_float32_bytes'] / 1e9:.2f}"
+          f" GB as the model's float32 inputs ({memory['films_uint8_bytes'] / 1e9:.2f} GB as "
+          f"uint8); training in memory holds its {memory['training_films']:,} training and "
+          f"validation films ({memory['training_films_uint8_bytes'] / 1e9:.2f} GB as uint8) "
+          f"and their features ({memory['training_features_float16_bytes'] / 1e9:.2f} GB as "
+          f"float16). Streamed, {large['films'] // small['films']}x the films took "
+          f"{(large['peak_rss_bytes'] - small['peak_rss_bytes']) / 1e6:+.0f} MB of peak memory")
 
 
 def run_bench(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
@@ -195,6 +200,7 @@ def run_bench(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     features = 1
     for side in runs[-1]["feature_shape"]:
         features *= side
+    held = runs[-1]["fit_films"] + runs[-1]["val_films"]  # what training in memory holds
     return {
         "synthetic": True,
         "what": f"{LABEL} films (core.data.synthetic), not mammograms",
@@ -203,7 +209,9 @@ def run_bench(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "epochs": args.epochs, "size": args.size, "cap_bytes": int(args.cap_gb * 1e9),
         "cpus": os.cpu_count(), "load_average": os.getloadavg(),
         "in_memory": {"films_uint8_bytes": pixels, "films_float32_bytes": 4 * pixels,
-                      "features_float16_bytes": 2 * features * args.films},
+                      "training_films": held,
+                      "training_films_uint8_bytes": held * args.size ** 2,
+                      "training_features_float16_bytes": 2 * features * held},
         "runs": runs,
         "parent_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
