@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from types import ModuleType
 
 import keras
 import numpy as np
@@ -47,6 +48,21 @@ def accelerators() -> list[str]:
 
         return [d.name for d in tf.config.list_logical_devices() if d.device_type in {"GPU", "TPU"}]
     return []
+
+
+def data_pipeline() -> ModuleType:
+    """TensorFlow, for ``tf.data`` input pipelines (``core.prep.stream``) on any backend:
+    Keras 3's ``fit``, ``evaluate`` and ``predict`` take a ``tf.data.Dataset`` whatever the
+    backend. Under JAX (or torch) TensorFlow only reads and prepares data, so it is shown the
+    CPU alone: seeing a GPU, it would reserve that GPU's memory for itself."""
+    import tensorflow as tf
+
+    if name() != "tensorflow":
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:  # TensorFlow's devices were set up already in this process
+            log.debug("TensorFlow's visible devices could not be changed in this process")
+    return tf
 
 
 def set_mixed_precision(enabled: bool) -> str:

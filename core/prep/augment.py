@@ -185,13 +185,12 @@ def balance(images: np.ndarray, labels: Any, lesions: Sequence[Any] | None, n_cl
     """
     if not isinstance(images, np.ndarray) or images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError("images must be a uint8 array of shape [N, H, W]")
-    before, after = balance_counts(labels, n_classes, target)
+    before, after, sources = balance_plan(labels, n_classes, target, seed)
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    lesions = _check_lesions(lesions, len(images))
+    lesions = lesion_arrays(lesions, len(images))
 
-    sources = _choose_sources(labels, before, after, seed)
     count = len(images) + len(sources)
     out = np.empty((count, *images.shape[1:]), np.uint8)
     out[:len(images)] = images
@@ -200,10 +199,8 @@ def balance(images: np.ndarray, labels: Any, lesions: Sequence[Any] | None, n_cl
 
     def make(number: int) -> None:
         row, source = len(images) + number, int(sources[number])
-        rng = np.random.default_rng([seed, 1, number])
-        out[row], transform = augment_image(images[source], rng, config)
-        transforms[row] = transform
-        out_lesions[row] = _move_lesions(lesions[source], transform)
+        out[row], out_lesions[row], transforms[row] = augmented_sample(
+            images[source], lesions[source], number, seed, config)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(make, range(len(sources))))
@@ -211,6 +208,27 @@ def balance(images: np.ndarray, labels: Any, lesions: Sequence[Any] | None, n_cl
                     source_index=np.concatenate([np.arange(len(images)), sources]),
                     transforms=transforms, lesions=out_lesions,
                     counts_before=before, counts_after=after)
+
+
+def balance_plan(labels: Any, n_classes: int, target: Target = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``balance`` will make, without touching any image: the counts per class before
+    and after, and which original each new sample copies (``sources``, in sample order).
+    A streamed training (``core.prep.stream``) makes the same samples one at a time from it."""
+    before, after = balance_counts(labels, n_classes, target)
+    labels = np.asarray(labels, dtype=np.int64)
+    return before, after, _choose_sources(labels, before, after, seed)
+
+
+def augmented_sample(image: np.ndarray, lesions: np.ndarray, number: int, seed: int,
+                     config: AugmentConfig) -> tuple[np.ndarray, np.ndarray, Transform]:
+    """New sample ``number`` of ``balance``, made from its original's ``image`` and
+    ``lesions`` (a ``lesion_arrays`` row): the variant, its lesions and the map onto it.
+    Its own generator, seeded from ``seed`` and ``number``, so any thread, in any order,
+    makes the same sample."""
+    rng = np.random.default_rng([seed, 1, number])
+    variant, transform = augment_image(image, rng, config)
+    return variant, _move_lesions(lesions, transform), transform
 
 
 def _fill_to_total(before: np.ndarray, total: int) -> np.ndarray:
@@ -262,7 +280,8 @@ def _move_lesions(lesions: np.ndarray, transform: Transform) -> np.ndarray:
     return lesions_to_array(moved, lesions.dtype)
 
 
-def _check_lesions(lesions: Sequence[Any] | None, count: int) -> list[np.ndarray]:
+def lesion_arrays(lesions: Sequence[Any] | None, count: int) -> list[np.ndarray]:
+    """Each film's lesions as a float ``(n, 3)`` array (empty for none), checked."""
     if lesions is None:
         return [np.empty((0, 3)) for _ in range(count)]
     if len(lesions) != count:

@@ -15,6 +15,7 @@ from core.data import LOADERS
 from core.errors import BadConfigError
 from core.prep.augment import AugmentConfig
 from core.prep.preprocess import PrepConfig, PrepSteps
+from core.prep.stream import STREAM_ABOVE_BYTES
 from core.runs.knobs import (
     FRACTION,
     NON_NEGATIVE,
@@ -30,6 +31,7 @@ MODELS = ("attention", "transfer")
 CELLS = ("lstm", "gru", "simple")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 BALANCING = ("augment", "class_weights", "none")
+STREAMING = ("auto", "on", "off")
 CLASS_LOSSES = ("categorical", "mse")
 PATCH_LABELS = ("class", "lesion")
 ATTENTION = ("attention",)
@@ -41,7 +43,8 @@ WITH_FINE_TUNING = Needs("fine_tune_layers")
 #: Settings added after runs were first saved, with the value that says what those older runs
 #: did, whatever the default is now: a run saved before patch pretraining existed had none,
 #: one saved before patch labels could be chosen labelled patches by class, and none saved
-#: before temperature scaling scaled its probabilities.
+#: before temperature scaling scaled its probabilities. (``streaming`` is not here: streamed
+#: or in memory, a run trains on the same batches, core.train.feed.)
 ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class",
                           "temperature_scaling": False}
 #: The largest input (and patch) side: a 2048-px film is 16 MiB as float32, and a batch and its
@@ -94,6 +97,8 @@ class TrainConfig:
     * balance: ``augment`` (grow every class to ``augment_target``: None = the largest
       class, an int = a total split equally, as the paper's 1300), ``class_weights`` or
       ``none``;
+    * memory: ``streaming`` reads films (and features) from disk batch by batch
+      (``core.train.feed``) instead of holding them all; "auto" streams large datasets;
     * preprocessing: ``prep_steps`` (which steps, ``core.prep.preprocess``) at ``image_size``:
       ``prep`` is the two together, so the input size has one name. Files name the steps
       ``prep`` and repeat the size in it, for readers that want the whole recipe.
@@ -211,6 +216,13 @@ class TrainConfig:
         help="total films after balancing augmentation (default: largest class x classes)",
         valid=Range(0, 100_000), span=(0, 100_000), none_as=0,
         needs=Needs("balance", ("augment",)))
+    streaming: str = knob(
+        "auto", label="Stream films from disk", choices=STREAMING, advanced=True,
+        choice_labels={"auto": f"above {STREAM_ABOVE_BYTES >> 30} GiB of films",
+                       "on": "always", "off": "never (films in memory)"},
+        help="read films and features from disk batch by batch instead of holding them all "
+             f"in memory (auto: when the training and validation films take more than "
+             f"{STREAM_ABOVE_BYTES >> 30} GiB at the input size)")
     test_size: float = knob(0.25, label="Test share", valid=FRACTION, span=(0.01, 0.99),
                             help="share of the patients held out for the test split",
                             advanced=True)

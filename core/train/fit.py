@@ -32,24 +32,32 @@ import numpy as np
 from core import backend
 from core.atomic import atomic_path
 from core.data import load_dataset
-from core.data.records import Dataset
+from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError
 from core.metrics.scores import classification_summary
 from core.metrics.temperature import apply_temperature, fitted_temperature
 from core.models.attention import attach_encoder
 from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.cut import frozen_bottom
-from core.models.features import cached_features, encoder_key, file_digest
+from core.models.features import cached_features, encoder_key, file_digest, weights_key
 from core.models.kinds import ModelKind, model_kind
 from core.models.transfer import unfreeze_top
-from core.prep.arrays import FilmArrays, load_arrays
+from core.prep.arrays import load_arrays
 from core.prep.augment import balance
 from core.prep.splits import Splits, split_dataset
 from core.runs.config import TrainConfig
 from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 from core.runs.pace import peak_memory_gb
 from core.runs.plan import Event, Step, training_plan
-from core.train.batches import Batches, class_weights
+from core.train.batches import class_weights
+from core.train.feed import (
+    StreamedFilms,
+    TrainingSet,
+    encode_to_store,
+    feed,
+    streamed_training_set,
+    streams,
+)
 from core.train.patches import pretrain_on_patches
 from core.train.progress import (
     RunProgress,
@@ -63,19 +71,6 @@ log = logging.getLogger(__name__)
 
 PACKAGES = ("keras", "tensorflow-cpu", "tensorflow", "jax", "numpy", "opencv-python-headless",
             "scikit-learn", "pydicom")
-
-
-@dataclass
-class TrainingSet:
-    """What the model is fitted on (after balancing) and validated on."""
-
-    fit: FilmArrays
-    fit_images: np.ndarray
-    fit_labels: np.ndarray
-    fit_lesions: list[np.ndarray]
-    val: FilmArrays
-    counts_before: np.ndarray
-    counts_after: np.ndarray
 
 
 @dataclass
@@ -125,9 +120,25 @@ def _run_name(config: TrainConfig) -> str:
 # -- data ---------------------------------------------------------------------------------------
 def _training_set(config: TrainConfig, dataset: Dataset, splits: Splits, run: Run,
                   warnings: list[str]) -> TrainingSet:
-    fit = load_arrays([dataset.records[int(i)] for i in splits.train], config.prep, warnings)
-    val = load_arrays([dataset.records[int(i)] for i in splits.val], config.prep, warnings)
+    fit_records = [dataset.records[int(i)] for i in splits.train]
+    val_records = [dataset.records[int(i)] for i in splits.val]
     n_classes = len(dataset.classes)
+    if streams(config, len(fit_records) + len(val_records)):
+        data = streamed_training_set(config, fit_records, val_records, n_classes, warnings,
+                                     on_batch=lambda done, total: _listen(run))
+    else:
+        data = _arrays_in_memory(config, fit_records, val_records, n_classes, warnings)
+    run.log(Event.DATA, train=int(data.counts_before.sum()), val=len(data.val_labels),
+            fit_samples=len(data.fit_labels), counts_before=data.counts_before.tolist(),
+            counts_after=data.counts_after.tolist(), streamed=data.streamed)
+    return data
+
+
+def _arrays_in_memory(config: TrainConfig, fit_records: list[FilmRecord],
+                      val_records: list[FilmRecord],
+                      n_classes: int, warnings: list[str]) -> TrainingSet:
+    fit = load_arrays(fit_records, config.prep, warnings)
+    val = load_arrays(val_records, config.prep, warnings)
     if config.balance == "augment":
         grown = balance(fit.images, fit.labels, fit.lesions, n_classes,
                         target=config.augment_target, config=config.augment, seed=config.seed)
@@ -136,9 +147,14 @@ def _training_set(config: TrainConfig, dataset: Dataset, splits: Splits, run: Ru
     else:
         images, labels, lesions = fit.images, fit.labels, fit.lesions
         before = after = np.bincount(fit.labels, minlength=n_classes)
-    run.log(Event.DATA, train=len(fit), val=len(val), fit_samples=len(images),
-            counts_before=before.tolist(), counts_after=after.tolist())
-    return TrainingSet(fit, images, labels, lesions, val, before, after)
+    return TrainingSet(images, labels, lesions, val.images, val.labels, val.lesions, before,
+                       after, patch_films=lambda: (fit, val))
+
+
+def _listen(run: Run) -> None:
+    """Stop a pass over films when the user cancels (a streamed pass takes minutes)."""
+    if cancel_requested(run):
+        raise TrainingCancelled(f"{run.path}: cancelled while reading films")
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -175,8 +191,10 @@ def _callbacks(run: Run, config: TrainConfig, phase: Step, epochs: int,
 ENCODE_BATCH = 8
 
 
-def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str | None,
-              part: str, dtype: type[np.floating] = np.float16) -> np.ndarray:
+def _features(run: Run, encode_model: keras.Model, images: np.ndarray | StreamedFilms,
+              key: str | None, part: str, dtype: type[np.floating] = np.float16) -> Any:
+    """The encoder's features of ``images``: an array, or for streamed films a
+    ``FeatureStore`` on disk (keyed by the encoder's weights where ``key`` is None)."""
     started = time.time()
 
     def encode(batch: np.ndarray) -> np.ndarray:
@@ -190,18 +208,22 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray, key: str 
         if cancel_requested(run):  # the feature pass of a big set takes minutes: listen here too
             raise TrainingCancelled(f"{run.path}: cancelled while encoding films")
 
-    features = cached_features(encode, images, key, batch_size=ENCODE_BATCH, on_batch=report,
-                               dtype=dtype)
+    if isinstance(images, StreamedFilms):
+        features = encode_to_store(encode, images, key or weights_key(encode_model, dtype),
+                                   ENCODE_BATCH, on_batch=report, dtype=dtype)
+    else:
+        features = cached_features(encode, images, key, batch_size=ENCODE_BATCH,
+                                   on_batch=report, dtype=dtype)
     # Also when every film came from the cache, so a follower always sees the step end.
     run.log(Event.FEATURES, part=part, films=len(images), elapsed_s=round(time.time() - started, 2))
     return features
 
 
-def _fit_phase(job: Fitting, model: keras.Model, phase: Step, epochs: int, batches: Batches,
-               val: Batches, first_epoch: int) -> RunProgress:
+def _fit_phase(job: Fitting, model: keras.Model, phase: Step, epochs: int, batches: Any,
+               val: Any, first_epoch: int) -> RunProgress:
     progress, callbacks = _callbacks(job.run, job.config, phase, epochs, first_epoch)
     model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
-              callbacks=callbacks, verbose=0)
+              callbacks=callbacks, verbose=0, shuffle=False)  # the feed shuffles itself
     return progress
 
 
@@ -213,8 +235,8 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     data = _training_set(config, dataset, splits, run, warnings)
     backbone, encoder, key = encoder_for(config)
     if Step.PATCHES in plan:
-        outcome = pretrain_on_patches(run, config, backbone, list(dataset.classes), data.fit,
-                                      data.val, warnings)
+        outcome = pretrain_on_patches(run, config, backbone, list(dataset.classes),
+                                      *data.patch_films(), warnings)
         if outcome == "cancelled":
             return {"cancelled": True}
         if outcome == "tuned":
@@ -222,7 +244,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     feature_shape = tuple(int(d) for d in encoder.output.shape[1:])
     grid = feature_shape[:2]
     y_fit = kind.targets(config, data.fit_labels, data.fit_lesions, n_classes, grid)
-    y_val = kind.targets(config, data.val.labels, data.val.lesions, n_classes, grid)
+    y_val = kind.targets(config, data.val_labels, data.val_lesions, n_classes, grid)
     weights = (class_weights(data.fit_labels, n_classes) if config.balance == "class_weights"
                else None)
     job = Fitting(run, config, kind, data, y_fit, y_val, weights, checkpoint_state(run))
@@ -240,14 +262,14 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     if cancelled:
         return {"cancelled": True}
     _save(run, model)
-    probabilities = _class_probabilities(kind, model, data.val.images)
+    probabilities = _class_probabilities(kind, model, data.val_images)
     scaling = {}
     if config.temperature_scaling:
-        scaling["temperature"] = fitted_temperature(probabilities, data.val.labels)
+        scaling["temperature"] = fitted_temperature(probabilities, data.val_labels)
         probabilities = apply_temperature(probabilities, scaling["temperature"]["temperature"])
-    majority = int(np.bincount(data.fit.labels, minlength=n_classes).argmax())
+    majority = int(data.counts_before.argmax())
     # On the probabilities evaluate and predict will give, scaled where the run is.
-    val = classification_summary(data.val.labels, probabilities, dataset.classes, majority)
+    val = classification_summary(data.val_labels, probabilities, dataset.classes, majority)
     return {"val": val, "counts_before": data.counts_before.tolist(),
             "counts_after": data.counts_after.tolist(), "feature_shape": list(feature_shape),
             "backbone_weights": backbone.weights, **scaling}
@@ -259,7 +281,7 @@ def _train_head(job: Fitting, encoder: keras.Model, key: str | None
     film; returns it and whether it was cancelled."""
     run, config, data = job.run, job.config, job.data
     fit_features = _features(run, encoder, data.fit_images, key, "train")
-    val_features = _features(run, encoder, data.val.images, key, "val")
+    val_features = _features(run, encoder, data.val_images, key, "val")
     with backend.distribution_scope():
         if job.resumes(Step.HEAD):
             head = _load_checkpoint(run)
@@ -270,8 +292,8 @@ def _train_head(job: Fitting, encoder: keras.Model, key: str | None
                                        len(data.counts_before))
             job.kind.compile(head, config, config.learning_rate)
             first_epoch = 0
-    batches = Batches(fit_features, job.y_fit, config.batch_size, job.weights, config.seed)
-    val_batches = Batches(val_features, job.y_val, config.batch_size)
+    batches = feed(fit_features, job.y_fit, config.batch_size, job.weights, config.seed)
+    val_batches = feed(val_features, job.y_val, config.batch_size)
     progress = _fit_phase(job, head, Step.HEAD, config.epochs, batches, val_batches,
                           first_epoch)
     return head, progress.cancelled
@@ -309,14 +331,14 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
     else:
         job.kind.compile(trainer, config, config.learning_rate * config.fine_tune_lr_scale)
     if cut is None:
-        fit_inputs, val_inputs = data.fit_images, data.val.images
+        fit_inputs, val_inputs = data.fit_images, data.val_images
     else:
         fit_inputs = _features(run, cut[0], data.fit_images, None, "train", np.float32)
-        val_inputs = _features(run, cut[0], data.val.images, None, "val", np.float32)
+        val_inputs = _features(run, cut[0], data.val_images, None, "val", np.float32)
     films = cut is None
-    batches = Batches(fit_inputs, job.y_fit, config.batch_size, job.weights, config.seed,
-                      films=films)
-    val = Batches(val_inputs, job.y_val, config.batch_size, films=films)
+    batches = feed(fit_inputs, job.y_fit, config.batch_size, job.weights, config.seed,
+                   films=films)
+    val = feed(val_inputs, job.y_val, config.batch_size, films=films)
     progress = _fit_phase(job, fitted, Step.FINE_TUNE, config.fine_tune_epochs, batches, val,
                           first_epoch)
     if fitted is not trainer:  # the resumed checkpoint's weights go into the model's layers
@@ -324,8 +346,9 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
     return progress.cancelled
 
 
-def _class_probabilities(kind: ModelKind, model: keras.Model, images: np.ndarray) -> np.ndarray:
-    output = model.predict(Batches(images, np.zeros(len(images)), ENCODE_BATCH, films=True),
+def _class_probabilities(kind: ModelKind, model: keras.Model,
+                         images: np.ndarray | StreamedFilms) -> np.ndarray:
+    output = model.predict(feed(images, np.zeros(len(images)), ENCODE_BATCH, films=True),
                            verbose=0)
     return kind.probabilities(output)
 
