@@ -560,10 +560,14 @@ RSNA_FIGURES = (("auc", "image AUC"),
 #: Rows of the RSNA table measured by `python -m core cv`: the JSON (its command beside it in
 #: a ``.cmd`` file) and what the row is.
 RSNA_CV_ROWS = (
-    ("transfer-frozen", ("the second paper's transfer head (frozen ImageNet MobileNetV2, 512 px, "
-                        "new softmax head)")),
-    ("attention-frozen", ("the first paper's attention model (frozen ImageNet MobileNetV2, "
-                         "512 px, LSTM decoder over the feature map, binary)")))
+    ("transfer-frozen", ("the second paper's transfer head (frozen ImageNet MobileNetV2, "
+                         "512 px, new softmax head)")),
+    ("attention-frozen-256", ("the first paper's attention model (frozen ImageNet "
+                              "MobileNetV2, 256 px, LSTM decoder over the feature map, "
+                              "binary): the rsna default")))
+#: Paired comparisons of cv rows drawn on the same folds (the same dataset, k and seed):
+#: (better candidate, reference).
+RSNA_PAIRED = (("attention-frozen-256", "transfer-frozen"),)
 #: Issue 15's goal for image-level cancer AUC on rsna-640.
 RSNA_GOAL_AUC = 0.80
 
@@ -621,6 +625,14 @@ def _rsna_section() -> list[str]:
             continue
         add(label, json.loads(path.read_text())["folds"])
         commands.append(f"`{(RSNA / f'{stem}.cmd').read_text().strip()}`")
+    for stem, reference in RSNA_PAIRED:
+        paths = [RSNA / f"{name}.json" for name in (stem, reference)]
+        if all(path.is_file() for path in paths):
+            ours, theirs = (json.loads(path.read_text())["folds"] for path in paths)
+            lines.append(_rsna_row(f"paired gain: {stem} over {reference} (the same folds)",
+                                   [{key: None if a.get(key) is None or b.get(key) is None
+                                     else a[key] - b[key] for key, _ in RSNA_FIGURES}
+                                    for a, b in zip(ours, theirs, strict=True)]))
     lines += ["| always \"no cancer\" / chance | 0.5 / 0.5 | 0 / 0.10 | 0.5 / 0.5 | 0 / 0.10 |",
               "", "Commands: " + "; ".join(commands) + ". Raw figures: `bench/out/rsna/`.", ""]
     if best is not None:

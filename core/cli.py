@@ -23,7 +23,7 @@ from core.data import LOADERS, dataset_options
 from core.data.options import DatasetOption
 from core.errors import BadConfigError, MammoError
 from core.metrics.headline import RANKED_BY, VALIDATION, keys
-from core.runs.config import SETTINGS, TrainConfig
+from core.runs.config import SETTINGS, TrainConfig, dataset_default
 from core.runs.knobs import Setting
 from core.settings import DOWNLOAD_WEIGHTS_ENV
 
@@ -101,7 +101,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then a ``--config`` JSON file, then the options given on the command line."""
+    """Defaults (the dataset's, ``DATASET_DEFAULTS``), then a ``--config`` JSON file, then the
+    options given on the command line."""
     values = _read_config_file(args.config) if args.config else {}
     for name in SETTINGS:
         value = getattr(args, name)
@@ -115,7 +116,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
             raise BadConfigError(f"{args.config}: dataset_options must be an object")
         values["dataset_options"] = {**dataset_options(dataset, given), **in_file, **given}
     try:
-        return TrainConfig().with_overrides(**values)
+        dataset = values.pop("dataset", SETTINGS["dataset"].default)
+        return dataset_default(dataset, **values)
     except BadConfigError as error:
         if not args.config:
             raise

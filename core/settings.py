@@ -122,3 +122,10 @@ def positive_int(name: str, default: int) -> int:
 #: Where the team's shared data and weights sit beside a checkout (``../shared``); only the
 #: bench scripts' defaults use it, and every one of them takes a flag instead.
 SHARED = REPO.parent / "shared"
+
+#: Training streams its films when those of its training and validation parts would take
+#: more than this in memory at the input size, as uint8 (``TrainConfig.streaming`` "auto",
+#: ``core.train.feed``): 4,096 films at 512 px. Below it, films are held in memory. Here, not
+#: in ``core.prep.stream``, because the settings' labels quote it and the CLI must start
+#: without importing Keras.
+STREAM_ABOVE_BYTES = 1 << 30

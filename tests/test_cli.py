@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from core.cli import _train_config, build_parser, main
 from core.data import LOADERS
-from core.runs.config import SETTINGS
+from core.runs.config import SETTINGS, TrainConfig
 from core.runs.knobs import Setting
 from factories import rsna_export
 
@@ -223,3 +223,18 @@ def _class_folders(root: Path) -> Path:
             film = np.full((32, 32), 40 * (number + 1), np.uint8)
             cv2.imwrite(str(root / label / f"{label.lower()}{number}.png"), film)
     return root
+
+
+@pytest.mark.parametrize("command", [["train"], ["cv"]])
+def test_rsna_with_no_options_gets_its_best_measured_configuration(command: list[str]) -> None:
+    """``train --dataset rsna --root PATH`` trains what docs/RESULTS.md section 4 measured
+    best (DATASET_DEFAULTS); an option given still wins, and MIAS keeps its own default."""
+    rsna = _train_config(build_parser().parse_args([*command, "--dataset", "rsna",
+                                                    "--root", "films"]))
+    assert (rsna.model, rsna.image_size, rsna.patch_epochs, rsna.fine_tune_layers) == \
+        ("attention", 256, 0, 0)
+    chosen = _train_config(build_parser().parse_args([*command, "--dataset", "rsna",
+                                                      "--root", "films", "--image-size", "512"]))
+    assert chosen.image_size == 512 and chosen.fine_tune_layers == 0
+    mias = _train_config(build_parser().parse_args([*command, "--root", "films"]))
+    assert mias.to_dict() == TrainConfig(root="films").to_dict()

@@ -44,11 +44,6 @@ from core.prep.arrays import lesions_on_grid
 from core.prep.augment import AugmentConfig, augmented_sample
 from core.prep.preprocess import PrepConfig, preprocess
 
-#: Training streams its films when those of its training and validation parts would take
-#: more than this in memory at the input size, as uint8 (``TrainConfig.streaming`` "auto"):
-#: 4,096 films at 512 px. Below it, films are held in memory as before.
-STREAM_ABOVE_BYTES = 1 << 30
-
 
 def _default_parallel() -> int:
     return max(1, min(os.cpu_count() or 1, 8))

@@ -15,7 +15,6 @@ from core.data import LOADERS
 from core.errors import BadConfigError
 from core.prep.augment import AugmentConfig
 from core.prep.preprocess import PrepConfig, PrepSteps
-from core.prep.stream import STREAM_ABOVE_BYTES
 from core.runs.knobs import (
     FRACTION,
     NON_NEGATIVE,
@@ -26,6 +25,7 @@ from core.runs.knobs import (
     knob,
     settings_of,
 )
+from core.settings import STREAM_ABOVE_BYTES
 
 MODELS = ("attention", "transfer")
 CELLS = ("lstm", "gru", "simple")
@@ -325,6 +325,26 @@ class TrainConfig:
 
 #: Every setting people choose, by field name, in declaration order (``core.runs.knobs``).
 SETTINGS: dict[str, Setting] = settings_of(TrainConfig)
+
+#: Where a dataset's best measured configuration is not the MIAS default: what
+#: ``train --dataset NAME`` does with no options (and what the Train form's presets start
+#: from). rsna-640 (docs/RESULTS.md section 4, the same 5 patient-grouped folds): the attention
+#: model on the frozen ImageNet encoder at 256 px, image AUC 0.605 against 0.548 for the
+#: frozen transfer head at 512 px, paired gain +0.058 [0.030, 0.085]; the MIAS default's
+#: patch pretraining needs lesion boxes RSNA has not, and its fine-tuning at 512 px would not
+#: fit the 20-minute budget on 2 cores.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rsna": {"model": "attention", "image_size": 256, "patch_epochs": 0,
+             "fine_tune_layers": 0},
+}
+
+
+def dataset_default(dataset: Any, **data: Any) -> TrainConfig:
+    """The defaults for ``dataset`` (``DATASET_DEFAULTS`` over ``TrainConfig``'s), with
+    ``data`` (root, options, ...) on top. ``dataset`` may come from a user's config file, so
+    it is checked as any setting is (a list there is one error, not a failed lookup)."""
+    known = DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {}
+    return TrainConfig().with_overrides(**{**known, **data, "dataset": dataset})
 #: The keys of a config file: the fields, with the preprocessing steps named ``prep``.
 FILE_KEYS = frozenset({f.name for f in fields(TrainConfig)} - {"prep_steps"} | {"prep"})
 

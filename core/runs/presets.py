@@ -23,7 +23,7 @@ from core.models.backbones import (
     imagenet_weights_file,
     keras_cache_dir,
 )
-from core.runs.config import TrainConfig
+from core.runs.config import TrainConfig, dataset_default
 
 #: Films the demo draws: enough for a patient-grouped split with every class in the test part.
 DEMO_FILMS = 140
@@ -41,8 +41,10 @@ class Preset:
     overrides: MappingProxyType[str, Any]
 
     def config(self, **data: Any) -> TrainConfig:
-        """The preset applied on top of the defaults and ``data`` (dataset, root, ...)."""
-        return TrainConfig(**data).with_overrides(**self.overrides)
+        """The preset applied on top of the dataset's defaults (``DATASET_DEFAULTS``) and
+        ``data`` (dataset, root, ...)."""
+        dataset = data.pop("dataset", TrainConfig().dataset)
+        return dataset_default(dataset, **data).with_overrides(**self.overrides)
 
 
 def _preset(title: str, why: str, **overrides: Any) -> Preset:

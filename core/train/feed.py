@@ -2,7 +2,7 @@
 
 A small dataset is read into memory once (``core.prep.arrays``) and fed from arrays
 (``core.train.batches``), as it always was. A large one (``streams``: above
-``core.prep.stream.STREAM_ABOVE_BYTES`` of films at the input size, or ``streaming`` "on")
+``core.settings.STREAM_ABOVE_BYTES`` of films at the input size, or ``streaming`` "on")
 never is:
 
 * the DATA step reads every film once (``scan``), in parallel, in batches, keeping of each
@@ -37,7 +37,6 @@ from core.models.features import FeatureStore, image_key
 from core.prep.arrays import FilmArrays, inverted_note, load_arrays
 from core.prep.augment import balance_plan, lesion_arrays
 from core.prep.stream import (
-    STREAM_ABOVE_BYTES,
     Augmentation,
     Component,
     EpochOrder,
@@ -46,6 +45,7 @@ from core.prep.stream import (
     stream,
 )
 from core.runs.config import TrainConfig
+from core.settings import STREAM_ABOVE_BYTES
 from core.train.batches import Batches
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-python -m core cv --dataset rsna --root ../shared/data/rsna-640 --folds 5 --model transfer --patch-epochs 0 --fine-tune-layers 0 --json
+python -m core cv --dataset rsna --root ../shared/data/rsna-640 --folds 5 --model transfer --image-size 512 --patch-epochs 0 --fine-tune-layers 0 --json
