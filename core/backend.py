@@ -65,6 +65,18 @@ def data_pipeline() -> ModuleType:
     return tf
 
 
+def pipelines_deterministic() -> bool:
+    """Whether TensorFlow's op determinism is on in this process (``seed_everything`` turns it
+    on for training, and nothing turns it off). Under it ``tf.data`` runs a stateful map (the
+    film reader of ``core.prep.stream``) one element at a time, so a pipeline reads ahead
+    less than its bound: memory stays within the bound, decoding is not parallel."""
+    try:
+        from tensorflow.python.framework import config  # no public query exists (TF 2.21)
+    except ImportError:
+        return False
+    return bool(config.is_op_determinism_enabled())
+
+
 def set_mixed_precision(enabled: bool) -> str:
     """Turn float16 compute on only where it pays (an accelerator); return the policy used."""
     policy = "mixed_float16" if enabled and accelerators() else "float32"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import core.prep.preprocess as preprocess_module
+from core import backend
 from core.data import load_dataset
 from core.prep.arrays import load_arrays
 from core.prep.augment import AugmentConfig, balance, balance_plan, lesion_arrays
@@ -115,7 +116,9 @@ def test_the_pipeline_never_holds_more_than_its_bound(batch_size: int, prefetch:
                                                       parallel: int) -> None:
     """A slow model: after every batch it waits until the pipeline has read as far ahead as
     it will, then counts the batch done. The films read but not done never pass
-    ``held_at_most``, and it does read that far ahead (the bound is the real one)."""
+    ``held_at_most``, and it does read that far ahead (the bound is the real one) unless op
+    determinism is on in this process (a test before this one trained a model): then
+    tf.data runs the reader one film at a time and reads ahead less, still within the bound."""
     films = 96
     settings = StreamSettings(prefetch=prefetch, parallel=parallel)
     bound = settings.held_at_most(batch_size)
@@ -123,15 +126,18 @@ def test_the_pipeline_never_holds_more_than_its_bound(batch_size: int, prefetch:
     reader = CountingReader(films)
     dataset = stream(reader, [Component((16, 16), np.uint8)], EpochOrder(films, batch_size, 0),
                      settings)
+    ahead = batch_size if backend.pipelines_deterministic() else bound
     seen = []
     for (batch,) in dataset.as_numpy_iterator():
         seen += batch[:, 0, 0].tolist()
-        wait_for(lambda: reader.read >= min(films, reader.done + bound),
+        wait_for(lambda: reader.read >= min(films, reader.done + ahead),
                  "the pipeline to read ahead", timeout_s=60)
         with reader.lock:
             reader.done += len(batch)
     assert sorted(seen) == list(range(films))
-    assert reader.most_held == bound
+    assert batch_size <= reader.most_held <= bound
+    if not backend.pipelines_deterministic():
+        assert reader.most_held == bound
 
 
 def test_loading_into_memory_holds_every_film(synthetic_root: Path,
