@@ -130,8 +130,9 @@ OVERLAY_HREF = """() => [...document.querySelectorAll('.js-plotly-plot image')]
 
 
 def _slider(page: Any, label: str) -> Any:
-    """The thumb of the Streamlit slider whose label starts with ``label``."""
-    return page.locator('[data-testid="stSlider"]', has_text=label).locator('[role="slider"]')
+    """The Streamlit slider whose label starts with ``label``: its thumb is an
+    ``input type=range`` named by ``aria-label`` (react-aria), which takes keys."""
+    return page.locator(f'input[type="range"][aria-label^="{label}"]')
 
 
 def test_upload_on_predict_shows_the_heatmap_overlay_and_its_opacity_slider_works(
@@ -159,7 +160,7 @@ def test_upload_on_predict_shows_the_heatmap_overlay_and_its_opacity_slider_work
         thumb.press("Home")
         page.wait_for_function(f"before => ({OVERLAY_HREF})() !== before", arg=before,
                                timeout=WAIT_MS)
-        assert thumb.get_attribute("aria-valuenow") in ("0", "0.0")
+        assert float(thumb.input_value()) == 0.0
         assert page.locator('[data-testid="stException"]').count() == 0
     _keep(shot)
 
