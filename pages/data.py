@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import LOADERS, load_dataset, loader
+from core.data import LOADERS, loader
 from core.data.archive import extract_archive, folder_name
 from core.data.download import adopt_readme, download_mias, mias_url
 from core.data.records import CLASS_NAMES, Dataset, FilmRecord
@@ -44,6 +43,8 @@ from ui.state import (
     ActiveDataset,
     active_dataset,
     enter_through_app,
+    folder_stamp,
+    read_dataset,
     set_active_dataset,
     show_error,
 )
@@ -67,25 +68,7 @@ THUMBNAIL_PX = 256
 EMPTY = "—"
 
 
-# -- cached reads -------------------------------------------------------------------------------
-def _stamp(root: str) -> tuple[int, int, int]:
-    """A cheap change marker for a dataset folder: its own mtime, the newest mtime of the
-    files directly in it (Info.txt, CSVs) and how many entries it holds."""
-    try:
-        entries = list(os.scandir(root))
-        newest = max((e.stat().st_mtime_ns for e in entries if e.is_file()), default=0)
-        return os.stat(root).st_mtime_ns, newest, len(entries)
-    except OSError:
-        return 0, 0, 0
-
-
-@st.cache_data(show_spinner="Reading the dataset...", max_entries=8)
-def _cached_dataset(name: str, root: str, options: str, stamp: tuple[int, int, int]) -> Dataset:
-    return load_dataset(name, root, **json.loads(options))
-
-
-def _dataset(name: str, root: str | Path, options: dict[str, Any]) -> Dataset:
-    return _cached_dataset(name, str(root), json.dumps(options, sort_keys=True), _stamp(str(root)))
+# -- cached reads (the dataset itself: ui.state.read_dataset, shared with the sidebar) ---------
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -95,13 +78,13 @@ def _cached_counts(active: ActiveDataset, stamp: tuple[int, int, int], test_size
     config = TrainConfig(dataset=active.name, root=active.root,
                          dataset_options=dict(active.options), test_size=test_size,
                          balance="augment", augment_target=target, seed=seed)
-    return class_counts(_dataset(active.name, active.root, active.options), config)
+    return class_counts(read_dataset(active.name, active.root, active.options), config)
 
 
 @st.cache_data(show_spinner="Reading every film to check its polarity...", max_entries=8)
 def _cached_survey(name: str, root: str, options: str, stamp: tuple[int, int, int]
                    ) -> tuple[int, dict[str, int], list[str]]:
-    dataset = _dataset(name, root, json.loads(options))
+    dataset = read_dataset(name, root, json.loads(options))
     found = survey(dataset.records, dataset.classes)
     return len(found.inverted), found.by_class, found.warnings()
 
@@ -127,7 +110,7 @@ def _use(name: str, root: str | Path, options: dict[str, Any] | None = None) -> 
     """Load the dataset (which checks it) and make it the session's; errors are one line."""
     options = options or {}
     try:
-        dataset = _dataset(name, root, options)
+        dataset = read_dataset(name, root, options)
     except Exception as error:  # noqa: BLE001 - user input: one line, never a traceback
         show_error(error, f"Cannot use {root}")
         return
@@ -309,7 +292,7 @@ def show_polarity(active: ActiveDataset) -> None:
     try:
         count, by_class, warnings = _cached_survey(
             active.name, active.root, json.dumps(active.options, sort_keys=True),
-            _stamp(active.root))
+            folder_stamp(active.root))
     except Exception as error:  # noqa: BLE001 - the folder may have changed since
         show_error(error, "Cannot read the films")
         return
@@ -370,7 +353,7 @@ def show_counts(active: ActiveDataset) -> None:
                                  key="counts_target")
     seed = right.number_input("Split seed", 0, 1_000_000, 0, key="counts_seed")
     try:
-        table = _cached_counts(active, _stamp(active.root), float(test_size),
+        table = _cached_counts(active, folder_stamp(active.root), float(test_size),
                                int(target) or None, int(seed))
     except Exception as error:  # noqa: BLE001 - the user's settings: one line
         show_error(error, "Cannot split this dataset")
@@ -402,7 +385,7 @@ def main() -> None:
                    icon=":material/science:")
     st.subheader(f"Active dataset: {active.label}")
     try:
-        dataset = _dataset(active.name, active.root, active.options)
+        dataset = read_dataset(active.name, active.root, active.options)
     except Exception as error:  # noqa: BLE001 - the folder may have changed since
         show_error(error, f"Cannot read {active.root}")
         return

@@ -109,7 +109,7 @@ def set_active_run(path: str | Path | None) -> None:
 
 
 # -- the dataset, read once per folder state ---------------------------------------------------
-def _stamp(root: str) -> tuple[int, int, int]:
+def folder_stamp(root: str) -> tuple[int, int, int]:
     """A cheap change marker for a dataset folder: its own mtime, the newest mtime of the
     files directly in it (Info.txt, CSVs) and how many entries it holds."""
     try:
@@ -128,7 +128,7 @@ def _cached_dataset(name: str, root: str, options: str, stamp: tuple[int, int, i
 def read_dataset(name: str, root: str | Path, options: dict[str, Any]) -> Dataset:
     """The dataset's records (no film is decoded), cached until its folder changes."""
     return _cached_dataset(name, str(root), json.dumps(options, sort_keys=True),
-                           _stamp(str(root)))
+                           folder_stamp(str(root)))
 
 
 # -- the URL -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 
 from core.metrics.headline import SCREENING_SPECIFICITY, by_key
 from core.metrics.positive import BinaryQuestion
-from core.metrics.scores import binary_counts, downsample_indices, operating_point
+from core.metrics.scores import binary_counts, downsample_indices, full_roc, operating_point
 
 #: The most ROC points an evaluation keeps for moving the threshold (a test set of that many
 #: distinct scores is already larger than any this project evaluates on).
@@ -97,20 +97,6 @@ def counts_at(positive: Any, score: Any, threshold: float | None) -> dict[str, A
                    fn=int((~called & positive).sum()))
 
 
-def _full_roc(positive: np.ndarray, score: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every distinct score as a threshold, falling, after infinity (nothing positive), with
-    the true and false positives at each: scikit-learn's ``roc_curve`` with
-    ``drop_intermediate=False``, as counts."""
-    order = np.argsort(-score, kind="stable")
-    falling, hits = score[order], positive[order]
-    last_of_value = np.r_[falling[1:] != falling[:-1], True]
-    thresholds = np.r_[np.inf, falling[last_of_value]]
-    tp = np.r_[0, np.cumsum(hits)[last_of_value]]
-    fp = np.r_[0, np.cumsum(~hits)[last_of_value]]
-    return thresholds, tp, fp
-
-
 def _index_at(thresholds: np.ndarray, threshold: float | None) -> int:
     """The curve point of ``threshold``: the last (lowest) stored threshold at or above it,
     i.e. the films called positive are those scoring at least ``threshold``."""
@@ -135,7 +121,7 @@ def preset_thresholds(positive: Any, score: Any) -> dict[str, float | None]:
     n_negative = len(positive) - n_positive
     if n_positive == 0 or n_negative == 0:
         return {}
-    thresholds, tp, fp = _full_roc(positive, score)
+    thresholds, tp, fp = full_roc(positive, score)
     screening = operating_point(positive, score, SCREENING_SPECIFICITY)
     return {SCREENING.key: None if screening is None else screening["threshold"],
             YOUDEN.key: _youden_threshold(thresholds, tp, fp, n_positive, n_negative),
@@ -154,7 +140,7 @@ def operating_points(positive: Any, score: Any, question: BinaryQuestion,
         return None
     n_positive = int(positive.sum())
     n_negative = len(positive) - n_positive
-    thresholds, tp, fp = _full_roc(positive, score)
+    thresholds, tp, fp = full_roc(positive, score)
     presets = [{"key": preset.key, "label": preset.label, "why": preset.why,
                 **counts_at(positive, score, thresholds_by_key[preset.key])}
                for preset in PRESETS]

@@ -359,6 +359,20 @@ def _malignant_pair(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequ
 
 # --- screening figures: sensitivity at a fixed specificity, per film and per woman --------
 
+def full_roc(positive: np.ndarray, score: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct score as a threshold, falling, after infinity (nothing positive), with
+    the true and false positives at each: scikit-learn's ``roc_curve`` with
+    ``drop_intermediate=False``, as counts. ``positive`` is boolean."""
+    order = np.argsort(-score, kind="stable")
+    falling, hits = score[order], positive[order]
+    last_of_value = np.r_[falling[1:] != falling[:-1], True]
+    thresholds = np.r_[np.inf, falling[last_of_value]]
+    tp = np.r_[0, np.cumsum(hits)[last_of_value]]
+    fp = np.r_[0, np.cumsum(~hits)[last_of_value]]
+    return thresholds, tp, fp
+
+
 def operating_point(positive: Any, score: Any,
                     min_specificity: float = SCREENING_SPECIFICITY) -> dict[str, Any] | None:
     """The threshold a screening reader would pick: the highest sensitivity among the
@@ -379,12 +393,7 @@ def operating_point(positive: Any, score: Any,
     n_negative = len(positive) - n_positive
     if n_positive == 0 or n_negative == 0:
         return None
-    order = np.argsort(-score, kind="stable")
-    falling, hits = score[order], positive[order]
-    last_of_value = np.r_[falling[1:] != falling[:-1], True]
-    thresholds = np.r_[np.inf, falling[last_of_value]]
-    tp = np.r_[0, np.cumsum(hits)[last_of_value]]
-    fp = np.r_[0, np.cumsum(~hits)[last_of_value]]
+    thresholds, tp, fp = full_roc(positive, score)
     specificity = (n_negative - fp) / n_negative
     allowed = specificity >= min_specificity  # a prefix: false positives only grow
     best = int(np.argmax(np.where(allowed, tp, -1)))  # first of the highest: least fp
