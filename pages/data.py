@@ -48,6 +48,7 @@ from ui.state import (
     set_active_dataset,
     show_error,
 )
+from ui.tables import EMPTY
 
 enter_through_app()
 
@@ -64,8 +65,6 @@ SYNTHETIC_SIZES = (128, 256, 512, 1024)
 PAGE_SIZE = 12
 GRID_COLUMNS = 4
 THUMBNAIL_PX = 256
-#: What a table cell with no value shows (never "None").
-EMPTY = "—"
 
 
 # -- cached reads (the dataset itself: ui.state.read_dataset, shared with the sidebar) ---------

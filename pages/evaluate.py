@@ -32,6 +32,7 @@ from ui.inspection import calibration_view, operating_point_view
 from ui.notices import show_warnings
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import enter_through_app, show_error
+from ui.tables import EMPTY
 
 enter_through_app()
 
@@ -39,6 +40,10 @@ _RUN_WIDGET = "evaluate_run"
 #: Set to a run's folder by "Evaluate again": the next pass evaluates it afresh.
 _AGAIN = "evaluate_again"
 GALLERY_COLUMNS = 4
+#: The localisation table's columns as a reader names them (``localisation.score_heatmaps``).
+LOCALISATION_COLUMNS = {"n": "films", "hits": "hits", "pointing_game": "pointing game",
+                        "iou": "overlap with the lesion (IoU)",
+                        "inside": "heat inside the lesion", "chance": "chance"}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -67,11 +72,15 @@ def headline(evaluation: dict[str, Any]) -> None:
                       delta=None if baseline is None else f"{value - baseline:+.3f}",
                       help="difference from always answering the majority class (AUC, "
                            "sensitivity at 90% specificity and pointing game: from chance)")
+    if focus:
+        st.caption(f"Arrows: the difference from the trivial baseline, always answering "
+                   f"{majority} for accuracy and F1, chance for AUC, sensitivity and the "
+                   f"pointing game (both in the table below).")
     table = pd.DataFrame(rows).rename(columns={
         "model": "this model", "ci_low": "95% CI low", "ci_high": "95% CI high",
         "majority": f"always {majority}", "chance": "chance"})
     table["figure"] = table["figure"].map(lambda key: by_key(key).label)
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, placeholder=EMPTY, column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in table.columns[1:]})
 
 
@@ -110,9 +119,10 @@ def localisation(evaluation: dict[str, Any]) -> None:
         right.metric("chance (a random point in the breast)", f"{overall['chance']:.2f}")
     rows = [{"class": name, **group} for name, group in
             {"all": overall, **(scores.get("per_class") or {})}.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+    table = pd.DataFrame(rows).rename(columns=LOCALISATION_COLUMNS)
+    st.dataframe(table, hide_index=True, placeholder=EMPTY, column_config={
         name: st.column_config.NumberColumn(format="%.2f")
-        for name in ("pointing_game", "iou", "inside", "chance")})
+        for name in LOCALISATION_COLUMNS.values() if name in table.columns})
     st.caption(f"{scores['n_scored']} films with a located lesion scored; "
                f"{scores['n_skipped_no_location']} without one left out. Heatmaps: "
                f"{evaluation.get('heatmap')}.")

@@ -44,6 +44,7 @@ from core.runs.folder import (
     setting_label,
 )
 from ui.state import active_run, enter_through_app, runs_root, set_active_run, show_error
+from ui.tables import EMPTY
 
 enter_through_app()
 
@@ -51,8 +52,6 @@ _RUN_WIDGET = "runs_selected"
 _CONFIRM_WIDGET = "runs_confirm_delete"
 _PAIR_WIDGET = "runs_split_pair"
 _MESSAGE = "runs_message"
-#: What a cell with no value shows (never "None").
-EMPTY = "—"
 #: The table's columns after the run's name, status and figures, in reading order: the
 #: counts behind the figures, then when and how it was trained; the folder (its id) last.
 SETTINGS_COLUMNS = ["val_n", "test_n", "started", "seconds", "dataset", "synthetic", "model",

@@ -143,7 +143,7 @@ def _last_outcome(key: str) -> None:
     run = job.latest_run
     if job.state == "done" and run is not None:
         tag = " (trained on SYNTHETIC films)" if job.spec.get("synthetic") else ""
-        st.success(f"{what} finished{took}: {run.name}{tag}", icon=":material/check_circle:")
+        st.success(f"{what} finished{took}: {run_title(run.name, _manifest(run))}{tag}", icon=":material/check_circle:")
         evaluate, predict, _ = st.columns([1, 1, 3])
         if evaluate.button("Evaluate it", key=f"{key}-evaluate-{job.id}", type="primary",
                            icon=":material/analytics:"):

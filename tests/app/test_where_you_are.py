@@ -149,7 +149,8 @@ def test_a_finished_job_says_so_and_leads_to_its_model(two_runs: tuple[Run, Run]
                started="2026-01-01T10:00:00+00:00", ended="2026-01-01T10:02:50+00:00")
     home = _open()
     [success] = [box.value for box in home.success if "finished" in box.value]
-    assert success.startswith("The demo finished in about 3 min") and older.name in success
+    assert success.startswith("The demo finished in about 3 min")
+    assert run_title(older.name, older.manifest) in success
     assert "The last demo here took about 3 min" in " ".join(m.value for m in home.markdown)
     next(b for b in home.button if b.label == "Try it on a film").click().run()
     assert not home.exception
