@@ -101,7 +101,9 @@ def test_predicting_names_every_bad_film_and_scores_every_good_one(
         assert message.startswith(f"{case.name}: ") and case.phrase in message, message
         assert "Traceback" not in message
     assert [metric.label for metric in app.metric] == ["Predicted class"] * len(good)
-    assert len(app.image) == len(good) and len(app.download_button) == len(good)
+    # per good film: its probability bars and its film view (both plotly), one PNG download
+    assert len(list(app.main.get("plotly_chart"))) == 2 * len(good)
+    assert len(app.download_button) == len(good)
     titles = [header.value.replace("\\", "") for header in app.subheader]
     assert titles == [case.name for case in mixed]
 
