@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scratch import private_caches
+from scratch import quiet_private_environment
 
 from core.settings import SHARED
 
@@ -36,9 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        os.environ.update(private_caches(args.weights, scratch_path))
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        logging.basicConfig(level=logging.WARNING)
+        quiet_private_environment(args.weights, scratch_path)
         from core.evaluate.predict import predict_films
         from core.runs.config import TrainConfig
         from core.train.fit import train

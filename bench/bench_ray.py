@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from scratch import private_caches
+from scratch import quiet_private_environment
 
 from core.settings import SHARED
 
@@ -49,9 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
-        os.environ.update(private_caches(args.weights, scratch_path))
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        logging.basicConfig(level=logging.WARNING)
+        quiet_private_environment(args.weights, scratch_path)
         figures = _measure(args, scratch_path)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")

@@ -93,3 +93,12 @@ def served_navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
     monkeypatch.setattr(app_test, "PagesManager", type("ServedPagesManager", (PagesManager,), {}))
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty runs folder the app reads (``MAMMO_MODELS``), with its own data folder."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("MAMMO_MODELS", str(folder))
+    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
+    return folder

@@ -28,14 +28,6 @@ TINY_FORM = {"Backbone": "mobilenet_025", "Weights": "none", "Input size (px)": 
              "Fine-tune layers": 0, "Patch epochs (0: none)": 0}
 
 
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("MAMMO_MODELS", str(folder))
-    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
-    return folder
-
-
 def _session(dataset: Path | None) -> AppTest:
     app = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     if dataset is not None:

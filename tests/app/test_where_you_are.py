@@ -19,14 +19,6 @@ from core.runs.folder import Run, run_title, utc_now
 PREDICT = "pages/predict.py"
 
 
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("MAMMO_MODELS", str(folder))
-    monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
-    return folder
-
-
 def _finished_run(root: Path, name: str, films: Path) -> Run:
     """A run folder with a finished manifest, named as a run started at that time is."""
     config = TrainConfig(dataset="mias", root=str(films))
