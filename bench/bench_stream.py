@@ -6,7 +6,8 @@ is, with a ``patients.csv`` pairing each synthetic patient's two films. Then tra
 process with a cold feature cache, exactly what a user types: ``python -m core train
 --dataset folder --root ... --streaming on --json``, the default attention model at 256 px,
 without patch pretraining and fine-tuning (each would add passes, not memory), for a few
-epochs. A watchdog reads the child's resident memory every 0.2 s and kills it past
+epochs; then evaluates the trained run on every film of its dataset (``python -m core
+evaluate RUN --dataset folder --root ... --json``, read a part at a time), under the same cap. A watchdog reads the child's resident memory every 0.2 s and kills it past
 ``--cap-gb``; the figure reported is the kernel's own peak (``wait4``'s ``ru_maxrss``). The same
 training on ``--small`` films first shows what does not grow with the dataset.
 
@@ -77,7 +78,7 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def train_capped(command: list[str], env: dict[str, str], cap_bytes: int,
+def run_capped(command: list[str], env: dict[str, str], cap_bytes: int,
                  log: Path) -> dict[str, Any]:
     """Run ``command``; kill it if its resident memory passes ``cap_bytes``. Returns its JSON
     output, wall time and the kernel's peak resident memory of that process alone."""
@@ -107,10 +108,10 @@ def train_capped(command: list[str], env: dict[str, str], cap_bytes: int,
         watcher.join()
     seconds = time.perf_counter() - started
     if killed.is_set():
-        sys.exit(f"training passed the cap of {cap_bytes / 1e9:.2f} GB and was stopped")
+        sys.exit(f"{command[3]} passed the cap of {cap_bytes / 1e9:.2f} GB and was stopped")
     if child.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["no message"]
-        sys.exit(f"training failed ({child.returncode}): {tail[0]}")
+        sys.exit(f"{command[3]} failed ({child.returncode}): {tail[0]}")
     return {"document": json.loads(output), "seconds": seconds,
             "peak_rss_bytes": usage.ru_maxrss * 1024, "watched_rss_bytes": watched["most"]}
 
@@ -162,6 +163,10 @@ def main() -> None:
               f"{run['read_films_per_s']:.0f} films/s, encoded {run['encode_films_per_s']:.0f} "
               f"films/s, trained {run['train_films_per_s']:.0f} films/s; {run['seconds']:.0f} s "
               "in all")
+        scored = run["evaluate"]
+        print(f"  then evaluated on all {scored['films']:,} films: peak memory "
+              f"{scored['peak_rss_bytes'] / 1e9:.2f} GB, {scored['films_per_s']:.0f} films/s, "
+              f"{scored['seconds']:.0f} s")
     memory = figures["in_memory"]
     small, large = figures["runs"][0], figures["runs"][-1]
     print(f"Holding the {args.films:,} films would take {memory['films_float32_bytes'] / 1e9:.2f}"
@@ -187,15 +192,25 @@ def run_bench(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
                    "--epochs", str(args.epochs), "--patch-epochs", "0",
                    "--fine-tune-layers", "0", "--patience", "0", "--weights", "none",
                    "--out", str(scratch / f"runs-{films}"), "--json"]
-        trained = train_capped(command, env, int(args.cap_gb * 1e9),
-                               scratch / f"train-{films}.log")
+        trained = run_capped(command, env, int(args.cap_gb * 1e9),
+                             scratch / f"train-{films}.log")
         run = Path(trained["document"]["run"])
         feature_shape = json.loads((run / "manifest.json").read_text())["feature_shape"]
+        # Then the trained run scores every film of its dataset (an external evaluation),
+        # read a part at a time (``core.evaluate.evaluate.score_films``), under the same cap.
+        evaluated = run_capped([sys.executable, "-m", "core", "evaluate", str(run), "--dataset",
+                                "folder", "--root", str(root), "--json"], env,
+                               int(args.cap_gb * 1e9), scratch / f"evaluate-{films}.log")
         runs.append({"films": films, "drawn_s": round(drawn_s, 1),
                      "seconds": round(trained["seconds"], 1),
                      "peak_rss_bytes": trained["peak_rss_bytes"],
                      "watched_rss_bytes": trained["watched_rss_bytes"],
-                     "feature_shape": feature_shape, **pass_speeds(run)})
+                     "feature_shape": feature_shape, **pass_speeds(run),
+                     "evaluate": {"films": evaluated["document"]["n"],
+                                  "seconds": round(evaluated["seconds"], 1),
+                                  "films_per_s": round(evaluated["document"]["n"]
+                                                       / evaluated["seconds"], 1),
+                                  "peak_rss_bytes": evaluated["peak_rss_bytes"]}})
     pixels = args.films * args.size ** 2
     features = 1
     for side in runs[-1]["feature_shape"]:

@@ -34,11 +34,12 @@ import core.models.layers
 import core.models.optimizers  # noqa: F401
 from core.data import load_dataset
 from core.data.archive import Limits
-from core.data.records import Dataset
+from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError, MammoError
 from core.evaluate.heatmaps import encoder_and_head, scores_and_maps, to_film
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
+from core.geometry import Transform
 from core.metrics.calibration import calibration
 from core.metrics.operating import operating_points
 from core.metrics.per_class import per_class_intervals
@@ -53,12 +54,13 @@ from core.metrics.scores import (
 from core.metrics.temperature import apply_temperature
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
-from core.prep.arrays import FilmArrays, load_arrays
+from core.prep.arrays import film_chunks
 from core.prep.preprocess import breast_mask, upright
 from core.render.film_view import FilmView, caption, overlay_picture
 from core.render.overlay import display_grey, save_png
 from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run
+from core.settings import EVALUATE_HOLDS_BYTES
 
 PREDICT_BATCH = 16
 #: The most a ``.keras`` file's JSON members (``config.json``, ``metadata.json``) may expand
@@ -281,32 +283,32 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
                              f"run's {list(classes)}: a run of another class set cannot be "
                              "scored on it")
     left_out: list[str] = []
-    arrays = load_arrays(records, config.prep, left_out)
     model = load_model(run)
     try:
-        probabilities, grid_maps, kind = _predict(model, settings.config.model, arrays)
+        scored = score_films(model, config, records, left_out)
     except BadConfigError as error:  # a model of this shape but not of our making
         raise BadConfigError(f"{run.path / MODEL}: {error}") from None
-    probabilities = calibrated(probabilities, settings)
-    summary = classification_summary(arrays.labels, probabilities, data.classes, majority)
-    severities = [r.severity for r in arrays.records]
-    pairs = clinical_pairs(arrays.labels, probabilities, data.classes,
+    probabilities, grid_maps = calibrated(scored.probabilities, settings), scored.grid_maps
+    kind = model_kind(config.model).heatmap
+    summary = classification_summary(scored.labels, probabilities, data.classes, majority)
+    severities = [r.severity for r in scored.records]
+    pairs = clinical_pairs(scored.labels, probabilities, data.classes,
                            severities=severities if any(severities) else None)
     summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
     summary["malignancy_score"] = pairs["malignant"]["score"] if pairs["malignant"] else None
-    patients = [r.patient_id for r in arrays.records]
-    summary.update(_patient_figures(arrays.labels, probabilities, data.classes, patients))
-    localisation = _localisation(arrays, grid_maps)
+    patients = [r.patient_id for r in scored.records]
+    summary.update(_patient_figures(scored.labels, probabilities, data.classes, patients))
+    localisation = _localisation(scored, grid_maps)
     summary["pointing_game"] = localisation["overall"]["pointing_game"]
     summary["localisation"] = localisation
     summary["heatmap"] = kind
     summary["temperature"] = settings.temperature
-    summary.update(inspection_figures(arrays.labels, probabilities, data.classes, patients))
+    summary.update(inspection_figures(scored.labels, probabilities, data.classes, patients))
     summary["source"] = source
     summary["synthetic"] = bool(data.synthetic)
     # What the loader skipped (films cut short, bad rows) and films that failed to read later.
     summary["warnings"] = [*data.warnings, *left_out]
-    ovr = one_vs_rest(arrays.labels, probabilities, data.classes)
+    ovr = one_vs_rest(scored.labels, probabilities, data.classes)
     summary["curves"] = {
         "abnormal": pairs["abnormal"]["roc"] if pairs["abnormal"] else None,
         # with the pair's own class names, so the curve is labelled "cancer vs no_cancer"
@@ -318,11 +320,11 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
     predicted = probabilities.argmax(axis=1)
     summary["films"] = [{"film": r.film_id, "actual": r.label,
                          "predicted": data.classes[int(p)]}
-                        for r, p in zip(arrays.records, predicted)]
+                        for r, p in zip(scored.records, predicted)]
     if gallery_dir is not None:
-        summary["gallery"] = _gallery(arrays, grid_maps, predicted, data.classes,
+        summary["gallery"] = _gallery(scored, grid_maps, predicted, data.classes,
                                       Path(gallery_dir))
-    return add_confidence_intervals(summary, arrays.labels, probabilities, groups=patients,
+    return add_confidence_intervals(summary, scored.labels, probabilities, groups=patients,
                                     n=BOOTSTRAP_RESAMPLES)
 
 
@@ -357,21 +359,47 @@ def inspection_figures(labels: Any, probabilities: Any, classes: Sequence[str],
     return inspected
 
 
-def _predict(model: keras.Model, kind_name: str, arrays: FilmArrays
-             ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Probabilities, one grid heatmap per film, and how the heatmaps were made."""
-    kind = model_kind(kind_name)
-    films = arrays.images[..., None].astype(np.float32)
-    probabilities, maps = scores_and_maps(model, kind, films, PREDICT_BATCH)
-    return probabilities, maps, kind.heatmap
+@dataclass
+class ScoredFilms:
+    """What evaluation keeps of the films it scored, in order: everything but their pixels
+    (``score_films``)."""
+
+    records: list[FilmRecord]
+    transforms: list[Transform]  # original film grid -> model-input grid
+    labels: np.ndarray  # int64 class ids
+    probabilities: np.ndarray  # (N, C), before any temperature
+    grid_maps: np.ndarray  # (N, h, w) heatmaps on the encoder's grid
 
 
-def _localisation(arrays: FilmArrays, grid_maps: Sequence[np.ndarray]) -> dict[str, Any]:
+def score_films(model: keras.Model, config: TrainConfig, records: list[FilmRecord],
+                warnings: list[str]) -> ScoredFilms:
+    """Class probabilities and one grid heatmap per film, read and scored a part at a time
+    (``core.prep.arrays.film_chunks``): at most ``EVALUATE_HOLDS_BYTES`` of films at the
+    input size are held at once, and each batch becomes float32 only as the model takes it,
+    so scoring an archive needs the memory of one part, whatever the number of films.
+    Films that cannot be read are left out with a warning in ``warnings``."""
+    kind = model_kind(config.model)
+    chunk = max(PREDICT_BATCH, EVALUATE_HOLDS_BYTES // config.image_size ** 2)
+    kept: list[FilmRecord] = []
+    transforms: list[Transform] = []
+    labels, probabilities, maps = [], [], []
+    for part in film_chunks(records, config.prep, chunk, warnings):
+        scores, grid = scores_and_maps(model, kind, part.images[..., None], PREDICT_BATCH)
+        kept.extend(part.records)
+        transforms.extend(part.transforms)
+        labels.append(part.labels)
+        probabilities.append(scores)
+        maps.append(grid)
+    return ScoredFilms(kept, transforms, np.concatenate(labels), np.concatenate(probabilities),
+                       np.concatenate(maps))
+
+
+def _localisation(scored: ScoredFilms, grid_maps: Sequence[np.ndarray]) -> dict[str, Any]:
     """Pointing game and overlap on the original films, with the chance rate from each
     film's breast mask; only films with a located lesion are mapped back and re-read."""
     maps: list[np.ndarray | None] = []
     masks: list[np.ndarray | None] = []
-    for record, transform, grid_map in zip(arrays.records, arrays.transforms, grid_maps):
+    for record, transform, grid_map in zip(scored.records, scored.transforms, grid_maps):
         if not record.located_lesions:
             maps.append(None)
             masks.append(None)
@@ -382,15 +410,15 @@ def _localisation(arrays: FilmArrays, grid_maps: Sequence[np.ndarray]) -> dict[s
         except MammoError as error:
             raise BadConfigError(f"{record.path}: cannot be re-read for localisation "
                                  f"({error})") from None
-    return localisation_scores(maps, arrays.records, breast_masks=masks)
+    return localisation_scores(maps, scored.records, breast_masks=masks)
 
 
-def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.ndarray,
+def _gallery(scored: ScoredFilms, grid_maps: Sequence[np.ndarray], predicted: np.ndarray,
              classes: Sequence[str], out: Path) -> list[dict[str, Any]]:
     """Overlays of up to ``GALLERY_FILMS`` films, taken round-robin over the actual classes
     so a rare class is shown too, each with lesion circles and predicted vs actual class."""
     by_class: dict[str, list[int]] = {}
-    for index, record in enumerate(arrays.records):
+    for index, record in enumerate(scored.records):
         by_class.setdefault(record.label, []).append(index)
     queues = [by_class[name] for name in classes if name in by_class]
     chosen: list[int] = []
@@ -400,7 +428,7 @@ def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.
                 chosen.append(queue.pop(0))
     entries = []
     for index in sorted(chosen):
-        record = arrays.records[index]
+        record = scored.records[index]
         try:
             pixels = upright(read_film(record.path)).pixels
         except MammoError as error:
@@ -409,7 +437,7 @@ def _gallery(arrays: FilmArrays, grid_maps: Sequence[np.ndarray], predicted: np.
         label = classes[int(predicted[index])]
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.film_id)
         view = FilmView(display_grey(pixels),
-                        to_film(grid_maps[index], arrays.transforms[index]),
+                        to_film(grid_maps[index], scored.transforms[index]),
                         tuple(record.lesions)).shrunk()
         # The PNG is drawn from the view as stored, so the page's redraw at the same
         # settings, its download and the report are the same picture.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,22 +56,50 @@ def load_arrays(records: list[FilmRecord], prep: PrepConfig,
     (appended to ``warnings``) instead of stopping the run. Films stored inverted are
     corrected (``PrepConfig.fix_inverted``) and counted in one more warning, since their
     share can differ between classes (the RSNA export's does), which is worth knowing."""
+    (arrays,) = film_chunks(records, prep, max(1, len(records)), warnings)
+    return arrays
+
+
+def film_chunks(records: list[FilmRecord], prep: PrepConfig, chunk_films: int,
+                warnings: list[str] | None = None) -> Iterator[FilmArrays]:
+    """``load_arrays`` a part at a time: the films of ``records`` in order, at most
+    ``chunk_films`` of them read and held at once, so that scoring a dataset of any size
+    holds one part's films, not all of them (``core.evaluate.evaluate``). A part whose films
+    all fail is skipped; the failures, and one note of the films stored inverted over all
+    parts, are warned of as ``load_arrays`` does, once the last part is read. Raises
+    ``MammoError`` at the end when no film at all could be read."""
     failures: list[str] = []
-    inverted: list[int] = []
-    images, transforms = preprocess_files([r.path for r in records], prep, failures=failures,
-                                          inverted=inverted)
-    keep = [i for i, t in enumerate(transforms) if t is not None]
+    inverted: list[FilmRecord] = []
+    read_any = False
+    for start in range(0, len(records), chunk_films):
+        part = _read_part(records[start:start + chunk_films], prep, failures, inverted)
+        if part is not None:
+            read_any = True
+            yield part
     for failure in failures:
         log.warning("film left out: %s", failure)
     if warnings is not None:
         warnings.extend(f"film left out: {failure}" for failure in failures)
     if inverted:
-        note = inverted_note([records[i] for i in sorted(inverted)])
+        note = inverted_note(inverted)
         log.info(note)
         if warnings is not None:
             warnings.append(note)
-    if not keep:
+    if not read_any:
         raise MammoError("no film could be read; see the warnings above")
+
+
+def _read_part(records: list[FilmRecord], prep: PrepConfig, failures: list[str],
+               inverted: list[FilmRecord]) -> FilmArrays | None:
+    """The films of ``records`` that could be read (None when none could); the others'
+    messages are added to ``failures``, the films found stored inverted to ``inverted``."""
+    found_inverted: list[int] = []
+    images, transforms = preprocess_files([r.path for r in records], prep, failures=failures,
+                                          inverted=found_inverted)
+    inverted.extend(records[i] for i in sorted(found_inverted))
+    keep = [i for i, t in enumerate(transforms) if t is not None]
+    if not keep:
+        return None
     kept_records = [records[i] for i in keep]
     kept_transforms = [t for t in transforms if t is not None]
     return FilmArrays(

@@ -185,6 +185,36 @@ def test_an_unreadable_film_is_left_out_and_named(run: Run, synthetic_root: Path
     assert len(result["warnings"]) == 1 and victim.name in result["warnings"][0]
 
 
+def test_an_archive_is_scored_a_part_at_a_time_with_the_same_figures(
+        run: Run, synthetic_root: Path, own_split: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation holds one part of the films at the input size, never all of them: with
+    parts of 16 films (the smallest, one predict batch) it reads no more than 16 at once and
+    gives the figures it gives in one part. (``tests/prep/test_arrays.py``: a film failing
+    in a later part is left out and warned of all the same.)"""
+    import core.evaluate.evaluate as evaluation
+    from core.prep import arrays
+
+    whole = evaluate_run(run, dataset="mias", root=synthetic_root)
+    held: list[int] = []
+    reader = arrays.preprocess_files
+
+    def counting(paths, *args, **kwargs):
+        held.append(len(paths))
+        return reader(paths, *args, **kwargs)
+
+    monkeypatch.setattr(arrays, "preprocess_files", counting)
+    size = TrainConfig.from_manifest(run.manifest["config"]).image_size
+    monkeypatch.setattr(evaluation, "EVALUATE_HOLDS_BYTES", 16 * size ** 2)
+    parts = evaluate_run(run, dataset="mias", root=synthetic_root)
+    films = len(load_dataset("mias", synthetic_root).records)
+    assert held == [16, films - 16]
+    assert parts["n"] == whole["n"] == films
+    assert parts["films"] == whole["films"]
+    for key in ("accuracy", "macro_f1", "auc_abnormal", "pointing_game"):
+        assert parts[key] == pytest.approx(whole[key], abs=1e-6), key
+    assert evaluate_run(run)["accuracy"] == pytest.approx(own_split["accuracy"])
+
+
 # --- a two-class screening dataset ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
