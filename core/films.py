@@ -46,7 +46,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_windowing, get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from core import settings
+from core import dicom_codecs, settings
 from core.errors import BadConfigError, BadFilmError
 from core.settings import MAX_PIXELS_ENV
 
@@ -96,6 +96,7 @@ FOR_PROCESSING = "FOR PROCESSING"
 # Image Laterality (0020,0062) is per image; Laterality (0020,0060), per series, is the
 # fallback older files carry. "B" (both) and "U" (unpaired) name no one breast.
 _SIDES = {"L": "L", "R": "R"}
+dicom_codecs.register()  # GDCM for 12-bit JPEG, which pydicom's own GDCM plugin refuses
 
 
 @dataclass(frozen=True)
@@ -604,7 +605,8 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
         raise BadFilmError(
             label,
             f"compressed DICOM ({syntax.name}, {syntax}) needs a decoder that is not "
-            f"installed: {'; '.join(decoder.missing_dependencies)}",
+            f"installed: {dicom_codecs.INSTALL_HINT} (pydicom's plugins: "
+            f"{'; '.join(decoder.missing_dependencies)})",
         )
     allocated = bits_allocated if isinstance(bits_allocated, int) else None
     return _DicomHeader(rows, cols, bits_stored, samples, photometric, syntax, allocated)
@@ -700,6 +702,7 @@ def _read_dicom(
         bits_stored=header.bits_stored,
     )
     try:
+        ds.pixel_array_options(decoding_plugin=dicom_codecs.plugin_for(header.transfer_syntax))
         arr = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom and its plugins raise many types here
         raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({error})") from None
