@@ -12,8 +12,10 @@ with the bit depth its header stores.
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +196,41 @@ def test_a_compressed_film_without_its_decoder_is_one_clear_line() -> None:
                                "Compression, 1.2.840.10008.1.2.4.80) needs a decoder that is "
                                "not installed: install the decoders in requirements.txt")
     assert probe_film(path).rows == 64  # here, with the decoders, the same file reads
+
+
+def _with_frame(path: Path, edit: Callable[[bytearray], None]) -> bytes:
+    """The file with its one compressed frame edited in place."""
+    ds = pydicom.dcmread(path)
+    frame = bytearray(next(pydicom.encaps.generate_frames(ds.PixelData)))
+    edit(frame)
+    ds.PixelData = pydicom.encaps.encapsulate([bytes(frame)])
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _declare_huge_jpeg(frame: bytearray, marker: bytes) -> None:
+    at = frame.index(marker)  # SOFn: marker, length (2), precision (1), rows (2), columns (2)
+    frame[at + 5 : at + 9] = struct.pack(">HH", 60000, 60000)
+
+
+def _declare_huge_j2k(frame: bytearray) -> None:
+    at = frame.index(b"\xff\x4f\xff\x51")  # SOC, SIZ, Lsiz, Rsiz, then Xsiz and Ysiz
+    frame[at + 8 : at + 16] = struct.pack(">II", 60000, 60000)
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("MR_small_jpeg_ls_lossless.dcm", lambda f: _declare_huge_jpeg(f, b"\xff\xf7")),
+    ("SC_rgb_jpeg_gdcm.dcm", lambda f: _declare_huge_jpeg(f, b"\xff\xc3")),
+    ("JPGExtended.dcm", lambda f: _declare_huge_jpeg(f, b"\xff\xc1")),
+    ("MR_small_jp2klossless.dcm", _declare_huge_j2k),
+])
+def test_a_frame_declaring_another_size_is_refused_before_decoding(
+        name: str, edit: Callable[[bytearray], None]) -> None:
+    """A small header over a frame that declares 60000 x 60000 pixels: GDCM would try to
+    allocate gigabytes, or abort the process, if it were ever asked to decode it."""
+    data = _with_frame(_pydicom_file(name), edit)
+    for read in (read_film, probe_film):
+        with pytest.raises(BadFilmError, match="compressed frame declares 60000 x 60000 "
+                                               "pixels where the header says"):
+            read(data, name=name)
