@@ -35,7 +35,6 @@ import numpy as np
 
 from core.atomic import claim_name, make_folder
 from core.errors import BadConfigError, MammoError
-from core.evaluate import dicom_out
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
 from core.films import Film, film_notes, read_film
@@ -139,6 +138,8 @@ def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], 
                    stem: str) -> dict[str, Any]:
     """The film's DICOM results, a note when it is not a DICOM, or the one line saying why
     they could not be written (never raised: the film's scores are kept either way)."""
+    from core.evaluate import dicom_out  # highdicom costs half a second: only when asked
+
     if scored.film.source_format != "dicom":
         return {"skipped": dicom_out.NOT_DICOM}
     try:
