@@ -79,6 +79,22 @@ def make_folder(folder: Path, what: str) -> Path:
     return folder
 
 
+def claim_name(folder: Path, stem: str, suffix: str) -> Path:
+    """A fresh path ``folder/stem[-N]suffix``, claimed by creating it exclusively, so two
+    writers into one folder (concurrent predicts, two uploads called ``film.png``) never
+    pick the same name; the caller then replaces the empty file atomically."""
+    for attempt in range(10_000):
+        path = folder / f"{stem}{'' if attempt == 0 else f'-{attempt}'}{suffix}"
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise WriteError(path, error) from None
+    raise BadConfigError(f"{folder}: no free name for {stem}{suffix}")
+
+
 def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     """The JSON object in ``path``; any fault is one ``BadConfigError`` naming the file and
     ``what`` it should have been ("manifest", "JSON config").

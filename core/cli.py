@@ -173,6 +173,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
 
     if args.engine != "ray" and (args.address is not None or args.actors is not None):
         raise BadConfigError("--address and --actors go with --engine ray")
+    if args.engine == "ray" and args.dicom_out is not None:
+        raise BadConfigError("--dicom-out goes with --engine local (Ray writes a table)")
     if not args.files and not args.input:
         raise BadConfigError("no films: give films, or a folder or list with --input")
     run = open_run(args.run)  # a missing run fails here, before Keras loads
@@ -184,7 +186,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     from core.evaluate.predict import predict_films
 
     made_out = not args.out.exists()
-    entries = predict_films(run, films, args.out)
+    entries = predict_films(run, films, args.out, dicom_dir=args.dicom_out)
     failed = [entry for entry in entries if "error" in entry]
     if entries and len(failed) == len(entries):  # a script must not read this as success
         if made_out:
@@ -445,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "text file lists (one path a line); repeatable")
     predict.add_argument("--out", type=Path, required=True,
                          help="folder for the heatmap PNGs (and, on Ray, the results table)")
+    predict.add_argument("--dicom-out", type=Path, metavar="DIR",
+                         help="also write, for each DICOM film, a Secondary Capture of its "
+                         "overlay and an SR of its class probabilities, filed in the film's "
+                         "study (research software, not for diagnosis)")
     predict.add_argument("--engine", choices=("local", "ray"), default="local",
                          help="local: score here and print one entry per film; ray: score on "
                          "Ray into a Parquet table that a rerun resumes (needs ray[data])")

@@ -42,11 +42,20 @@ import numpy as np
 import pydicom
 from PIL import TiffImagePlugin
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_windowing, get_decoder
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+)
 
-from core import settings
+from core import dicom_codecs, settings
 from core.errors import BadConfigError, BadFilmError
 from core.settings import MAX_PIXELS_ENV
 
@@ -96,6 +105,7 @@ FOR_PROCESSING = "FOR PROCESSING"
 # Image Laterality (0020,0062) is per image; Laterality (0020,0060), per series, is the
 # fallback older files carry. "B" (both) and "U" (unpaired) name no one breast.
 _SIDES = {"L": "L", "R": "R"}
+dicom_codecs.register()  # GDCM for 12-bit JPEG, which pydicom's own GDCM plugin refuses
 
 
 @dataclass(frozen=True)
@@ -348,8 +358,10 @@ def _png_header(data: bytes, label: str) -> tuple[int, int, int, int]:
     return rows, cols, 16 if depth == 16 else 8, colour_type
 
 
-def _jpeg_header(data: bytes, label: str) -> tuple[int, int, int]:
-    """(rows, cols, sample precision) from the first SOF marker, walking segment lengths."""
+def _jpeg_header(data: bytes, label: str,
+                 frame_markers: frozenset[int] = _JPEG_SOF) -> tuple[int, int, int]:
+    """(rows, cols, sample precision) from the first SOF marker, walking segment lengths
+    (``frame_markers``: JPEG's SOFn, plus JPEG-LS's SOF55 for a DICOM frame)."""
     pos, end = 2, len(data)
     for _ in range(_JPEG_MAX_SEGMENTS):
         if pos + 4 > end:
@@ -366,7 +378,7 @@ def _jpeg_header(data: bytes, label: str) -> tuple[int, int, int]:
         if marker in (0xD9, 0xDA):
             raise BadFilmError(label, "corrupt JPEG header: image data before any frame header")
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _JPEG_SOF:
+        if marker in frame_markers:
             if pos + 10 > end:
                 raise BadFilmError(label, "JPEG is truncated inside its frame header")
             precision, rows, cols = struct.unpack(">BHH", data[pos + 4 : pos + 9])
@@ -604,7 +616,8 @@ def _dicom_header(ds: Dataset, label: str) -> _DicomHeader:
         raise BadFilmError(
             label,
             f"compressed DICOM ({syntax.name}, {syntax}) needs a decoder that is not "
-            f"installed: {'; '.join(decoder.missing_dependencies)}",
+            f"installed: {dicom_codecs.INSTALL_HINT} (pydicom's plugins: "
+            f"{'; '.join(decoder.missing_dependencies)})",
         )
     allocated = bits_allocated if isinstance(bits_allocated, int) else None
     return _DicomHeader(rows, cols, bits_stored, samples, photometric, syntax, allocated)
@@ -700,9 +713,11 @@ def _read_dicom(
         bits_stored=header.bits_stored,
     )
     try:
+        ds.pixel_array_options(decoding_plugin=dicom_codecs.plugin_for(header.transfer_syntax))
         arr = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom and its plugins raise many types here
-        raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({error})") from None
+        reason = " ".join(str(error).split())  # pydicom lists each plugin's fault on a line
+        raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({reason})") from None
     if arr.shape[:2] != (header.rows, header.cols):
         raise BadFilmError(label, f"DICOM pixel data has shape {arr.shape}, not a 2-D film")
     if header.samples == 3:
@@ -723,8 +738,11 @@ def _check_dicom_pixel_data(ds: Dataset, header: _DicomHeader, label: str) -> No
     if "PixelData" not in ds:
         raise BadFilmError(label, "DICOM has no pixel data (no PixelData element)")
     allocated = header.bits_allocated
-    if header.transfer_syntax.is_compressed or allocated not in (1, 8, 16, 32):
-        return  # encapsulated fragments, or a header the decoder will refuse with its reason
+    if header.transfer_syntax.is_compressed:
+        _check_frame_size(ds, header, label)
+        return
+    if allocated not in (1, 8, 16, 32):
+        return  # a header the decoder will refuse with its reason
     needed = (header.rows * header.cols * header.samples * allocated + 7) // 8
     if header.photometric == "YBR_FULL_422":
         # Two horizontal neighbours share one Cb and one Cr: 2 samples a pixel, not 3
@@ -739,6 +757,46 @@ def _check_dicom_pixel_data(ds: Dataset, header: _DicomHeader, label: str) -> No
             label,
             f"DICOM pixel data is corrupt or truncated: {present:,} bytes where {header.rows} x "
             f"{header.cols} pixels of {allocated} bits need {needed:,}",
+        )
+
+
+_JPEG_FAMILY = frozenset(JPEGTransferSyntaxes) | frozenset(JPEGLSTransferSyntaxes)
+_JPEG_LS_SOF = 0xF7
+# JPEG 2000's codestream opens with SOC then SIZ (ISO/IEC 15444-1 A.5.1); a JP2 wrapper, which
+# DICOM does not use but some writers add, puts a few boxes before them.
+_J2K_SIZ = b"\xff\x4f\xff\x51"
+_J2K_SEARCH = 4096
+
+
+def _check_frame_size(ds: Dataset, header: _DicomHeader, label: str) -> None:
+    """A compressed frame must declare the size the DICOM header does, checked before any
+    decoding: decoders size their buffers from the codestream, so a small header over a
+    frame that declares 60000 x 60000 pixels would otherwise cost gigabytes, or abort the
+    whole process (GDCM throws a C++ exception nobody catches). RLE needs no check (its
+    decoder fills the header's size), nor does a syntax pydicom decodes no frames of."""
+    syntax = header.transfer_syntax
+    if syntax not in _JPEG_FAMILY and syntax not in JPEG2000TransferSyntaxes:
+        return
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types on bad fragments
+        raise BadFilmError(label, "DICOM compressed pixel data is corrupt: no readable frame "
+                                  f"({' '.join(str(error).split())})") from None
+    if syntax in _JPEG_FAMILY:
+        if not frame.startswith(b"\xff\xd8"):
+            raise BadFilmError(label, f"DICOM {syntax.name} frame is not a JPEG stream")
+        rows, cols, _ = _jpeg_header(frame, label, _JPEG_SOF | {_JPEG_LS_SOF})
+    else:
+        start = frame.find(_J2K_SIZ, 0, _J2K_SEARCH)
+        if start < 0 or start + 24 > len(frame):
+            raise BadFilmError(label, "DICOM JPEG 2000 frame has no readable size (SIZ) header")
+        width, height, left, top = struct.unpack(">IIII", frame[start + 8 : start + 24])
+        rows, cols = height - top, width - left
+    if (rows, cols) != (header.rows, header.cols):
+        raise BadFilmError(
+            label,
+            f"DICOM compressed frame declares {rows} x {cols} pixels where the header says "
+            f"{header.rows} x {header.cols} (refused before decoding)",
         )
 
 

@@ -18,9 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydicom import Dataset
-from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
-from pydicom.uid import JPEGLSLossless
 
 from core.errors import BadConfigError, BadFilmError
 from core.films import (
@@ -437,19 +434,6 @@ def test_dicom_faults() -> None:
     assert_bad(dicom(STORED12, pixel_data=False), "empty.dcm", "no pixel data")
     multi = dicom(np.zeros((2, 2), np.uint16), NumberOfFrames=2)
     assert_bad(multi, "multi.dcm", "2 frames")
-
-
-@pytest.mark.skipif(
-    get_decoder(JPEGLSLossless).is_available, reason="a JPEG-LS decoder is installed here"
-)
-def test_compressed_dicom_without_decoder_names_transfer_syntax() -> None:
-    data = dicom(
-        STORED12, syntax=JPEGLSLossless, pixel_data=False, PixelData=encapsulate([b"\xff" * 16])
-    )
-    assert_bad(data, "jls.dcm", "JPEG-LS Lossless Image Compression")
-    assert_bad(data, "jls.dcm", "decoder that is not installed")
-    with pytest.raises(BadFilmError, match="JPEG-LS"):
-        probe_film(data, name="jls.dcm")
 
 
 # --- never anything but BadFilmError ------------------------------------------------------

@@ -33,7 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.atomic import make_folder
+from core.atomic import claim_name, make_folder
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import scores_and_maps, to_film
@@ -92,8 +92,8 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
     return loaded
 
 
-def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
-                  out_dir: str | Path) -> list[dict[str, Any]]:
+def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: str | Path,
+                  dicom_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
     "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
     sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
@@ -102,23 +102,53 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
     ``synthetic`` says whether the run was trained on SYNTHETIC films (its figures then say
     nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
     so two uploads both called ``film.png`` keep both overlays.
+
+    With ``dicom_dir``, each scored film's entry also has ``"dicom_outputs"``: for a DICOM
+    film the paths and UIDs of its Secondary Capture and SR (``dicom_out``), for another
+    film a note that it gets none, and ``{"error": line}`` when they could not be written
+    (the film's scores and PNG stand, and so do the other films' results).
     """
     out = Path(out_dir)
+    run = run if isinstance(run, Run) else open_run(run)
     loaded = loaded_run(run)
     make_folder(out, "output folder")  # one message up front, not one per film
+    dicom_folder = None if dicom_dir is None else make_folder(Path(dicom_dir),
+                                                              "DICOM output folder")
+    model = {"name": run.name, "kind": loaded.settings.config.model}
 
-    def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        overlay = overlay_picture(FilmView(display_grey(film.pixels), heat),
-                                  caption(predicted, synthetic=loaded.synthetic))
-        heatmap = _reserve(out, label)
+    def save(scored: _Scored) -> dict[str, Any]:
+        overlay = overlay_picture(FilmView(display_grey(scored.film.pixels), scored.heat),
+                                  caption(scored.predicted, synthetic=loaded.synthetic))
+        heatmap = claim_name(out, _stem(scored.label), HEATMAP_SUFFIX)
         try:
             save_png(overlay, heatmap)
         except MammoError:
             heatmap.unlink(missing_ok=True)
             raise
-        return {"heatmap": str(heatmap)}
+        saved: dict[str, Any] = {"heatmap": str(heatmap)}
+        if dicom_folder is not None:
+            saved["dicom_outputs"] = _dicom_outputs(scored, overlay, model, dicom_folder,
+                                                    heatmap.name.removesuffix(HEATMAP_SUFFIX))
+        return saved
 
     return _predict(loaded, files, save)
+
+
+def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], folder: Path,
+                   stem: str) -> dict[str, Any]:
+    """The film's DICOM results, a note when it is not a DICOM, or the one line saying why
+    they could not be written (never raised: the film's scores are kept either way)."""
+    from core.evaluate import dicom_out  # highdicom costs half a second: only when asked
+
+    if scored.film.source_format != "dicom":
+        return {"skipped": dicom_out.NOT_DICOM}
+    try:
+        raw = scored.source[1] if isinstance(scored.source, tuple) else scored.source
+        header = dicom_out.source_header(raw, scored.label)
+        return dicom_out.write_results(header, overlay, scored.probabilities, scored.predicted,
+                                       model, folder, stem)
+    except MammoError as error:
+        return {"error": _one_line(error)}
 
 
 def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
@@ -135,16 +165,28 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     if side < 1:
         raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
 
-    def keep(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        return {"film": shrink(display_grey(film.pixels), side),
-                "heat": np.clip(shrink(heat, side), 0.0, 1.0)}
+    def keep(scored: _Scored) -> dict[str, Any]:
+        return {"film": shrink(display_grey(scored.film.pixels), side),
+                "heat": np.clip(shrink(scored.heat, side), 0.0, 1.0)}
 
     return _predict(loaded_run(run), files, keep)
 
 
-#: What becomes of a good film once scored: ``(file label, film, heatmap on the film in
-#: [0, 1], predicted class) -> extra entry fields``; a MammoError becomes the entry's error.
-_Finish = Callable[[str, Film, np.ndarray, str], dict[str, Any]]
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    """A good film once scored: where it came from, the film, its heatmap on the film in
+    [0, 1], the predicted class and every class's probability."""
+
+    source: FilmSource
+    label: str
+    film: Film
+    heat: np.ndarray
+    predicted: str
+    probabilities: dict[str, float]
+
+
+#: What becomes of a scored film: extra entry fields; a MammoError becomes the entry's error.
+_Finish = Callable[[_Scored], dict[str, Any]]
 
 
 def _predict(loaded: _Loaded, files: Sequence[FilmSource],
@@ -158,7 +200,7 @@ def _predict(loaded: _Loaded, files: Sequence[FilmSource],
 def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
                    finish: _Finish) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
-    ready: list[tuple[int, Film, Prepared]] = []
+    ready: list[tuple[int, FilmSource, Film, Prepared]] = []
     for source in files:
         label = _label(source)
         entries.append({"file": label})
@@ -170,28 +212,28 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
             doubts = plausibility_warnings(film)
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
+            ready.append((len(entries) - 1, source, film,
+                          preprocess(film.pixels, loaded.prep, label)))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
     if not ready:
         return entries
-    inputs = np.stack([prepared.image for _, _, prepared in ready])[..., None]
+    inputs = np.stack([prepared.image for *_, prepared in ready])[..., None]
     probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
                                           len(inputs))
     probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them
-    for row, (index, film, prepared) in enumerate(ready):
+    for row, (index, source, film, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
+        scores = {name: float(p) for name, p in zip(loaded.classes, probabilities[row])}
         try:
-            extra = finish(entry["file"], film, to_film(maps[row], prepared.transform),
-                           predicted)
+            extra = finish(_Scored(source, entry["file"], film,
+                                   to_film(maps[row], prepared.transform), predicted, scores))
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue
-        entry.update(label=predicted,
-                     probabilities={name: float(p) for name, p in
-                                    zip(loaded.classes, probabilities[row])},
-                     **extra, synthetic=loaded.synthetic)
+        entry.update(label=predicted, probabilities=scores, **extra,
+                     synthetic=loaded.synthetic)
     return entries
 
 
@@ -206,18 +248,6 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _reserve(out: Path, label: str) -> Path:
-    """A fresh heatmap path in ``out`` named after the film, claimed by creating it
-    exclusively (so concurrent calls cannot pick the same name); ``save_png`` then
-    replaces the empty file atomically."""
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(label).stem) or "film"
-    for attempt in range(10_000):
-        path = out / f"{stem}{'' if attempt == 0 else f'-{attempt}'}{HEATMAP_SUFFIX}"
-        try:
-            with open(path, "x"):
-                return path
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise BadConfigError(f"{path}: cannot write ({error.strerror})") from None
-    raise BadConfigError(f"{out}: no free name for the heatmap of {label}")
+def _stem(label: str) -> str:
+    """The film's name made safe as the start of an output file's name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(label).stem) or "film"
