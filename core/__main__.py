@@ -4,4 +4,5 @@ import sys
 
 from core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a child process of the decoders imports it
+    sys.exit(main())

@@ -713,9 +713,14 @@ def _read_dicom(
         bits_stored=header.bits_stored,
     )
     try:
-        ds.pixel_array_options(decoding_plugin=dicom_codecs.plugin_for(header.transfer_syntax))
-        arr = ds.pixel_array
-    except Exception as error:  # noqa: BLE001 - pydicom and its plugins raise many types here
+        arr = dicom_codecs.decode(ds, header.transfer_syntax)
+    except dicom_codecs.DecoderCrashed as error:
+        raise BadFilmError(label, f"DICOM pixel data could not be decoded: {error}") from None
+    except _INTERRUPTIONS:
+        raise
+    # pydicom and its plugins raise many types here; the Rust RLE decoder (pylibjpeg-rle)
+    # panics on a damaged segment with pyo3's PanicException, which is a BaseException.
+    except BaseException as error:  # noqa: BLE001
         reason = " ".join(str(error).split())  # pydicom lists each plugin's fault on a line
         raise BadFilmError(label, f"DICOM pixel data is corrupt or truncated ({reason})") from None
     if arr.shape[:2] != (header.rows, header.cols):
@@ -766,6 +771,10 @@ _JPEG_LS_SOF = 0xF7
 # DICOM does not use but some writers add, puts a few boxes before them.
 _J2K_SIZ = b"\xff\x4f\xff\x51"
 _J2K_SEARCH = 4096
+
+
+#: What stops a program on purpose, passed on by the one place that catches BaseException.
+_INTERRUPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 def _check_frame_size(ds: Dataset, header: _DicomHeader, label: str) -> None:

@@ -234,3 +234,22 @@ def test_a_frame_declaring_another_size_is_refused_before_decoding(
         with pytest.raises(BadFilmError, match="compressed frame declares 60000 x 60000 "
                                                "pixels where the header says"):
             read(data, name=name)
+
+
+def test_a_stream_that_aborts_gdcm_costs_that_film_alone(tmp_path: Path) -> None:
+    """26 bytes cut from JPGExtended.dcm's 12-bit JPEG stream (found by the fuzz test) make
+    GDCM throw a C++ exception that nothing catches, which aborts whatever process decodes
+    it. Decoded in a child, the film is one clear error, and this process, its decoders
+    and its other films carry on."""
+    whole = _pydicom_file("JPGExtended.dcm").read_bytes()
+    hostile = tmp_path / "hostile.dcm"
+    hostile.write_bytes(whole[:3050] + whole[3076:])
+    with pytest.raises(BadFilmError) as raised:
+        read_film(hostile)
+    message = str(raised.value)
+    assert message.startswith(f"{hostile}: DICOM pixel data could not be decoded: the decoder "
+                              "crashed") and "\n" not in message
+    healthy = read_film(_pydicom_file("JPGExtended.dcm"))
+    assert healthy.pixels.shape == (1024, 256)
+    lossless = read_film(_pydicom_file("MR_small_jpeg_ls_lossless.dcm"))
+    _same_film(lossless, read_film(_pydicom_file("MR_small.dcm")))
