@@ -48,20 +48,22 @@ class _Parser(argparse.ArgumentParser):
 # -- commands ----------------------------------------------------------------------------------
 def _data_summary(args: argparse.Namespace) -> dict[str, Any]:
     """The loader's summary, and with ``--inverted`` (the default for datasets whose files may
-    hold unmarked inverted films) how many films are stored inverted, in all and per class;
-    ``inverted`` is null when the films were not read."""
+    hold unmarked inverted films) how many films are stored inverted, in all and per class,
+    and what the DICOM films' headers say (``dicom``: counts of each gate field's values);
+    ``inverted`` and ``dicom`` are null when the films were not read (or none is a DICOM)."""
     from core.data import load_dataset, loader
 
     dataset = load_dataset(args.dataset, args.root, **_dataset_options(args, args.dataset))
     summary = dataset.summary()
     read_films = loader(args.dataset).polarity_unknown if args.inverted is None \
         else args.inverted
-    summary["inverted"] = summary["inverted_by_class"] = None
+    summary["inverted"] = summary["inverted_by_class"] = summary["dicom"] = None
     if read_films:
         from core.prep.survey import survey
 
         found = survey(dataset.records, dataset.classes)
         summary["inverted"], summary["inverted_by_class"] = len(found.inverted), found.by_class
+        summary["dicom"] = found.dicom
         summary["warnings"] += found.warnings()
     return summary
 

@@ -660,6 +660,16 @@ def dicom_gate(ds: Dataset, label: str, allow_for_processing: bool = False) -> d
     return gate
 
 
+def describe_gate(gate: dict[str, Any]) -> str:
+    """The DICOM gate in one line for a person (the Predict page), saying which fields the
+    header leaves out: "DICOM: modality MG, FOR PRESENTATION, laterality L, view CC"."""
+    parts = [f"modality {gate.get('modality') or 'not given'}",
+             gate.get("presentation_intent") or "presentation intent not given",
+             f"laterality {gate.get('laterality') or 'not given'}",
+             f"view {gate.get('view_position') or 'not given'}"]
+    return "DICOM: " + ", ".join(parts)
+
+
 def _gate_warnings(gate: dict[str, Any]) -> list[str]:
     """What in the gate is doubtful but not refused: a modality other than mammography."""
     modality = gate["modality"]

@@ -22,7 +22,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.data.records import CLASS_NAMES
 from core.evaluate.predict import loaded_run, predict_uploads
-from core.films import SUPPORTED_SUFFIXES
+from core.films import SUPPORTED_SUFFIXES, describe_gate
 from core.render.charts import probability_bars
 from core.render.film_view import FilmView, caption
 from ui.film_view import show_view, view_controls
@@ -98,6 +98,8 @@ def show_entry(entry: dict[str, Any], key: str) -> None:
     name = entry["file"]
     with st.container(border=True):
         st.subheader(_escape(name), anchor=False)
+        if "dicom" in entry:
+            st.caption(_escape(describe_gate(entry["dicom"])))
         if "error" in entry:
             message = entry["error"]
             st.error(message if message.startswith(name) else f"{name}: {message}",

@@ -1,5 +1,6 @@
 """What only a dataset's pixels say, found by reading every film once: how many are stored
-inverted, per class, and which cannot be read.
+inverted, per class, which cannot be read, and for DICOM films what their headers' gate says
+(modality, presentation intent, laterality, view: ``core.films.dicom_gate``) and doubts.
 
 Loaders never decode films (a collection may be large), so the ``data summary`` command
 asks for this separately: inverted films are corrected wherever films are prepared
@@ -14,12 +15,13 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 
 from core.data.records import FilmRecord
 from core.errors import BadFilmError
-from core.films import read_film
+from core.films import film_notes, read_film
 from core.prep.preprocess import film_polarity
 
 #: Unreadable films named in full in the survey's warning; the rest are counted.
@@ -28,21 +30,38 @@ NAMED = 10
 
 @dataclass
 class Survey:
-    """Films found inverted (their ids, and a count per class) and the read failures."""
+    """Films found inverted (their ids, and a count per class), the read failures (a DICOM
+    the gate refuses among them, with its reason), and ``dicom``: how many films of each
+    value each field of the DICOM gate holds (None where no film is a DICOM), with the
+    films it doubts (``doubtful``: "film: doubt")."""
 
     inverted: list[str] = field(default_factory=list)
     by_class: dict[str, int] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
+    dicom: dict[str, Any] | None = None
+    doubtful: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
-        """One line for the films that could not be read, if any (the first ``NAMED`` in
-        full: a broken copy can hold thousands)."""
-        if not self.unreadable:
-            return []
-        shown = "; ".join(self.unreadable[:NAMED])
-        more = f"; and {len(self.unreadable) - NAMED} more" if len(self.unreadable) > NAMED else ""
-        return [(f"{len(self.unreadable)} film(s) could not be read to check their "
-                 f"polarity: {shown}{more}")]
+        """One line for the films that could not be read and one for those the DICOM gate
+        doubts, if any (the first ``NAMED`` of each in full: a broken copy can hold
+        thousands)."""
+        lines = []
+        if self.unreadable:
+            lines.append(f"{len(self.unreadable)} film(s) could not be read to check their "
+                         f"polarity: {_named(self.unreadable)}")
+        if self.doubtful:
+            lines.append(f"{len(self.doubtful)} DICOM film(s) are doubtful: "
+                         f"{_named(self.doubtful)}")
+        return lines
+
+
+def _named(items: Sequence[str]) -> str:
+    shown = "; ".join(items[:NAMED])
+    return shown + (f"; and {len(items) - NAMED} more" if len(items) > NAMED else "")
+
+
+#: The DICOM gate's fields counted in the survey (``core.films.dicom_gate``).
+GATE_FIELDS = ("modality", "presentation_intent", "laterality", "view_position")
 
 
 def survey(records: Sequence[FilmRecord], classes: Sequence[str],
@@ -52,9 +71,10 @@ def survey(records: Sequence[FilmRecord], classes: Sequence[str],
     Threads, as ``preprocess_files`` uses: decoding and OpenCV release the GIL, and memory
     holds one film per worker. ``by_class`` lists every class of ``classes``, zeros included.
     """
-    def one(record: FilmRecord) -> bool | str:
+    def one(record: FilmRecord) -> tuple[bool, dict[str, Any]] | str:
         try:
-            return film_polarity(read_film(record.path).pixels).inverted
+            film = read_film(record.path)
+            return film_polarity(film.pixels).inverted, film_notes(film)
         except BadFilmError as error:
             return str(error)
 
@@ -67,11 +87,23 @@ def survey(records: Sequence[FilmRecord], classes: Sequence[str],
         cv2.setNumThreads(opencv_threads)
     found = Survey()
     counts: Counter[str] = Counter()
+    gates: dict[str, Counter[str]] = {name: Counter() for name in GATE_FIELDS}
+    dicoms = 0
     for record, result in zip(records, results):
         if isinstance(result, str):
             found.unreadable.append(result)
-        elif result:
+            continue
+        inverted, notes = result
+        if inverted:
             found.inverted.append(record.film_id)
             counts[record.label] += 1
+        if "dicom" in notes:
+            dicoms += 1
+            for name in GATE_FIELDS:
+                gates[name][str(notes["dicom"][name] or "not given")] += 1
+            found.doubtful.extend(f"{record.film_id}: {doubt}" for doubt in notes["warnings"])
     found.by_class = {name: counts.get(name, 0) for name in classes}
+    if dicoms:
+        found.dicom = {"films": dicoms, **{name: dict(sorted(gates[name].items()))
+                                           for name in GATE_FIELDS}}
     return found

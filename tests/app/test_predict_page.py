@@ -200,3 +200,19 @@ def test_a_picture_that_is_no_mammogram_is_answered_with_a_visible_warning(
     assert len(doubts) == 1
     assert "does not look like a mammogram" in doubts[0]
     assert "wider than tall" in doubts[0] and "noise" in doubts[0]
+
+
+def test_a_dicom_film_shows_what_its_header_says(app: AppTest, synthetic_root: Path) -> None:
+    """The DICOM gate, explained on the page: a CT image is answered under the modality
+    doubt, with its header's fields (and the ones it leaves out) in one line."""
+    from factories import dicom
+
+    film = cv2.imread(str(min(synthetic_root.glob("*.pgm"))), cv2.IMREAD_GRAYSCALE)
+    data = dicom(film.astype(np.uint16) * 16, Modality="CT", ImageLaterality="L",
+                 PresentationIntentType="FOR PRESENTATION")
+    app.file_uploader[0].set_value([("film.dcm", data, "application/dicom")]).run()
+    assert not app.exception and len(app.metric) == 1
+    assert [c.value for c in app.caption if c.value.startswith("DICOM")] == [
+        r"DICOM: modality CT, FOR PRESENTATION, laterality L, view not given"]
+    (doubts,) = [warning.value for warning in app.warning if "Doubts" in warning.value]
+    assert "modality is CT, not MG" in doubts
