@@ -55,9 +55,18 @@ if not demo_pretrained():
         icon=":material/warning:")
 if flash := st.session_state.pop("home_flash", None):
     st.success(flash, icon=":material/schedule:")
-if st.button("Run the demo", type="primary", icon=":material/play_arrow:"):
+
+
+def demo_under_way() -> bool:
+    """Whether a demo is running or waiting in the queue (one at a time is enough)."""
     running, queued = active_jobs(runs_root())
-    if any(job.kind == "demo" for job in [running, *queued] if job is not None):
+    return any(job.kind == "demo" for job in [running, *queued] if job is not None)
+
+
+under_way = demo_under_way()
+if st.button("Run the demo", type="primary", icon=":material/play_arrow:", disabled=under_way,
+             help="The demo is under way: its progress is below." if under_way else None):
+    if demo_under_way():  # queued from another tab since this page was drawn
         st.info("The demo is already running: its progress is below.")
     else:
         films = data_root() / DEMO_FOLDER

@@ -28,3 +28,20 @@ def test_the_landing_page_warns_when_the_demo_would_be_random_init(
     home = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert demo_weights_file() in home.warning[0].value
     assert "random-init" in home.warning[0].value
+
+
+def test_the_demo_button_is_off_while_a_demo_is_under_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second click would queue a second demo: while one is queued the button is off."""
+    from core.experiments.jobs import submit
+    from core.runs.presets import demo_job
+
+    monkeypatch.setenv("MAMMO_MODELS", str(tmp_path / "models"))
+    home = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    (button,) = [b for b in home.button if b.label == "Run the demo"]
+    assert not button.disabled
+    submit("demo", demo_job(str(tmp_path / "films")), label="demo", root=tmp_path / "models",
+           start_worker=False)
+    home = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    (button,) = [b for b in home.button if b.label == "Run the demo"]
+    assert button.disabled
