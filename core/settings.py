@@ -131,7 +131,7 @@ SHARED = REPO.parent / "shared"
 STREAM_ABOVE_BYTES = 1 << 30
 
 #: Evaluation reads and scores its films a part at a time, holding at most this much of them
-#: at the input size as uint8 (``core.evaluate.evaluate.score_films``): 4,096 films at 256 px,
-#: 256 at 1,024 px. What it keeps of every film is its scores and a heatmap on the encoder's
+#: at the input size as uint8 (``core.evaluate.evaluate.score_films``): 1,024 films at 256 px,
+#: 64 at 1,024 px. What it keeps of every film is its scores and a heatmap on the encoder's
 #: grid, so an archive of any size is scored in the memory of one part.
-EVALUATE_HOLDS_BYTES = 256 << 20
+EVALUATE_HOLDS_BYTES = 64 << 20
