@@ -30,9 +30,11 @@ from keras import ops
 
 from core import backend
 from core.errors import BadConfigError
-from core.geometry import Transform
+from core.geometry import Lesion, Transform
 from core.models.cut import compose, split_at
 from core.models.kinds import ModelKind
+from core.render.film_view import FilmView, shrink
+from core.render.overlay import display_grey
 
 FILM_RANGE = (0.0, 255.0)
 
@@ -118,6 +120,26 @@ def to_film(map_on_grid: np.ndarray, transform: Transform,
                              f"{input_size} x {input_size}")
     on_input = cv2.resize(grid_map, (cols, rows), interpolation=cv2.INTER_LINEAR)
     return _unit(np.maximum(transform.unapply(on_input), 0.0))
+
+
+def heat_view(pixels: np.ndarray, map_on_grid: np.ndarray, transform: Transform,
+              side: int | None = None, lesions: Sequence[Lesion] = ()) -> FilmView:
+    """The film (as ``display_grey`` shows it) and its heatmap (``to_film``) for drawing,
+    with the long side at most ``side`` pixels (``None``: the film's own size); ``lesions``
+    on the film's grid go along.
+
+    A larger film is shrunk once, on its own integer pixels (area averaging), and the map is
+    taken from the model's grid straight onto the shrunken grid, so nothing is upsampled,
+    stretched or blended at the film's full size. A film within ``side`` is drawn exactly
+    as at its own size."""
+    to_display = Transform.fit_long_side(pixels.shape, side, enlarge=False) \
+        if side is not None else None
+    if to_display is None or to_display.dst_shape == to_display.src_shape:
+        return FilmView(display_grey(pixels), to_film(map_on_grid, transform), tuple(lesions))
+    small = shrink(pixels, side)
+    back = Transform.resize(small.shape, pixels.shape)  # the display grid onto the film's
+    return FilmView(display_grey(small), to_film(map_on_grid, back.then(transform)),
+                    to_display.map_lesions(lesions))
 
 
 def _unit(heatmap: np.ndarray) -> np.ndarray:

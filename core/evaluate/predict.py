@@ -6,10 +6,16 @@ film of any supported format is read, prepared exactly as the run's training fil
 preprocessing config in its manifest), and passed through the model in one compiled call
 (``predict_on_batch``) for the probabilities and, for the attention model, its attention.
 The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
-back through preprocessing and drawn as a Viridis overlay at the film's original size, with
-the prediction above it and the colour bar below (``film_view.overlay_picture``). A run
+back through preprocessing and drawn as a Viridis overlay, with the prediction above it and
+the colour bar below (``film_view.overlay_picture``), at a display size: long side 2,048
+pixels by default, the film's own size on request (``OverlaySize``). A full-field film is
+shrunk once for drawing and its map taken straight onto the shrunken grid, since upsampling
+and blending at 12 megapixels cost more than everything else together. A run
 trained with temperature scaling has its probabilities divided by its temperature, exactly
 as evaluation scores them (``calibrated``).
+
+Each film is shrunk, checked for polarity and segmented once (``look_at``): the same look
+sets it upright, feeds the mammogram check and is preprocessed.
 
 A film that does not look like a mammogram (``core.prep.plausibility``: no breast found, a
 landscape or sliver of a picture, noise, a flat grey, a colour photo) is still scored, since
@@ -36,13 +42,14 @@ import numpy as np
 from core.atomic import make_folder
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
-from core.evaluate.heatmaps import scores_and_maps, to_film
+from core.evaluate.heatmaps import heat_view, scores_and_maps
+from core.evaluate.overlay_size import OverlaySize
 from core.films import Film, film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
 from core.prep.plausibility import plausibility_warnings
-from core.prep.preprocess import Prepared, PrepConfig, preprocess, upright
-from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture, shrink
-from core.render.overlay import display_grey, save_png
+from core.prep.preprocess import Prepared, PrepConfig, look_at, preprocess, upright
+from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
+from core.render.overlay import save_png
 from core.runs.folder import MODEL, Run, open_run
 
 #: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
@@ -53,7 +60,7 @@ BATCH = 16
 #: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
 CACHE_SIZE = 2
 HEATMAP_SUFFIX = "-heatmap.png"
-__all__ = ["DISPLAY_SIDE", "loaded_run", "predict_films", "predict_uploads"]
+__all__ = ["DISPLAY_SIDE", "OverlaySize", "loaded_run", "predict_films", "predict_uploads"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,8 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
     return loaded
 
 
-def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
-                  out_dir: str | Path) -> list[dict[str, Any]]:
+def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: str | Path,
+                  size: OverlaySize | None = None) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
     "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
     sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
@@ -101,15 +108,16 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
 
     ``synthetic`` says whether the run was trained on SYNTHETIC films (its figures then say
     nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
-    so two uploads both called ``film.png`` keep both overlays.
+    so two uploads both called ``film.png`` keep both overlays. ``size``: how large the
+    overlays are drawn (``OverlaySize``'s defaults: long side 2,048 pixels).
     """
+    size = size or OverlaySize()
     out = Path(out_dir)
     loaded = loaded_run(run)
     make_folder(out, "output folder")  # one message up front, not one per film
 
-    def save(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        overlay = overlay_picture(FilmView(display_grey(film.pixels), heat),
-                                  caption(predicted, synthetic=loaded.synthetic))
+    def save(label: str, film: Film, view: FilmView, predicted: str) -> dict[str, Any]:
+        overlay = overlay_picture(view, caption(predicted, synthetic=loaded.synthetic))
         heatmap = _reserve(out, label)
         try:
             save_png(overlay, heatmap)
@@ -118,7 +126,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource],
             raise
         return {"heatmap": str(heatmap)}
 
-    return _predict(loaded, files, save)
+    return _predict(loaded, files, save, size.side)
 
 
 def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
@@ -135,42 +143,46 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     if side < 1:
         raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
 
-    def keep(label: str, film: Film, heat: np.ndarray, predicted: str) -> dict[str, Any]:
-        return {"film": shrink(display_grey(film.pixels), side),
-                "heat": np.clip(shrink(heat, side), 0.0, 1.0)}
+    def keep(label: str, film: Film, view: FilmView, predicted: str) -> dict[str, Any]:
+        return {"film": view.film, "heat": view.heat}
 
-    return _predict(loaded_run(run), files, keep)
-
-
-#: What becomes of a good film once scored: ``(file label, film, heatmap on the film in
-#: [0, 1], predicted class) -> extra entry fields``; a MammoError becomes the entry's error.
-_Finish = Callable[[str, Film, np.ndarray, str], dict[str, Any]]
+    return _predict(loaded_run(run), files, keep, side)
 
 
-def _predict(loaded: _Loaded, files: Sequence[FilmSource],
-             finish: _Finish) -> list[dict[str, Any]]:
+#: What becomes of a good film once scored: ``(file label, film, the film and its heatmap
+#: at the display size, predicted class) -> extra entry fields``; a MammoError becomes the
+#: entry's error.
+_Finish = Callable[[str, Film, FilmView, str], dict[str, Any]]
+
+
+def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
+             side: int | None) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for start in range(0, len(files), BATCH):
-        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish))
+        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish, side))
     return entries
 
 
-def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
-                   finish: _Finish) -> list[dict[str, Any]]:
+def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
+                   side: int | None) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     ready: list[tuple[int, Film, Prepared]] = []
     for source in files:
         label = _label(source)
         entries.append({"file": label})
         try:
-            # Upright, so the film shown under the heatmap is the one the model saw.
-            film = upright(read_film(source[1], name=label) if isinstance(source, tuple)
-                           else read_film(source))
+            film = (read_film(source[1], name=label) if isinstance(source, tuple)
+                    else read_film(source))
+            # One look decides polarity and finds the breast for everything below; upright,
+            # so the film shown under the heatmap is the one the model saw.
+            look = look_at(film.pixels, source=label)
+            film = upright(film, look)
             entries[-1].update(film_notes(film))  # the DICOM gate and doubts, if any
-            doubts = plausibility_warnings(film)
+            doubts = plausibility_warnings(film, look)
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            ready.append((len(entries) - 1, film, preprocess(film.pixels, loaded.prep, label)))
+            ready.append((len(entries) - 1, film,
+                          preprocess(film.pixels, loaded.prep, label, look=look)))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
     if not ready:
@@ -183,8 +195,8 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
         try:
-            extra = finish(entry["file"], film, to_film(maps[row], prepared.transform),
-                           predicted)
+            view = heat_view(film.pixels, maps[row], prepared.transform, side)
+            extra = finish(entry["file"], film, view, predicted)
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue
