@@ -122,24 +122,42 @@ def to_film(map_on_grid: np.ndarray, transform: Transform,
     return _unit(np.maximum(transform.unapply(on_input), 0.0))
 
 
-def heat_view(pixels: np.ndarray, map_on_grid: np.ndarray, transform: Transform,
-              side: int | None = None, lesions: Sequence[Lesion] = ()) -> FilmView:
-    """The film (as ``display_grey`` shows it) and its heatmap (``to_film``) for drawing,
-    with the long side at most ``side`` pixels (``None``: the film's own size); ``lesions``
-    on the film's grid go along.
+@dataclass(frozen=True, eq=False)
+class DisplayFilm:
+    """A film at the size it is drawn (long side at most a display side) and the resize from
+    the film's grid onto it (``None``: drawn at its own size). Made before the model runs,
+    so a batch of full-field films waiting for the model holds their display copies only."""
 
-    A larger film is shrunk once, on its own integer pixels (area averaging), and the map is
-    taken from the model's grid straight onto the shrunken grid, so nothing is upsampled,
-    stretched or blended at the film's full size. A film within ``side`` is drawn exactly
-    as at its own size."""
-    to_display = Transform.fit_long_side(pixels.shape, side, enlarge=False) \
+    pixels: np.ndarray  # uint8 or uint16, as the film
+    from_film: Transform | None
+
+
+def display_film(pixels: np.ndarray, side: int | None) -> DisplayFilm:
+    """The film with its long side at most ``side`` (``None``: as it is), shrunk once, on its
+    own integer pixels (area averaging)."""
+    from_film = Transform.fit_long_side(pixels.shape, side, enlarge=False) \
         if side is not None else None
-    if to_display is None or to_display.dst_shape == to_display.src_shape:
-        return FilmView(display_grey(pixels), to_film(map_on_grid, transform), tuple(lesions))
-    small = shrink(pixels, side)
-    back = Transform.resize(small.shape, pixels.shape)  # the display grid onto the film's
-    return FilmView(display_grey(small), to_film(map_on_grid, back.then(transform)),
-                    to_display.map_lesions(lesions))
+    if from_film is None or from_film.dst_shape == from_film.src_shape:
+        return DisplayFilm(pixels, None)
+    return DisplayFilm(shrink(pixels, side), from_film)
+
+
+def heat_view(film: DisplayFilm, map_on_grid: np.ndarray, transform: Transform,
+              lesions: Sequence[Lesion] = ()) -> FilmView:
+    """The display film (as ``display_grey`` shows it) with its heatmap (``to_film``) on the
+    same grid, and ``lesions`` (on the film's grid) moved onto it.
+
+    ``transform`` maps the original film onto the model input (``Prepared.transform``); the
+    map is taken from the model's grid straight onto the display grid, so nothing is
+    upsampled, stretched or blended at a full-field film's own size. A film drawn at its
+    own size gets exactly ``to_film``'s map."""
+    if film.from_film is None:
+        return FilmView(display_grey(film.pixels), to_film(map_on_grid, transform),
+                        tuple(lesions))
+    # Built rather than inverted: a resize's own matrix is exact where an inverse may not be.
+    back = Transform.resize(film.from_film.dst_shape, film.from_film.src_shape)
+    return FilmView(display_grey(film.pixels), to_film(map_on_grid, back.then(transform)),
+                    film.from_film.map_lesions(lesions))
 
 
 def _unit(heatmap: np.ndarray) -> np.ndarray:

@@ -42,9 +42,9 @@ import numpy as np
 from core.atomic import make_folder
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
-from core.evaluate.heatmaps import heat_view, scores_and_maps
+from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
 from core.evaluate.overlay_size import OverlaySize
-from core.films import Film, film_notes, read_film
+from core.films import film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
 from core.prep.plausibility import plausibility_warnings
 from core.prep.preprocess import Prepared, PrepConfig, look_at, preprocess, upright
@@ -116,7 +116,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
     loaded = loaded_run(run)
     make_folder(out, "output folder")  # one message up front, not one per film
 
-    def save(label: str, film: Film, view: FilmView, predicted: str) -> dict[str, Any]:
+    def save(label: str, view: FilmView, predicted: str) -> dict[str, Any]:
         overlay = overlay_picture(view, caption(predicted, synthetic=loaded.synthetic))
         heatmap = _reserve(out, label)
         try:
@@ -143,16 +143,16 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     if side < 1:
         raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
 
-    def keep(label: str, film: Film, view: FilmView, predicted: str) -> dict[str, Any]:
+    def keep(label: str, view: FilmView, predicted: str) -> dict[str, Any]:
         return {"film": view.film, "heat": view.heat}
 
     return _predict(loaded_run(run), files, keep, side)
 
 
-#: What becomes of a good film once scored: ``(file label, film, the film and its heatmap
-#: at the display size, predicted class) -> extra entry fields``; a MammoError becomes the
-#: entry's error.
-_Finish = Callable[[str, Film, FilmView, str], dict[str, Any]]
+#: What becomes of a good film once scored: ``(file label, the film and its heatmap at the
+#: display size, predicted class) -> extra entry fields``; a MammoError becomes the entry's
+#: error.
+_Finish = Callable[[str, FilmView, str], dict[str, Any]]
 
 
 def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
@@ -166,7 +166,9 @@ def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
 def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
                    side: int | None) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
-    ready: list[tuple[int, Film, Prepared]] = []
+    # The films wait for the model as their display copies: a batch of full-field films
+    # would otherwise hold 25 MB each.
+    ready: list[tuple[int, DisplayFilm, Prepared]] = []
     for source in files:
         label = _label(source)
         entries.append({"file": label})
@@ -181,8 +183,8 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish
             doubts = plausibility_warnings(film, look)
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            ready.append((len(entries) - 1, film,
-                          preprocess(film.pixels, loaded.prep, label, look=look)))
+            prepared = preprocess(film.pixels, loaded.prep, label, look=look)
+            ready.append((len(entries) - 1, display_film(film.pixels, side), prepared))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
     if not ready:
@@ -191,12 +193,12 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish
     probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
                                           len(inputs))
     probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them
-    for row, (index, film, prepared) in enumerate(ready):
+    for row, (index, shown, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
         try:
-            view = heat_view(film.pixels, maps[row], prepared.transform, side)
-            extra = finish(entry["file"], film, view, predicted)
+            extra = finish(entry["file"], heat_view(shown, maps[row], prepared.transform),
+                           predicted)
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue

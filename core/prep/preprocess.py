@@ -303,16 +303,16 @@ def upright(film: Film, look: Look | None = None) -> Film:
 
 
 # -- segmentation and orientation ---------------------------------------------------------------
-def breast_mask(pixels: np.ndarray) -> np.ndarray:
-    """Where the breast is, on the film's own grid (bool, same shape as ``pixels``).
+def breast_mask(pixels: np.ndarray | Look) -> np.ndarray:
+    """Where the breast is, on the film's own grid (bool, same shape as the film).
 
     Computed on a copy whose long side is ``SEGMENT_SIDE`` and scaled back up, so it is cheap
-    on any film; ``preprocess`` uses the small mask directly.
+    on any film; ``preprocess`` uses the small mask directly. Given a ``Look`` (``look_at``:
+    the film's polarity checked in the same pass), its mask is the one scaled up.
     """
-    _check_pixels(pixels, "<array>")
-    small, small_to_film = _shrink(pixels)
-    mask = _segment(_stretch(small)).view(np.uint8) * np.uint8(255)
-    return small_to_film.apply(mask) > 127
+    look = pixels if isinstance(pixels, Look) else look_at(pixels, fix_inverted=False)
+    mask = look.mask.view(np.uint8) * np.uint8(255)
+    return look.small_to_film.apply(mask) > 127
 
 
 def chest_wall_on_right(mask_or_pixels: np.ndarray) -> bool:

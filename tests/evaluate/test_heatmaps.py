@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO
 from core.data.records import Lesion
 from core.errors import BadConfigError
-from core.evaluate.heatmaps import grad_cam, heat_view, scores_and_maps, to_film
+from core.evaluate.heatmaps import display_film, grad_cam, heat_view, scores_and_maps, to_film
 from core.geometry import Transform
 from core.models.attention import attach_encoder, build_attention_head
 from core.models.backbones import build_backbone, film_encoder
@@ -363,15 +363,15 @@ def test_heat_view_draws_a_large_film_at_the_display_size() -> None:
     grid[2, 4] = 1.0
     lesion = Lesion((300.0, 200.0), 40.0)
 
-    own = heat_view(pixels, grid, transform, None, [lesion])
+    own = heat_view(display_film(pixels, None), grid, transform, [lesion])
     np.testing.assert_array_equal(own.film, display_grey(pixels))
     np.testing.assert_array_equal(own.heat, to_film(grid, transform))
-    same = heat_view(pixels, grid, transform, 600, [lesion])
+    same = heat_view(display_film(pixels, 600), grid, transform, [lesion])
     np.testing.assert_array_equal(same.film, own.film)
     np.testing.assert_array_equal(same.heat, own.heat)
     assert same.lesions == own.lesions == (lesion,)
 
-    small = heat_view(pixels, grid, transform, 150, [lesion])
+    small = heat_view(display_film(pixels, 150), grid, transform, [lesion])
     assert small.film.shape == small.heat.shape == (150, 100)
     np.testing.assert_array_equal(small.film, display_grey(shrink(pixels, 150)))
     assert small.heat.max() == pytest.approx(1.0)
