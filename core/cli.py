@@ -22,9 +22,10 @@ from core.atomic import read_json_object
 from core.data import LOADERS, dataset_options
 from core.data.options import DatasetOption
 from core.errors import BadConfigError, MammoError
+from core.evaluate.overlay_size import OverlaySize
 from core.metrics.headline import RANKED_BY, VALIDATION, keys
 from core.runs.config import SETTINGS, TrainConfig, dataset_default
-from core.runs.knobs import Setting
+from core.runs.knobs import Setting, settings_of
 from core.settings import DOWNLOAD_WEIGHTS_ENV
 
 if TYPE_CHECKING:
@@ -177,6 +178,11 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
         raise BadConfigError("--address and --actors go with --engine ray")
     if args.engine == "ray" and args.dicom_out is not None:
         raise BadConfigError("--dicom-out goes with --engine local (Ray writes a table)")
+    chosen = {name: getattr(args, name) for name in settings_of(OverlaySize)
+              if getattr(args, name) is not None}
+    if args.engine == "ray" and chosen:
+        raise BadConfigError("--overlay-side and --full-resolution-map go with --engine local")
+    size = OverlaySize(**chosen)  # a bad value stops here, before Keras loads
     if not args.files and not args.input:
         raise BadConfigError("no films: give films, or a folder or list with --input")
     run = open_run(args.run)  # a missing run fails here, before Keras loads
@@ -188,7 +194,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     from core.evaluate.predict import predict_films
 
     made_out = not args.out.exists()
-    entries = predict_films(run, films, args.out, dicom_dir=args.dicom_out)
+    entries = predict_films(run, films, args.out, size, dicom_dir=args.dicom_out)
     failed = [entry for entry in entries if "error" in entry]
     if entries and len(failed) == len(entries):  # a script must not read this as success
         if made_out:
@@ -462,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--actors", type=_positive_int, metavar="N",
                          help="with --engine ray: model copies scoring at once (default: one "
                          "per CPU)")
+    for setting in settings_of(OverlaySize).values():
+        _add_setting(predict, setting)
     _add_json(predict)
     predict.set_defaults(handler=_predict)
 

@@ -884,7 +884,9 @@ def _dicom_grey(
     bits = min(bits, 16)
     top = 2**bits - 1
     dtype = np.uint8 if bits <= 8 else np.uint16
-    if (lo, hi) == (0, top) and np.issubdtype(values.dtype, np.integer):
+    if (lo, hi) == (0, top) and values.dtype == dtype and np.iinfo(dtype).max == top:
+        pixels = values  # a full-range film already: clipping would copy it to change nothing
+    elif (lo, hi) == (0, top) and np.issubdtype(values.dtype, np.integer):
         pixels = np.clip(values, 0, top).astype(dtype, copy=False)
     elif hi <= lo:
         raise ValueError("the modality transform maps every pixel to one value")

@@ -36,7 +36,13 @@ from core.data import load_dataset
 from core.data.archive import Limits
 from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError, MammoError
-from core.evaluate.heatmaps import encoder_and_head, scores_and_maps, to_film
+from core.evaluate.heatmaps import (
+    display_film,
+    encoder_and_head,
+    heat_view,
+    scores_and_maps,
+    to_film,
+)
 from core.evaluate.localisation import localisation_scores
 from core.films import read_film
 from core.geometry import Transform
@@ -55,9 +61,10 @@ from core.metrics.temperature import apply_temperature
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
 from core.prep.arrays import film_chunks
-from core.prep.preprocess import breast_mask, upright
-from core.render.film_view import FilmView, caption, overlay_picture
-from core.render.overlay import display_grey, save_png
+from core.prep.polarity import mirror
+from core.prep.preprocess import breast_mask, look_at
+from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
+from core.render.overlay import save_png
 from core.runs.config import TrainConfig
 from core.runs.folder import MANIFEST, MODEL, Run
 from core.settings import EVALUATE_HOLDS_BYTES
@@ -369,6 +376,9 @@ class ScoredFilms:
     labels: np.ndarray  # int64 class ids
     probabilities: np.ndarray  # (N, C), before any temperature
     grid_maps: np.ndarray  # (N, h, w) heatmaps on the encoder's grid
+    #: Positions of the films found stored inverted and mirrored before the model saw them
+    #: (``FilmArrays.inverted``): shown mirrored, as the model saw them.
+    inverted: frozenset[int] = frozenset()
 
 
 def score_films(model: keras.Model, config: TrainConfig, records: list[FilmRecord],
@@ -383,15 +393,17 @@ def score_films(model: keras.Model, config: TrainConfig, records: list[FilmRecor
     kept: list[FilmRecord] = []
     transforms: list[Transform] = []
     labels, probabilities, maps = [], [], []
+    inverted: set[int] = set()
     for part in film_chunks(records, config.prep, chunk, warnings):
         scores, grid = scores_and_maps(model, kind, part.images[..., None], PREDICT_BATCH)
+        inverted.update(len(kept) + position for position in part.inverted)
         kept.extend(part.records)
         transforms.extend(part.transforms)
         labels.append(part.labels)
         probabilities.append(scores)
         maps.append(grid)
     return ScoredFilms(kept, transforms, np.concatenate(labels), np.concatenate(probabilities),
-                       np.concatenate(maps))
+                       np.concatenate(maps), frozenset(inverted))
 
 
 def _localisation(scored: ScoredFilms, grid_maps: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -406,7 +418,8 @@ def _localisation(scored: ScoredFilms, grid_maps: Sequence[np.ndarray]) -> dict[
             continue
         maps.append(to_film(grid_map, transform))
         try:
-            masks.append(breast_mask(upright(read_film(record.path)).pixels))
+            # One shrink: the polarity check and the segmentation share it (look_at).
+            masks.append(breast_mask(look_at(read_film(record.path).pixels)))
         except MammoError as error:
             raise BadConfigError(f"{record.path}: cannot be re-read for localisation "
                                  f"({error})") from None
@@ -430,15 +443,17 @@ def _gallery(scored: ScoredFilms, grid_maps: Sequence[np.ndarray], predicted: np
     for index in sorted(chosen):
         record = scored.records[index]
         try:
-            pixels = upright(read_film(record.path)).pixels
+            pixels = read_film(record.path).pixels
         except MammoError as error:
             raise BadConfigError(f"{record.path}: cannot be re-read for the gallery "
                                  f"({error})") from None
+        if index in scored.inverted:  # as preprocessing found it, so as the model saw it
+            pixels = mirror(pixels)
         label = classes[int(predicted[index])]
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.film_id)
-        view = FilmView(display_grey(pixels),
-                        to_film(grid_maps[index], scored.transforms[index]),
-                        tuple(record.lesions)).shrunk()
+        # Drawn at the display size: a full-field film is shrunk once, not drawn in full.
+        view = heat_view(display_film(pixels, DISPLAY_SIDE), grid_maps[index],
+                         scored.transforms[index], record.lesions)
         # The PNG is drawn from the view as stored, so the page's redraw at the same
         # settings, its download and the report are the same picture.
         stored = FilmView.load(view.save(out / f"{name}.npz"))

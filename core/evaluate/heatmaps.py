@@ -30,9 +30,11 @@ from keras import ops
 
 from core import backend
 from core.errors import BadConfigError
-from core.geometry import Transform
+from core.geometry import Lesion, Transform
 from core.models.cut import compose, split_at
 from core.models.kinds import ModelKind
+from core.render.film_view import FilmView, shrink
+from core.render.overlay import display_grey
 
 FILM_RANGE = (0.0, 255.0)
 
@@ -119,6 +121,44 @@ def to_film(map_on_grid: np.ndarray, transform: Transform,
                              f"{input_size} x {input_size}")
     on_input = cv2.resize(grid_map, (cols, rows), interpolation=cv2.INTER_LINEAR)
     return _unit(np.maximum(transform.unapply(on_input), 0.0))
+
+
+@dataclass(frozen=True, eq=False)
+class DisplayFilm:
+    """A film at the size it is drawn (long side at most a display side) and the resize from
+    the film's grid onto it (``None``: drawn at its own size). Made before the model runs,
+    so a batch of full-field films waiting for the model holds their display copies only."""
+
+    pixels: np.ndarray  # uint8 or uint16, as the film
+    from_film: Transform | None
+
+
+def display_film(pixels: np.ndarray, side: int | None) -> DisplayFilm:
+    """The film with its long side at most ``side`` (``None``: as it is), shrunk once, on its
+    own integer pixels (area averaging)."""
+    from_film = Transform.fit_long_side(pixels.shape, side, enlarge=False) \
+        if side is not None else None
+    if from_film is None or from_film.dst_shape == from_film.src_shape:
+        return DisplayFilm(pixels, None)
+    return DisplayFilm(shrink(pixels, side), from_film)
+
+
+def heat_view(film: DisplayFilm, map_on_grid: np.ndarray, transform: Transform,
+              lesions: Sequence[Lesion] = ()) -> FilmView:
+    """The display film (as ``display_grey`` shows it) with its heatmap (``to_film``) on the
+    same grid, and ``lesions`` (on the film's grid) moved onto it.
+
+    ``transform`` maps the original film onto the model input (``Prepared.transform``); the
+    map is taken from the model's grid straight onto the display grid, so nothing is
+    upsampled, stretched or blended at a full-field film's own size. A film drawn at its
+    own size gets exactly ``to_film``'s map."""
+    if film.from_film is None:
+        return FilmView(display_grey(film.pixels), to_film(map_on_grid, transform),
+                        tuple(lesions))
+    # Built rather than inverted: a resize's own matrix is exact where an inverse may not be.
+    back = Transform.resize(film.from_film.dst_shape, film.from_film.src_shape)
+    return FilmView(display_grey(film.pixels), to_film(map_on_grid, back.then(transform)),
+                    film.from_film.map_lesions(lesions))
 
 
 def _unit(heatmap: np.ndarray) -> np.ndarray:

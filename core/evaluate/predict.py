@@ -6,10 +6,16 @@ film of any supported format is read, prepared exactly as the run's training fil
 preprocessing config in its manifest), and passed through the model in one compiled call
 (``predict_on_batch``) for the probabilities and, for the attention model, its attention.
 The heatmap is the attention model's combined map, or Grad-CAM for a transfer model, mapped
-back through preprocessing and drawn as a Viridis overlay at the film's original size, with
-the prediction above it and the colour bar below (``film_view.overlay_picture``). A run
+back through preprocessing and drawn as a Viridis overlay, with the prediction above it and
+the colour bar below (``film_view.overlay_picture``), at a display size: long side 2,048
+pixels by default, the film's own size on request (``OverlaySize``). A full-field film is
+shrunk once for drawing and its map taken straight onto the shrunken grid, since upsampling
+and blending at 12 megapixels cost more than everything else together. A run
 trained with temperature scaling has its probabilities divided by its temperature, exactly
 as evaluation scores them (``calibrated``).
+
+Each film is shrunk, checked for polarity and segmented once (``look_at``): the same look
+sets it upright, feeds the mammogram check and is preprocessed.
 
 A film that does not look like a mammogram (``core.prep.plausibility``: no breast found, a
 landscape or sliver of a picture, noise, a flat grey, a colour photo) is still scored, since
@@ -36,13 +42,14 @@ import numpy as np
 from core.atomic import claim_name, make_folder
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
-from core.evaluate.heatmaps import scores_and_maps, to_film
-from core.films import Film, film_notes, read_film
+from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
+from core.evaluate.overlay_size import OverlaySize
+from core.films import film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
 from core.prep.plausibility import plausibility_warnings
-from core.prep.preprocess import Prepared, PrepConfig, preprocess, upright
-from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture, shrink
-from core.render.overlay import display_grey, save_png
+from core.prep.preprocess import Prepared, PrepConfig, look_at, preprocess, upright
+from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
+from core.render.overlay import save_png
 from core.runs.folder import MODEL, Run, open_run
 
 #: A film to predict: a path, or ``(name, content)`` for an upload that has no path.
@@ -53,7 +60,7 @@ BATCH = 16
 #: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
 CACHE_SIZE = 2
 HEATMAP_SUFFIX = "-heatmap.png"
-__all__ = ["DISPLAY_SIDE", "loaded_run", "predict_films", "predict_uploads"]
+__all__ = ["DISPLAY_SIDE", "OverlaySize", "loaded_run", "predict_films", "predict_uploads"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,8 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
 
 
 def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: str | Path,
-                  dicom_dir: str | Path | None = None) -> list[dict[str, Any]]:
+                  size: OverlaySize | None = None, dicom_dir: str | Path | None = None
+                  ) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
     "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
     sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
@@ -101,13 +109,15 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
 
     ``synthetic`` says whether the run was trained on SYNTHETIC films (its figures then say
     nothing about real mammograms). Heatmap PNGs get names no other file in ``out_dir`` has,
-    so two uploads both called ``film.png`` keep both overlays.
+    so two uploads both called ``film.png`` keep both overlays. ``size``: how large the
+    overlays are drawn (``OverlaySize``'s defaults: long side 2,048 pixels).
 
     With ``dicom_dir``, each scored film's entry also has ``"dicom_outputs"``: for a DICOM
     film the paths and UIDs of its Secondary Capture and SR (``dicom_out``), for another
     film a note that it gets none, and ``{"error": line}`` when they could not be written
     (the film's scores and PNG stand, and so do the other films' results).
     """
+    size = size or OverlaySize()
     out = Path(out_dir)
     run = run if isinstance(run, Run) else open_run(run)
     loaded = loaded_run(run)
@@ -117,8 +127,8 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
     model = {"name": run.name, "kind": loaded.settings.config.model}
 
     def save(scored: _Scored) -> dict[str, Any]:
-        overlay = overlay_picture(FilmView(display_grey(scored.film.pixels), scored.heat),
-                                  caption(scored.predicted, synthetic=loaded.synthetic))
+        overlay = overlay_picture(scored.view, caption(scored.predicted,
+                                                       synthetic=loaded.synthetic))
         heatmap = claim_name(out, _stem(scored.label), HEATMAP_SUFFIX)
         try:
             save_png(overlay, heatmap)
@@ -131,7 +141,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
                                                     heatmap.name.removesuffix(HEATMAP_SUFFIX))
         return saved
 
-    return _predict(loaded, files, save)
+    return _predict(loaded, files, save, size.side)
 
 
 def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], folder: Path,
@@ -140,7 +150,7 @@ def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], 
     they could not be written (never raised: the film's scores are kept either way)."""
     from core.evaluate import dicom_out  # highdicom costs half a second: only when asked
 
-    if scored.film.source_format != "dicom":
+    if scored.source_format != "dicom":
         return {"skipped": dicom_out.NOT_DICOM}
     try:
         raw = scored.source[1] if isinstance(scored.source, tuple) else scored.source
@@ -166,21 +176,21 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
         raise BadConfigError(f"the display side must be at least 1 pixel, got {side}")
 
     def keep(scored: _Scored) -> dict[str, Any]:
-        return {"film": shrink(display_grey(scored.film.pixels), side),
-                "heat": np.clip(shrink(scored.heat, side), 0.0, 1.0)}
+        return {"film": scored.view.film, "heat": scored.view.heat}
 
-    return _predict(loaded_run(run), files, keep)
+    return _predict(loaded_run(run), files, keep, side)
 
 
 @dataclass(frozen=True, eq=False)
 class _Scored:
-    """A good film once scored: where it came from, the film, its heatmap on the film in
-    [0, 1], the predicted class and every class's probability."""
+    """A good film once scored: where it came from (``source``, its ``label`` and format),
+    the film and its heatmap at the display size (``view``), the predicted class and every
+    class's probability."""
 
     source: FilmSource
     label: str
-    film: Film
-    heat: np.ndarray
+    source_format: str
+    view: FilmView
     predicted: str
     probabilities: dict[str, float]
 
@@ -189,31 +199,37 @@ class _Scored:
 _Finish = Callable[[_Scored], dict[str, Any]]
 
 
-def _predict(loaded: _Loaded, files: Sequence[FilmSource],
-             finish: _Finish) -> list[dict[str, Any]]:
+def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
+             side: int | None) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for start in range(0, len(files), BATCH):
-        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish))
+        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish, side))
     return entries
 
 
-def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
-                   finish: _Finish) -> list[dict[str, Any]]:
+def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
+                   side: int | None) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
-    ready: list[tuple[int, FilmSource, Film, Prepared]] = []
+    # The films wait for the model as their display copies: a batch of full-field films
+    # would otherwise hold 25 MB each.
+    ready: list[tuple[int, FilmSource, str, DisplayFilm, Prepared]] = []
     for source in files:
         label = _label(source)
         entries.append({"file": label})
         try:
-            # Upright, so the film shown under the heatmap is the one the model saw.
-            film = upright(read_film(source[1], name=label) if isinstance(source, tuple)
-                           else read_film(source))
+            film = (read_film(source[1], name=label) if isinstance(source, tuple)
+                    else read_film(source))
+            # One look decides polarity and finds the breast for everything below; upright,
+            # so the film shown under the heatmap is the one the model saw.
+            look = look_at(film.pixels, source=label)
+            film = upright(film, look)
             entries[-1].update(film_notes(film))  # the DICOM gate and doubts, if any
-            doubts = plausibility_warnings(film)
+            doubts = plausibility_warnings(film, look)
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            ready.append((len(entries) - 1, source, film,
-                          preprocess(film.pixels, loaded.prep, label)))
+            prepared = preprocess(film.pixels, loaded.prep, label, look=look)
+            ready.append((len(entries) - 1, source, film.source_format,
+                          display_film(film.pixels, side), prepared))
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
     if not ready:
@@ -222,13 +238,14 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource],
     probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
                                           len(inputs))
     probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them
-    for row, (index, source, film, prepared) in enumerate(ready):
+    for row, (index, source, source_format, shown, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
         scores = {name: float(p) for name, p in zip(loaded.classes, probabilities[row])}
         try:
-            extra = finish(_Scored(source, entry["file"], film,
-                                   to_film(maps[row], prepared.transform), predicted, scores))
+            extra = finish(_Scored(source, entry["file"], source_format,
+                                   heat_view(shown, maps[row], prepared.transform), predicted,
+                                   scores))
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue

@@ -22,7 +22,7 @@ from core.data.records import TISSUES, Dataset, FilmRecord
 from core.films import read_film
 from core.geometry import Transform
 from core.prep.augment import balance_counts
-from core.prep.preprocess import upright
+from core.prep.preprocess import look_at
 from core.prep.splits import split_dataset
 from core.render.overlay import viridis_overlay
 from core.render.palette import PALETTE
@@ -44,9 +44,12 @@ def thumbnail(record: FilmRecord, size: int = 256) -> np.ndarray:
     Shrinking happens before anything else, so a thumbnail costs one decode and a resize,
     however large the film.
     """
-    pixels = upright(read_film(record.path)).pixels  # as training sees it, not as stored
-    to_small = Transform.fit_long_side(pixels.shape, size)
-    small = cv2.resize(pixels, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
+    # As training sees it, not as stored: the polarity is checked on the segmentation copy,
+    # which is the thumbnail itself at the default size (one resize, not two).
+    look = look_at(read_film(record.path).pixels, source=record.path)
+    to_small = Transform.fit_long_side(look.pixels.shape, size)
+    small = look.small if look.small.shape == to_small.dst_shape else \
+        cv2.resize(look.pixels, to_small.dst_shape[::-1], interpolation=cv2.INTER_AREA)
     # One lesion at a time, as thumbnails always were (a batch may differ in the last bit).
     lesions = [to_small.map_lesion(lesion) for lesion in record.located_lesions]
     return viridis_overlay(small, np.zeros(to_small.dst_shape, np.float32), opacity=0.0,

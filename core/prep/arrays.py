@@ -31,6 +31,10 @@ class FilmArrays:
     transforms: list[Transform]  # original film grid -> model-input grid
     lesions: list[np.ndarray]  # per film: (n, 3) rows of (row, col, radius) on the input grid
     labels: np.ndarray  # int64 class ids
+    #: Positions (in ``records``) of films found stored inverted and mirrored before they
+    #: became inputs (``PrepConfig.fix_inverted``): whoever shows a film the model saw
+    #: mirrors these, instead of checking the film's polarity again.
+    inverted: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -102,10 +106,12 @@ def _read_part(records: list[FilmRecord], prep: PrepConfig, failures: list[str],
         return None
     kept_records = [records[i] for i in keep]
     kept_transforms = [t for t in transforms if t is not None]
+    position = {index: kept for kept, index in enumerate(keep)}
     return FilmArrays(
         records=kept_records,
         images=images[keep] if len(keep) < len(records) else images,
         transforms=kept_transforms,
         lesions=[lesions_on_grid(r, t) for r, t in zip(kept_records, kept_transforms)],
         labels=np.array([r.class_id for r in kept_records], dtype=np.int64),
+        inverted=frozenset(position[i] for i in found_inverted if i in position),
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.films import Film
-from core.prep.preprocess import segmentation_copy
+from core.prep.preprocess import Look, look_at
 
 #: Height over width outside this range is no mammogram's shape: films are square (mini-MIAS,
 #: the RSNA export) or taller than wide (detectors 1.2 to 1.3, scanned films to about 2).
@@ -42,13 +42,21 @@ FLAT_SPREAD = 0.02
 SPREAD_SAMPLE_SIDE = 1024
 
 
-def measures(film: Film) -> dict[str, float]:
+def measures(film: Film, look: Look | None = None) -> dict[str, float]:
     """The figures the checks judge (``bench/plausibility.py`` prints them for real films):
     ``aspect`` (height over width), ``colour_share``, ``spread`` (of the grey levels, as a
     share of the film's range), ``smoothness`` (neighbouring pixels' correlation),
-    ``breast_share`` and ``dark_share`` (of the picture)."""
+    ``breast_share`` and ``dark_share`` (of the picture).
+
+    The small copy and the breast mask are preprocessing's (``look_at``), so the check sees
+    the film as training does; ``look``: the film's look when the caller has taken it
+    already (prediction does, once, for preprocessing too), else it is taken here."""
     rows, cols = film.pixels.shape
-    small, breast = segmentation_copy(film.pixels)
+    if look is None:
+        look = look_at(film.pixels, fix_inverted=False, source=film.name)
+    elif look.pixels.shape != film.pixels.shape:
+        raise ValueError("the look is not of this film")
+    small, breast = look.stretched, look.mask
     return {"aspect": rows / cols,
             "colour_share": float(film.metadata.get("colour_share") or 0.0),
             "spread": _spread(film), "smoothness": _smoothness(small),
@@ -56,10 +64,10 @@ def measures(film: Film) -> dict[str, float]:
             "dark_share": float((small < DARK_LEVEL).mean())}
 
 
-def plausibility_warnings(film: Film) -> list[str]:
+def plausibility_warnings(film: Film, look: Look | None = None) -> list[str]:
     """What makes ``film`` (read and set upright) look unlike a mammogram, one sentence
-    each; empty when nothing does."""
-    figures = measures(film)
+    each; empty when nothing does. ``look``: as ``measures`` takes it."""
+    figures = measures(film, look)
     warnings: list[str] = []
     aspect = figures["aspect"]
     if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:

@@ -22,14 +22,15 @@ import pytest
 from conftest import REPO
 from core.data.records import Lesion
 from core.errors import BadConfigError
-from core.evaluate.heatmaps import grad_cam, scores_and_maps, to_film
+from core.evaluate.heatmaps import display_film, grad_cam, heat_view, scores_and_maps, to_film
 from core.geometry import Transform
 from core.models.attention import attach_encoder, build_attention_head
 from core.models.backbones import build_backbone, film_encoder
 from core.models.kinds import MODEL_KINDS, named_outputs
 from core.models.transfer import build_transfer_head
 from core.prep.preprocess import PrepConfig, preprocess
-from core.render.overlay import save_png, viridis_overlay
+from core.render.film_view import shrink
+from core.render.overlay import display_grey, save_png, viridis_overlay
 
 S, POOL = 64, 4
 G = S // POOL  # the feature grid's side
@@ -348,3 +349,32 @@ def test_jax_gives_the_same_heatmaps(tmp_path: Path) -> None:
     assert on_tf["attention"].max() > 0  # the comparison is not between two blank maps
     for name, expected in on_tf.items():
         np.testing.assert_allclose(on_jax[name], expected, atol=1e-4, err_msg=name)
+
+
+def test_heat_view_draws_a_large_film_at_the_display_size() -> None:
+    """A film within the display side is drawn exactly as at its own size; a larger one is
+    shrunk once and its map taken straight onto the shrunken grid: the same picture as the
+    full-size map shrunk, to within a few hundredths, its peak still 1, lesions moved along."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, (600, 400), dtype=np.uint16)
+    transform = Transform.crop((600, 400), 100, 50, 400, 300).then(
+        Transform.resize((400, 300), (64, 48)))
+    grid = np.zeros((8, 6), np.float32)
+    grid[2, 4] = 1.0
+    lesion = Lesion((300.0, 200.0), 40.0)
+
+    own = heat_view(display_film(pixels, None), grid, transform, [lesion])
+    np.testing.assert_array_equal(own.film, display_grey(pixels))
+    np.testing.assert_array_equal(own.heat, to_film(grid, transform))
+    same = heat_view(display_film(pixels, 600), grid, transform, [lesion])
+    np.testing.assert_array_equal(same.film, own.film)
+    np.testing.assert_array_equal(same.heat, own.heat)
+    assert same.lesions == own.lesions == (lesion,)
+
+    small = heat_view(display_film(pixels, 150), grid, transform, [lesion])
+    assert small.film.shape == small.heat.shape == (150, 100)
+    np.testing.assert_array_equal(small.film, display_grey(shrink(pixels, 150)))
+    assert small.heat.max() == pytest.approx(1.0)
+    assert np.abs(small.heat - shrink(own.heat, 150)).max() < 0.05
+    (moved,) = small.lesions
+    assert moved.center == pytest.approx((74.625, 49.625)) and moved.radius == pytest.approx(10.0)

@@ -18,9 +18,10 @@ import pytest
 from conftest import REPO, SHARED
 from core.cli import main
 from core.errors import BadConfigError
+from core.evaluate.overlay_size import OVERLAY_SIDE, OverlaySize
 from core.evaluate.predict import predict_films
 from core.prep.plausibility import NOT_A_MAMMOGRAM
-from core.render.film_view import caption, framed
+from core.render.film_view import caption, framed, shrink
 from core.render.overlay import display_grey
 from core.runs.config import TrainConfig
 from core.runs.folder import Run
@@ -223,3 +224,65 @@ def test_films_unlike_mammograms_are_scored_with_a_warning_in_the_json(
     assert any("wider than tall" in warning for warning in noisy["warnings"])
     assert any("noise" in warning for warning in noisy["warnings"])
     assert any("colour picture" in warning for warning in cat["warnings"])
+
+
+def test_a_film_larger_than_the_overlay_size_is_drawn_at_that_size(
+        run: Run, films: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 2,400 x 1,800 film is drawn with its long side at 2,048 px by default, at the side a
+    person sets (on the command line too), and at its own size with the full-resolution
+    map; its class and probabilities are the full film's whatever the drawing size."""
+    film = cv2.imread(str(films[0]), cv2.IMREAD_GRAYSCALE)
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), cv2.resize(film, (1800, 2400), interpolation=cv2.INTER_LINEAR))
+    large = cv2.imread(str(big), cv2.IMREAD_GRAYSCALE)
+    out = tmp_path / "out"
+
+    (default,) = predict_films(run, [big], out)
+    (small,) = predict_films(run, [big], out, OverlaySize(overlay_side=300))
+    (full,) = predict_films(run, [big], out, OverlaySize(full_resolution_map=True))
+    capsys.readouterr()
+    assert main(["predict", str(run.path), str(big), "--out", str(out), "--overlay-side",
+                 "200", "--json"]) == 0
+    (cli,) = json.loads(capsys.readouterr().out)
+
+    text = caption(default["label"], synthetic=True)
+    assert OVERLAY_SIDE == 2048
+    assert _holds_film(default["heatmap"], shrink(large, 2048), text)
+    assert _holds_film(small["heatmap"], shrink(large, 300), text)
+    assert _holds_film(full["heatmap"], large, text)
+    assert _holds_film(cli["heatmap"], shrink(large, 200), text)
+    assert not _holds_film(default["heatmap"], large, text)
+    for entry in (small, full, cli):
+        assert entry["label"] == default["label"]
+        assert entry["probabilities"] == pytest.approx(default["probabilities"], abs=1e-6)
+
+
+def test_a_bad_overlay_size_is_one_line_before_the_model_loads(
+        films: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("0", "-5"):
+        assert main(["predict", str(tmp_path), str(films[0]), "--out", str(tmp_path / "out"),
+                     "--overlay-side", value]) == 2
+        assert "overlay_side must be positive" in capsys.readouterr().err
+    with pytest.raises(BadConfigError, match="full_resolution_map must be true or false"):
+        OverlaySize(full_resolution_map="yes")  # type: ignore[arg-type]
+
+
+def test_one_look_serves_the_check_the_overlay_and_preprocessing(
+        run: Run, films: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each film is shrunk for segmentation, checked for polarity and segmented once: the
+    mammogram check and preprocessing use the same look, and setting the film upright
+    does not check it again."""
+    import core.prep.preprocess as preprocess_module
+
+    calls = {"_shrink": 0, "polarity_of": 0, "_segment": 0}
+    for name in calls:
+        original = getattr(preprocess_module, name)
+
+        def counted(*args: object, _original=original, _name=name) -> object:
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(preprocess_module, name, counted)
+    entries = predict_films(run, films[:2], tmp_path / "out")
+    assert all("label" in entry for entry in entries)
+    assert calls == {"_shrink": 2, "polarity_of": 2, "_segment": 2}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from core.data import load_dataset
+from core.data.records import FilmRecord
 from core.errors import MammoError
 from core.prep.arrays import film_chunks, load_arrays
 from core.prep.preprocess import PrepConfig
@@ -53,3 +54,23 @@ def test_nothing_readable_is_refused_after_the_last_part(records: list) -> None:
         list(film_chunks(records[7:8], PREP, 1))
     with pytest.raises(MammoError, match="no film could be read"):
         load_arrays(records[7:8], PREP)
+
+
+def test_each_part_names_its_own_inverted_films(tmp_path: Path) -> None:
+    """``FilmArrays.inverted`` holds positions within its own part, so that whoever joins
+    the parts (evaluation) can offset them; and a film left out shifts nobody."""
+    import cv2
+
+    from factories import screening_film
+
+    flags = [False, True, False, True, True, False]
+    records = []
+    for i, flag in enumerate(flags):
+        path = tmp_path / f"film{i}.png"
+        cv2.imwrite(str(path), screening_film(inverted=flag, seed=i))
+        records.append(FilmRecord(f"f{i}", f"p{i}", "A", ("A",), path))
+    records[2].path.write_bytes(b"not a film")
+    parts = list(film_chunks(records, PREP, 3))
+    assert [sorted(part.inverted) for part in parts] == [[1], [0, 1]]
+    whole = load_arrays(records, PREP)
+    assert sorted(whole.inverted) == [1, 2, 3]  # f1, f3, f4 once f2 is left out

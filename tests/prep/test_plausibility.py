@@ -11,8 +11,8 @@ import pytest
 
 from conftest import SHARED
 from core.films import Film, read_film
-from core.prep.plausibility import NOT_A_MAMMOGRAM, plausibility_warnings
-from core.prep.preprocess import upright
+from core.prep.plausibility import NOT_A_MAMMOGRAM, measures, plausibility_warnings
+from core.prep.preprocess import look_at, upright
 
 
 def _film(image: np.ndarray, name: str = "picture.png") -> Film:
@@ -80,3 +80,15 @@ def test_a_flat_grey_and_a_narrow_strip() -> None:
     cv2.ellipse(strip, (0, 300), (80, 200), 0, -90, 90, 200, -1)
     strip = cv2.GaussianBlur(strip, (9, 9), 3)
     assert any("narrow strip" in warning for warning in plausibility_warnings(_film(strip)))
+
+
+def test_the_look_prediction_takes_once_gives_the_same_figures(mias_root: Path) -> None:
+    """Prediction hands the check the look it preprocesses with (``look_at``); the figures
+    are those the check finds on its own, for a real film and for a noise picture."""
+    noise = np.random.default_rng(1).integers(0, 256, (300, 400), np.uint8)
+    for film in (upright(read_film(next(mias_root.glob("mdb001.*")))), _film(noise)):
+        look = look_at(film.pixels)
+        assert measures(film, look) == measures(film)
+        assert plausibility_warnings(film, look) == plausibility_warnings(film)
+    with pytest.raises(ValueError, match="not of this film"):
+        measures(_film(noise), look_at(noise[:-1]))

@@ -161,3 +161,18 @@ def test_rsna_films_at_the_margins(rsna_root: Path, name: str, inverted: bool) -
 def _write(path: Path, pixels: np.ndarray) -> Path:
     cv2.imwrite(str(path), pixels)
     return path
+
+
+def test_the_arrays_say_which_films_were_mirrored_after_a_film_is_left_out(
+        tmp_path: Path) -> None:
+    """Whoever shows the films the model saw (the evaluation's gallery) reads which were
+    mirrored from the arrays, by position among the films kept, instead of checking again."""
+    paths = [_write(tmp_path / f"film{i}.png", screening_film(inverted=i in (0, 3), seed=i))
+             for i in range(4)]
+    paths[1].write_bytes(b"not a film")
+    records = [FilmRecord(f"f{i}", f"p{i}", "cancer", ("no_cancer", "cancer"), path)
+               for i, path in enumerate(paths)]
+    arrays = load_arrays(records, PrepConfig(size=64), [])
+    assert [record.film_id for record in arrays.records] == ["f0", "f2", "f3"]
+    assert arrays.inverted == {0, 2}
+    assert load_arrays(records, PrepConfig(size=64, fix_inverted=False), []).inverted == set()

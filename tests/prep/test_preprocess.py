@@ -16,8 +16,10 @@ from core.prep.preprocess import (
     PrepConfig,
     breast_mask,
     chest_wall_on_right,
+    look_at,
     preprocess,
     preprocess_files,
+    upright,
 )
 from factories import label_box, screening_breast, screening_film
 
@@ -322,3 +324,25 @@ def test_preprocess_files_can_skip_bad_films(tmp_path) -> None:
     assert transforms[0] is not None and transforms[1] is None
     assert len(failures) == 1 and "bad.png" in failures[0]
     assert images[0].any() and not images[1].any()
+
+
+@pytest.mark.parametrize("inverted", [False, True])
+def test_a_look_taken_once_prepares_the_film_as_preprocess_alone_does(inverted: bool) -> None:
+    """Handing ``preprocess`` the film's ``look_at`` (as prediction does, after using it to
+    set the film upright) gives the same input and map as ``preprocess`` alone; the look
+    found the film inverted exactly when it is, and ``upright`` with the look mirrors as
+    ``upright`` alone does."""
+    pixels = screening_film(SHAPE, chest_wall_right=True, inverted=inverted).astype(np.uint16)
+    pixels *= 16
+    config = PrepConfig(size=96)
+    look = look_at(pixels)
+    alone, shared = preprocess(pixels, config), preprocess(pixels, config, look=look)
+    assert look.inverted is inverted and shared.inverted is inverted
+    np.testing.assert_array_equal(shared.image, alone.image)
+    np.testing.assert_array_equal(shared.transform.matrix, alone.transform.matrix)
+    film = read_film(cv2.imencode(".png", pixels)[1].tobytes(), name="film.png")
+    by_itself, with_look = upright(film), upright(film, look_at(film.pixels))
+    np.testing.assert_array_equal(with_look.pixels, by_itself.pixels)
+    assert with_look.metadata["polarity"] == by_itself.metadata["polarity"]
+    with pytest.raises(ValueError, match="cannot prepare"):
+        preprocess(pixels[:-1], config, look=look)

@@ -11,7 +11,15 @@ import pytest
 
 from core.data.records import Lesion
 from core.errors import BadConfigError
-from core.render.overlay import HEAT_FLOOR, Window, save_png, viridis_overlay, window_level
+from core.render.overlay import (
+    HEAT_FLOOR,
+    NORMALISE_PERCENTILES,
+    Window,
+    display_grey,
+    save_png,
+    viridis_overlay,
+    window_level,
+)
 
 # OpenCV's Viridis at 0 and 255, as RGB (matplotlib's viridis ends, rounded).
 VIRIDIS_LOW, VIRIDIS_HIGH = (68, 1, 84), (253, 231, 37)
@@ -125,3 +133,25 @@ def test_save_png_writes_atomically_and_reads_back(tmp_path: Path) -> None:
         save_png(rgb, tmp_path / "file" / "film.png")
     with pytest.raises(BadConfigError, match="RGB uint8"):
         save_png(rgb[..., 0], tmp_path / "grey.png")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_display_grey_is_numpys_percentiles_and_a_per_pixel_stretch(dtype: type) -> None:
+    """The histogram and lookup table give exactly what ``np.percentile`` and stretching
+    every pixel in float32 give: on noise, a skewed film, a flat one, one pixel, and a film
+    mostly black (the percentiles then fall between two levels)."""
+    rng = np.random.default_rng(3)
+    top = 255 if dtype == np.uint8 else 4095
+
+    def stretched(film: np.ndarray) -> np.ndarray:
+        low, high = np.percentile(film, NORMALISE_PERCENTILES)
+        high = max(float(high), float(low) + 1.0)
+        grey = (film.astype(np.float32) - float(low)) * (255.0 / (high - float(low)))
+        return np.clip(np.round(grey), 0, 255).astype(np.uint8)
+
+    films = [rng.integers(0, top + 1, (97, 61)), rng.normal(top / 3, top / 10, (80, 50)),
+             np.full((9, 7), 17), np.array([[5]]),
+             (rng.random((33, 44)) < 0.8) * rng.integers(0, top + 1, (33, 44))]
+    for film in films:
+        film = np.clip(film, 0, top).astype(dtype)
+        np.testing.assert_array_equal(display_grey(film), stretched(film))
