@@ -15,8 +15,11 @@ on the very splits ``python -m core cv --folds 5`` uses (``split_dataset``, seed
 scores the fold's test films. The head pools the feature map first, so it is trained here on
 the pooled features: the same function of the film.
 
-The frozen-encoder anchor (``bench/rsna_anchor.py``: pooled features, logistic regression)
-is refitted on these same folds, so every setting's gain over it is paired fold by fold;
+The anchor's recipe (``bench/rsna_anchor.py``: a logistic regression on pooled features) is
+fitted on these folds to the same features the heads see (the product's feature layer, not
+the last map the anchor pools): ``anchor_on_these_folds`` in the JSON is that probe, and
+``gain_over_anchor`` is paired with it. The anchor itself on these folds is
+``rsna_anchor.py --cv-folds`` (``anchor-cvfolds.json``), which docs/RESULTS.md pairs with;
 ``bench/out/rsna/transfer-frozen.json`` and ``attention-frozen-256.json`` were made by
 ``core cv`` on these folds, so gains over them are paired too.
 
@@ -231,7 +234,7 @@ def main() -> None:
     splits = {fold: split_dataset(dataset, base.test_size, base.val_fraction, SEED,
                                   folds=FOLDS, fold=fold) for fold in folds}
     anchor = []
-    for fold in folds:  # bench/rsna_anchor.py's probe, refitted on the cv folds
+    for fold in folds:  # bench/rsna_anchor.py's regression on these features, the cv folds
         train = rows(np.concatenate([splits[fold].train, splits[fold].val]))
         test = rows(splits[fold].test)
         probe = make_pipeline(StandardScaler(), LogisticRegression(
