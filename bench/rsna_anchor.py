@@ -13,6 +13,9 @@ baselines (always "no cancer": AUC 0.5, sensitivity 0; chance: AUC 0.5, sensitiv
 Features are cached in ``$MAMMO_CACHE`` (``core.models.features``), so a rerun only fits the
 regressions. The JSON goes to ``bench/out/rsna/anchor.json`` (``--encoder efficientnet_lite0``:
 the same probe on EfficientNet-Lite0's last feature map: ``anchor-efficientnet_lite0.json``).
+``--cv-folds`` fits the inversion-fixed anchor on the folds of ``python -m core cv --folds 5``
+instead (``anchor-cvfolds.json``), so that cv results and ``bench/rsna_sweep.py`` can be
+paired with it fold by fold.
 """
 
 from __future__ import annotations
@@ -85,7 +88,11 @@ def _pooled_features(images: np.ndarray, encoder: str, weights_file: Path) -> np
 
 
 def run_variant(root: Path, encoder: str, weights_file: Path,
-                fix_inverted: bool) -> dict[str, Any]:
+                fix_inverted: bool, cv_folds: bool = False) -> dict[str, Any]:
+    """One variant of the anchor, on its own folds (``kfold`` over the films that were read)
+    or (``cv_folds``) on the folds of ``python -m core cv --folds 5`` (``split_dataset`` over
+    every film, a film that cannot be read dropped from its fold), so that cv results can be
+    paired with it fold by fold."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -94,7 +101,7 @@ def run_variant(root: Path, encoder: str, weights_file: Path,
     from core.data.records import positive_class
     from core.metrics.scores import patient_scores, rank_auc, sensitivity_at_specificity
     from core.prep.preprocess import PrepSteps, preprocess_files
-    from core.prep.splits import kfold
+    from core.prep.splits import kfold, split_dataset
 
     started = time.time()
     dataset = load_dataset("rsna", root)
@@ -110,8 +117,18 @@ def run_variant(root: Path, encoder: str, weights_file: Path,
     features = _pooled_features(images[keep], encoder, weights_file)
     encoded_s = time.time() - started - prepared_s
 
+    if cv_folds:
+        row_of = np.cumsum(keep) - 1  # film of the dataset -> row of the films read
+
+        def rows(indices: np.ndarray) -> np.ndarray:
+            return row_of[indices[keep[indices]]]
+        splits = [split_dataset(dataset, 0.25, 0.2, SEED, folds=FOLDS, fold=fold)
+                  for fold in range(FOLDS)]
+        parts = [(rows(np.concatenate([s.train, s.val])), rows(s.test)) for s in splits]
+    else:
+        parts = kfold(labels, groups, k=FOLDS, seed=SEED)
     folds = []
-    for fold, (train, test) in enumerate(kfold(labels, groups, k=FOLDS, seed=SEED)):
+    for fold, (train, test) in enumerate(parts):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000,
                                                                    class_weight="balanced"))
         model.fit(features[train], positive[train])
@@ -143,6 +160,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=SHARED / "data" / "rsna-640")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default="mobilenet_v2")
+    parser.add_argument("--cv-folds", action="store_true",
+                        help="only the inversion-fixed variant, on the folds of `core cv` "
+                             "(written to anchor-cvfolds[-ENCODER].json)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     file_name, out_name = ENCODERS[args.encoder]
@@ -151,6 +171,20 @@ def main() -> None:
         raise SystemExit(f"{weights_file}: the encoder's ImageNet file is needed")
     flag = "" if args.encoder == "mobilenet_v2" else f" --encoder {args.encoder}"
     title = {"mobilenet_v2": "MobileNetV2", "efficientnet_lite0": "EfficientNet-Lite0"}
+    if args.cv_folds:
+        out_name = out_name.replace("anchor", "anchor-cvfolds")
+        variant = run_variant(args.root, args.encoder, weights_file, True, cv_folds=True)
+        document = {"command": "python bench/rsna_anchor.py --root ../shared/data/rsna-640 "
+                               f"--weights ../shared/weights{flag} --cv-folds",
+                    "model": f"frozen ImageNet {title[args.encoder]} (512 px, global average "
+                             "pool) + logistic regression (C=0.01, balanced)",
+                    "protocol": f"the folds of python -m core cv --folds {FOLDS} (seed {SEED})",
+                    "variants": [variant]}
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / out_name).write_text(json.dumps(document, indent=2) + "\n")
+        print(", ".join(f"{name} {s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"
+                        for name, s in variant["summary"].items()))
+        return
     result = {"command": "python bench/rsna_anchor.py --root ../shared/data/rsna-640 "
                          f"--weights ../shared/weights{flag}",
               "model": f"frozen ImageNet {title[args.encoder]} (512 px, global average pool) "

@@ -1,0 +1,1 @@
+python bench/rsna_anchor.py --root ../shared/data/rsna-640 --weights ../shared/weights --cv-folds

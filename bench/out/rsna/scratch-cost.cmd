@@ -1,0 +1,1 @@
+python bench/rsna_scratch_cost.py --root ../shared/data/rsna-640
