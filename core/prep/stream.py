@@ -154,10 +154,14 @@ class EpochOrder:
     to learn their shapes): so the first epoch ``fit`` trains on is ``Batches``'s second
     draw, and here too (``tests/train/test_feed.py`` trains both ways and compares).
     A pass abandoned half way (a peek at the first batch) draws no new order.
+    ``used``: how many of the ``count`` samples an epoch feeds (default all; fewer when its
+    batches must divide among devices, ``core.train.batches.evenly_divided``).
     """
 
-    def __init__(self, count: int, batch_size: int, seed: int | None = None) -> None:
+    def __init__(self, count: int, batch_size: int, seed: int | None = None,
+                 used: int | None = None) -> None:
         self.count, self.batch_size = count, batch_size
+        self.used = count if used is None else used
         self.rng = np.random.default_rng(seed) if seed is not None else None
         self.order = np.arange(count)
         self._next_epoch()
@@ -169,11 +173,11 @@ class EpochOrder:
 
     @property
     def batches(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        return math.ceil(self.used / self.batch_size)
 
     def __call__(self) -> Iterator[int]:
-        order = self.order
-        for start in range(0, self.count, self.batch_size):
+        order = self.order[:self.used]
+        for start in range(0, self.used, self.batch_size):
             yield from (int(i) for i in np.sort(order[start:start + self.batch_size]))
         self._next_epoch()
 
