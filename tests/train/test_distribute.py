@@ -7,8 +7,9 @@ Each backend runs in a child process with a timeout, so a hang on the split CPU 
 clear message instead of freezing the suite. The child trains the four runs (two kinds, one
 and two devices) one after the other: one start-up, not four.
 
-The configuration is tiny and chosen so that equality is the right expectation: 28 balanced
-training samples (each epoch's batches divide between the devices, so none is left out),
+The configuration is tiny (32 px, two attention steps) and chosen so that equality is the
+right expectation: 16 balanced training samples in batches of 8 (each epoch's batches divide
+between the devices, so none is left out),
 dropout 0 (TensorFlow draws each replica's dropout mask for its half of the batch, so masks,
 not the arithmetic, would differ), no patch pretraining and no fine-tuning.
 """
@@ -37,8 +38,11 @@ from core.train.fit import train
 from factories import TINY
 
 #: Equal training, for the multi-device comparison (see the module's docstring).
-EQUAL = {**TINY, "dropout": 0.0, "balance": "augment", "augment_target": 28}
-#: Seconds a child may take for its four tiny runs (about a minute on two idle cores).
+EQUAL = {**TINY, "image_size": 32, "steps": 2, "batch_size": 8, "dropout": 0.0,
+         "balance": "augment", "augment_target": 16}
+#: How far ahead of the next class a prediction must be to count as confident.
+CONFIDENT = 0.25
+#: Seconds a child may take for its four tiny runs (about two minutes on two busy cores).
 CHILD_TIMEOUT_S = 420
 
 CHILD = """
@@ -101,8 +105,7 @@ def test_two_devices_train_the_weights_one_device_trains(backend_name: str,
         for name in weights[0].files:
             np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-5,
                                        err_msg=f"{backend_name} {model} weight {name}")
-        first = next(iter(weights[0].files))  # trained, not two untouched initial copies
-        assert one["losses"][0] != one["losses"][-1], first
+        assert one["losses"][0] != one["losses"][-1]  # it trained: not two untouched copies
 
 
 def test_batches_divide_among_devices_in_memory_and_streamed() -> None:
@@ -166,10 +169,16 @@ def float32_afterwards() -> Iterator[None]:
 
 
 def test_bfloat16_trains_and_predicts_the_classes_float32_does(
-        synthetic_root: Path, tmp_path: Path, float32_afterwards: None) -> None:
+        keras_home: Path, synthetic_root: Path, tmp_path: Path,
+        float32_afterwards: None) -> None:
     """The transfer model in bfloat16 (outputs and loss in float32): it trains, saves, loads
-    and predicts the class float32 predicts for every film either is confident about."""
-    settings = {**TINY, "model": "transfer", "epochs": 8, "learning_rate": 1e-2}
+    and predicts the class float32 predicts, on every film both are confident about (the top
+    class ahead of the next by ``CONFIDENT``). Trained apart, the two drift a little, so a
+    film either is unsure about may flip. ImageNet's MobileNet (the shared file) gives
+    features a head can learn from in seconds; the untrained one gives every film the same
+    probabilities, which would make the comparison empty."""
+    settings = {**TINY, "model": "transfer", "weights": "imagenet", "epochs": 30,
+                "learning_rate": 1e-2, "dropout": 0.0}
     config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(**settings)
     runs = {precision: train(config.with_overrides(mixed_precision=precision),
                              tmp_path / precision) for precision in ("off", "bfloat16")}
@@ -187,7 +196,7 @@ def test_bfloat16_trains_and_predicts_the_classes_float32_does(
     confident = 0
     for full, half in zip(entries["off"], entries["bfloat16"], strict=True):
         margins = [_margin(entry["probabilities"]) for entry in (full, half)]
-        if min(margins) > 0.1:
+        if min(margins) > CONFIDENT:
             confident += 1
             assert half["label"] == full["label"], (full["file"], full, half)
     assert confident >= len(films) // 2, f"only {confident} confident films: the test says little"
