@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from core.errors import BadConfigError
+from core.prep.stream import FIRST_EPOCH_DRAW, Shuffle
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -31,6 +32,19 @@ def evenly_divided(count: int, batch_size: int, replicas: int) -> int:
     return used
 
 
+class FeedEpochs(keras.callbacks.Callback):
+    """Tells training feeds (``Batches``, or a streamed feed's ``start_epoch``) which epoch
+    ``fit`` begins, so each epoch's order is that epoch's, not a count of the passes read."""
+
+    def __init__(self, *feeds: Any) -> None:
+        super().__init__()
+        self.starts = [feed.start_epoch for feed in feeds if hasattr(feed, "start_epoch")]
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for start in self.starts:
+            start(epoch)
+
+
 class Batches(keras.utils.PyDataset):
     """Inputs and targets in batches, cast to float32 one batch at a time.
 
@@ -50,16 +64,23 @@ class Batches(keras.utils.PyDataset):
         self.inputs, self.targets, self.weights = inputs, targets, weights
         self.batch_size, self.films = batch_size, films
         self.used = evenly_divided(len(inputs), batch_size, replicas)
-        self.rng = np.random.default_rng(seed) if seed is not None else None
-        self.order = np.arange(len(inputs))
-        self.on_epoch_end()
+        self.shuffle = Shuffle(len(inputs), seed)
+        self.driven = False
+        self.order = self.shuffle.next()
 
     def __len__(self) -> int:
         return math.ceil(self.used / self.batch_size)
 
     def on_epoch_end(self) -> None:
-        if self.rng is not None:
-            self.order = self.rng.permutation(len(self.inputs))
+        if not self.driven:
+            self.order = self.shuffle.next()
+
+    def start_epoch(self, epoch: int) -> None:
+        """``fit`` begins epoch ``epoch`` (``FeedEpochs``): its order is draw
+        ``epoch + FIRST_EPOCH_DRAW``, as a streamed feed's (``core.prep.stream.EpochOrder``),
+        and from now on only this sets the order."""
+        self.driven = True
+        self.order = self.shuffle.draw(epoch + FIRST_EPOCH_DRAW)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         end = min((index + 1) * self.batch_size, self.used)

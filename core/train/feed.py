@@ -307,4 +307,6 @@ def feed(inputs: np.ndarray | StreamedFilms | FeatureStore, targets: Any, batch_
         return (batch, given) if weights is None else (batch, given, rest[-1])
 
     order = EpochOrder(len(inputs), batch_size, seed, used=used)
-    return stream(read, components, order, settings, pack)
+    dataset = stream(read, components, order, settings, pack)
+    dataset.start_epoch = order.start_epoch  # for batches.FeedEpochs, as Batches has it
+    return dataset

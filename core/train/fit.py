@@ -49,7 +49,7 @@ from core.runs.config import TrainConfig
 from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 from core.runs.pace import peak_memory_gb
 from core.runs.plan import Event, Step, training_plan
-from core.train.batches import class_weights
+from core.train.batches import FeedEpochs, class_weights
 from core.train.feed import (
     StreamedFilms,
     TrainingSet,
@@ -226,6 +226,7 @@ def _fit_phase(job: Fitting, model: keras.Model, phase: Step, epochs: int, batch
                val: Any, first_epoch: int) -> RunProgress:
     """``model.fit``, inside the run's distribution scope (``TrainConfig.devices``)."""
     progress, callbacks = _callbacks(job.run, job.config, phase, epochs, first_epoch)
+    callbacks.insert(0, FeedEpochs(batches))  # each epoch's order is that epoch's
     with backend.distribution_scope(job.config.devices):
         model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
                   callbacks=callbacks, verbose=0, shuffle=False)  # the feed shuffles itself

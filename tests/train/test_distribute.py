@@ -4,8 +4,10 @@ Two devices must train the weights one device trains, for both model kinds and b
 backends: JAX with its CPU split in two (``XLA_FLAGS``, read only when JAX starts) and
 TensorFlow with two logical CPUs (``core.backend.use_devices``, before TensorFlow starts).
 Each backend runs in a child process with a timeout, so a hang on the split CPU fails as one
-clear message instead of freezing the suite. The child trains the four runs (two kinds, one
-and two devices) one after the other: one start-up, not four.
+clear message instead of freezing the suite. The child trains five runs one after the
+other (one start-up, not five): both kinds on one and on two devices, and the attention
+model on two devices from streamed films (``core.train.feed``), which must equal it in
+memory on one.
 
 The configuration is tiny (32 px, two attention steps) and chosen so that equality is the
 right expectation: 16 balanced training samples in batches of 8 (each epoch's batches divide
@@ -42,7 +44,7 @@ EQUAL = {**TINY, "image_size": 32, "steps": 2, "batch_size": 8, "dropout": 0.0,
          "balance": "augment", "augment_target": 16}
 #: How far ahead of the next class a prediction must be to count as confident.
 CONFIDENT = 0.25
-#: Seconds a child may take for its four tiny runs (about two minutes on two busy cores).
+#: Seconds a child may take for its five tiny runs (about two minutes on two busy cores).
 CHILD_TIMEOUT_S = 420
 
 CHILD = """
@@ -56,17 +58,19 @@ from core.train.fit import train
 backend.use_devices(2)  # before the first run starts TensorFlow: its CPU splits only then
 root, out, settings = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 found = {}
-for model in ("attention", "transfer"):
-    for devices in (1, 2):
-        config = TrainConfig(dataset="mias", root=root).with_overrides(
-            **settings, model=model, devices=devices)
-        run = train(config, out)
-        saved = keras.models.load_model(run.path / "model.keras", safe_mode=True)
-        np.savez(out / f"{model}-{devices}.npz", *[np.asarray(w) for w in saved.weights])
-        found[f"{model}-{devices}"] = {
-            "status": run.manifest["status"], "error": run.manifest.get("error"),
-            "hardware": run.manifest["hardware"], "backend": run.manifest["versions"]["backend"],
-            "losses": [e["loss"] for e in run.events() if e["event"] == "epoch"]}
+for model, devices, streaming in (("attention", 1, "off"), ("attention", 2, "off"),
+                                  ("transfer", 1, "off"), ("transfer", 2, "off"),
+                                  ("attention", 2, "on")):
+    config = TrainConfig(dataset="mias", root=root).with_overrides(
+        **settings, model=model, devices=devices, streaming=streaming)
+    run = train(config, out)
+    saved = keras.models.load_model(run.path / "model.keras", safe_mode=True)
+    name = f"{model}-{devices}" + ("-streamed" if streaming == "on" else "")
+    np.savez(out / f"{name}.npz", *[np.asarray(w) for w in saved.weights])
+    found[name] = {
+        "status": run.manifest["status"], "error": run.manifest.get("error"),
+        "hardware": run.manifest["hardware"], "backend": run.manifest["versions"]["backend"],
+        "losses": [e["loss"] for e in run.events() if e["event"] == "epoch"]}
 print(json.dumps(found))
 """
 
@@ -80,7 +84,7 @@ def _train_in_child(backend_name: str, root: Path, out: Path) -> dict:
                                  json.dumps(EQUAL)], cwd=REPO, env=env, capture_output=True,
                                 text=True, timeout=CHILD_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as stopped:
-        pytest.fail(f"{backend_name}: four tiny runs took over {CHILD_TIMEOUT_S} s (a hang on "
+        pytest.fail(f"{backend_name}: five tiny runs took over {CHILD_TIMEOUT_S} s (a hang on "
                     f"the split CPU?); last output: {str(stopped.stderr)[-1500:]}")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -91,8 +95,9 @@ def test_two_devices_train_the_weights_one_device_trains(backend_name: str,
                                                          synthetic_root: Path,
                                                          tmp_path: Path) -> None:
     found = _train_in_child(backend_name, synthetic_root, tmp_path)
-    for model in ("attention", "transfer"):
-        one, two = found[f"{model}-1"], found[f"{model}-2"]
+    for model, two_name in (("attention", "attention-2"), ("transfer", "transfer-2"),
+                            ("attention", "attention-2-streamed")):
+        one, two = found[f"{model}-1"], found[two_name]
         for run in (one, two):
             assert run["status"] == "done", run["error"]
             assert run["backend"] == backend_name
@@ -100,11 +105,11 @@ def test_two_devices_train_the_weights_one_device_trains(backend_name: str,
         assert len(two["hardware"]["devices"]) == 2, two["hardware"]
         assert len(set(two["hardware"]["devices"])) == 2  # two devices, not one named twice
         np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5)
-        weights = [np.load(tmp_path / f"{model}-{n}.npz") for n in (1, 2)]
+        weights = [np.load(tmp_path / f"{name}.npz") for name in (f"{model}-1", two_name)]
         assert len(weights[0].files) == len(weights[1].files) > 0
         for name in weights[0].files:
             np.testing.assert_allclose(weights[1][name], weights[0][name], atol=1e-5,
-                                       err_msg=f"{backend_name} {model} weight {name}")
+                                       err_msg=f"{backend_name} {two_name} weight {name}")
         assert one["losses"][0] != one["losses"][-1]  # it trained: not two untouched copies
 
 
