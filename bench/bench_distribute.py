@@ -115,8 +115,7 @@ def _case(args: argparse.Namespace, backend: str, devices: int, folder: Path) ->
         return {**found, "error": f"no result within {args.timeout} s (hung or too slow)"}
     found["wall_s"] = round(time.perf_counter() - start, 1)
     if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["(no message)"]
-        return {**found, "error": f"exit {result.returncode}: {lines[-1]}"}
+        return {**found, "error": f"exit {result.returncode}: {_fault(result.stderr)}"}
     run = Path(json.loads(result.stdout)["run"])
     events = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
     manifest = json.loads((run / "manifest.json").read_text())
@@ -128,6 +127,14 @@ def _case(args: argparse.Namespace, backend: str, devices: int, folder: Path) ->
                        ("fine-tune", "fine_tune_films_per_second")):
         found[key] = _films_per_second(events, phase, samples)
     return found
+
+
+def _fault(stderr: str) -> str:
+    """The line that says what went wrong: a native abort ends with stack frames, so the
+    first line naming a failure, else the last line."""
+    lines = stderr.strip().splitlines() or ["(no message)"]
+    marks = ("Check failed", "Fatal", "Error", "error:", "Aborted")
+    return next((line.strip() for line in lines if any(m in line for m in marks)), lines[-1])
 
 
 def _films_per_second(events: list[dict], phase: str, samples: int) -> float | None:
