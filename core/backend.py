@@ -156,7 +156,8 @@ def use_devices(count: int) -> list[str]:
     elif name() == "tensorflow":
         join_cluster()
         found = _tensorflow_devices(count)
-        hint = "TensorFlow's CPU can be split only before it starts"
+        hint = ("TensorFlow's CPU is split only before it starts, and into at most "
+                f"{os.cpu_count()} devices (its cores)")
     else:
         found, hint = ["cpu"], f"the {name()} backend trains on one device here"
     if count > len(found):
@@ -170,7 +171,7 @@ def _tensorflow_devices(count: int) -> list[str]:
 
     if any(tf.config.list_physical_devices(kind) for kind in ("GPU", "TPU")):
         return accelerators()  # listing logical devices starts TensorFlow: only after this
-    if count > 1:
+    if 1 < count <= (os.cpu_count() or 1):  # more devices than cores would only queue
         cpu = tf.config.list_physical_devices("CPU")[0]
         try:
             if len(tf.config.get_logical_device_configuration(cpu) or ()) != count:
