@@ -38,28 +38,42 @@ from core.settings import SHARED
 OUT = Path(__file__).resolve().parent / "out" / "scale" / "ray_scoring.json"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=SHARED / "data" / "mias")
-    parser.add_argument("--weights", type=Path, default=SHARED / "weights")
+def options(parser: argparse.ArgumentParser, shared: bool = True) -> None:
+    """This bench's options (``bench_scale.py`` offers them too; ``shared``: with the
+    folders, which it declares itself)."""
+    if shared:
+        parser.add_argument("--root", type=Path, default=SHARED / "data" / "mias")
+        parser.add_argument("--weights", type=Path, default=SHARED / "weights")
     parser.add_argument("--films", type=int, default=128, help="films to score")
     parser.add_argument("--actors", type=int, default=2, help="Ray actors (and Ray's CPUs)")
     parser.add_argument("--quick", action="store_true", help="the tests' tiny model (smoke)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
         quiet_private_environment(args.weights, scratch_path)
-        figures = _measure(args, scratch_path)
+        figures = measure(args, scratch_path)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures))
-    print(f"{figures['films']} films: local predict {figures['local_films_per_second']} films/s, "
-          f"Ray with {figures['actors']} actors {figures['ray_films_per_second']} films/s "
-          f"(+ {figures['ray_start_s']} s to start Ray) on {figures['cpus']} cores, "
-          f"load average {figures['load_average_1min']}")
+    print(summary(figures))
 
 
-def _measure(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
+def summary(figures: dict[str, object]) -> str:
+    """The line for people."""
+    return (f"{figures['films']} films: local predict {figures['local_films_per_second']} films/s, "
+            f"Ray with {figures['actors']} actors {figures['ray_films_per_second']} films/s "
+            f"(+ {figures['ray_start_s']} s to start Ray) on {figures['cpus']} cores, "
+            f"load average {figures['load_average_1min']}")
+
+
+def measure(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
+    """Train the model, then score the films locally and on Ray (``scratch``: the private
+    caches ``quiet_private_environment`` points this process at)."""
     from core.evaluate.predict import predict_films
     from core.evaluate.ray_scoring import ray_session, score_archive
     from core.runs.config import TrainConfig

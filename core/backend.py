@@ -8,6 +8,7 @@ here, behind small functions, so that adding a backend means reading one file.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
@@ -77,30 +78,148 @@ def pipelines_deterministic() -> bool:
     return bool(config.is_op_determinism_enabled())
 
 
-def set_mixed_precision(enabled: bool) -> str:
-    """Turn float16 compute on only where it pays (an accelerator); return the policy used."""
-    policy = "mixed_float16" if enabled and accelerators() else "float32"
+#: Mixed-precision settings (``TrainConfig.mixed_precision``) and the Keras policy of each.
+PRECISION_POLICIES = {"off": "float32", "bfloat16": "mixed_bfloat16",
+                      "float16": "mixed_float16"}
+
+
+def set_mixed_precision(precision: str) -> str:
+    """Set the global dtype policy for ``precision`` ("off", "bfloat16" or "float16") and
+    return it. float16 pays only on a GPU (tensor cores) and on a CPU is slow and risks
+    underflow, so it is refused without an accelerator; bfloat16 keeps float32's range and
+    runs anywhere (the CPU tests use it). Heads keep their outputs in float32."""
+    if precision not in PRECISION_POLICIES:
+        raise BadConfigError(f"mixed precision must be one of {', '.join(PRECISION_POLICIES)}, "
+                             f"got {precision!r}")
+    if precision == "float16" and not accelerators():
+        raise BadConfigError("mixed precision float16 needs a GPU and none is visible: use "
+                             "bfloat16 on a CPU, or off")
+    policy = PRECISION_POLICIES[precision]
     keras.mixed_precision.set_global_policy(policy)
     return policy
 
 
-def distribution_scope() -> AbstractContextManager[object]:
-    """Data parallelism over every local accelerator when there is more than one.
+# -- several devices ------------------------------------------------------------------------------
+#: The strategy (TensorFlow) or distribution (JAX) made for each device count: every phase of a
+#: run must use the same one (TensorFlow refuses to train variables made under another).
+_DISTRIBUTIONS: dict[int, object] = {}
+#: Where Keras 3 stands on TensorFlow across machines (TF_CONFIG, MultiWorkerMirroredStrategy).
+TF_MULTI_WORKER = ("https://github.com/keras-team/keras/issues/20585 (Keras 3 does not train "
+                   "under tf.distribute.MultiWorkerMirroredStrategy)")
 
-    JAX uses Keras's distribution API (set globally); TensorFlow a MirroredStrategy scope that
-    model building and compiling must run inside. With one device or none it does nothing.
-    """
-    devices = accelerators()
-    if len(devices) < 2:
-        return nullcontext()
+
+def join_cluster() -> int:
+    """Join the multi-host job the environment describes, if any; return the process count.
+
+    JAX: Keras's ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator first),
+    ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``, read by
+    ``keras.distribution.initialize`` (``jax.distributed.initialize`` underneath); every
+    host's devices then form one data-parallel mesh. TensorFlow across machines (``TF_CONFIG``)
+    is refused: Keras 3 does not train under MultiWorkerMirroredStrategy."""
+    processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "")
+    if name() == "tensorflow" and (os.environ.get("TF_CONFIG") or processes not in ("", "1")):
+        raise BadConfigError("training across machines needs the JAX backend "
+                             f"(KERAS_BACKEND=jax): see {TF_MULTI_WORKER}")
+    if name() != "jax" or processes in ("", "1"):
+        return 1
+    if not processes.isdigit():
+        raise BadConfigError(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a whole number, got "
+                             f"{processes!r}")
+    import jax
+
+    if not jax.distributed.is_initialized():
+        keras.distribution.initialize()
+    return int(processes)
+
+
+def _jax_devices() -> list[object]:
+    import jax
+
+    chosen = [d for d in jax.devices() if d.platform != "cpu"]
+    return chosen or jax.devices()
+
+
+def use_devices(count: int) -> list[str]:
+    """The ``count`` devices a run trains on: the accelerators (GPUs, TPUs) or, on a machine
+    without any, the CPU split into ``count`` devices. Must run before the backend starts:
+    TensorFlow splits its CPU only then (this does it), JAX only at import, from
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set by whoever starts Python).
+    Splitting a CPU gains no speed (the cores are shared either way); it is how the
+    multi-device path is tested without GPUs. Too few devices is one error line."""
+    if count < 1:
+        raise BadConfigError(f"devices must be at least 1, got {count}")
     if name() == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return nullcontext()
-    if name() == "tensorflow":
-        import tensorflow as tf
+        join_cluster()
+        found = [str(d) for d in _jax_devices()]
+        hint = ("start Python with XLA_FLAGS=--xla_force_host_platform_device_count="
+                f"{count} to split a CPU")
+    elif name() == "tensorflow":
+        join_cluster()
+        found = _tensorflow_devices(count)
+        hint = ("TensorFlow's CPU is split only before it starts, and into at most "
+                f"{os.cpu_count()} devices (its cores)")
+    else:
+        found, hint = ["cpu"], f"the {name()} backend trains on one device here"
+    if count > len(found):
+        raise BadConfigError(f"devices {count}: only {len(found)} device(s) here "
+                             f"({', '.join(found)}); {hint}")
+    return found[:count]
 
-        return tf.distribute.MirroredStrategy().scope()
-    return nullcontext()
+
+def _tensorflow_devices(count: int) -> list[str]:
+    import tensorflow as tf
+
+    if any(tf.config.list_physical_devices(kind) for kind in ("GPU", "TPU")):
+        return accelerators()  # listing logical devices starts TensorFlow: only after this
+    if 1 < count <= (os.cpu_count() or 1):  # more devices than cores would only queue
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            if len(tf.config.get_logical_device_configuration(cpu) or ()) != count:
+                tf.config.set_logical_device_configuration(
+                    cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        except RuntimeError:  # started already: whatever it has is what there is
+            log.debug("TensorFlow's CPU could not be split in this process")
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def distribution_scope(devices: int = 1) -> AbstractContextManager[object]:
+    """Data parallelism over ``devices`` devices (``use_devices``) while the context is open:
+    every batch is split evenly among them and the gradients are summed, so the weights are
+    those one device would train on the same batches.
+
+    JAX uses Keras's distribution API (``DataParallel``); TensorFlow a ``MirroredStrategy``.
+    Models must be built, compiled and fitted inside it (TensorFlow trains only variables
+    made under its strategy, JAX only those laid out by its distribution); calls that only
+    run a model forward (encoding films, scoring) belong outside, where a batch need not
+    divide among the devices. With one device it does nothing."""
+    if devices <= 1:
+        return nullcontext()
+    if devices not in _DISTRIBUTIONS:
+        chosen = use_devices(devices)
+        if name() == "jax":
+            import jax
+
+            by_name = {str(d): d for d in jax.devices()}
+            _DISTRIBUTIONS[devices] = keras.distribution.DataParallel(
+                devices=[by_name[d] for d in chosen])
+        elif name() == "tensorflow":
+            import tensorflow as tf
+
+            _DISTRIBUTIONS[devices] = tf.distribute.MirroredStrategy(chosen)
+        else:
+            raise BadConfigError(f"several devices need the tensorflow or jax backend, "
+                                 f"not {name()}")
+    return _DISTRIBUTIONS[devices].scope()  # type: ignore[attr-defined]
+
+
+def forward(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    """``model`` on one batch, compiled, as an array. ``predict_on_batch``, except for a
+    model built under a TensorFlow strategy of several devices, whose ``predict_on_batch``
+    returns every replica's copy of the whole batch (Keras 3.15), one after the other."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if name() == "tensorflow" and getattr(strategy, "num_replicas_in_sync", 1) > 1:
+        return np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))
+    return np.asarray(model.predict_on_batch(batch))
 
 
 def gradients(model: keras.Model, inputs: np.ndarray,

@@ -17,9 +17,10 @@ from factories import TINY
 
 def test_cpu_machine_gets_float32_and_no_distribution() -> None:
     assert backend.accelerators() == []
-    assert backend.set_mixed_precision(True) == "float32"
+    assert backend.set_mixed_precision("off") == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert isinstance(backend.distribution_scope(), nullcontext)
+    assert isinstance(backend.distribution_scope(1), nullcontext)
 
 
 def test_same_seed_same_model(synthetic_root: Path, tmp_path: Path) -> None:

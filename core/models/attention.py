@@ -154,8 +154,11 @@ def build_attention_head(feature_shape: Sequence[int], n_classes: int, steps: in
                                   name="glimpse_decoder")(features)
     if dropout:
         state = keras.layers.Dropout(dropout, name="dropout")(state)
-    probs = keras.layers.Dense(n_classes, activation="softmax", name="class")(state)
-    alpha = keras.layers.Identity(name="attention")(alpha)
+    # Outputs in float32 whatever the policy: a softmax and its loss in 16 bits lose
+    # small probabilities (Keras's mixed-precision guide).
+    probs = keras.layers.Dense(n_classes, activation="softmax", name="class",
+                               dtype="float32")(state)
+    alpha = keras.layers.Identity(name="attention", dtype="float32")(alpha)
     return keras.Model(features, {"class": probs, "attention": alpha}, name=name)
 
 

@@ -56,7 +56,7 @@ def build_transfer_head(feature_shape: Sequence[int], n_classes: int, dropout: f
     coefficient = l2_factor * base_l2 / 2.0
     regularizer = keras.regularizers.L2(coefficient) if coefficient > 0 else None
     probs = keras.layers.Dense(int(n_classes), activation="softmax", kernel_regularizer=regularizer,
-                               name=head_name)(x)
+                               name=head_name, dtype="float32")(x)  # float32 whatever the policy
     return keras.Model(features, probs, name=name)
 
 

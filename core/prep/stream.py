@@ -143,6 +143,38 @@ class LazyFilms:
                             prepared.inverted)
 
 
+#: The draw of a feed's generator that ``fit``'s first epoch trains on (see ``EpochOrder``).
+FIRST_EPOCH_DRAW = 2
+
+
+class Shuffle:
+    """Orders of ``count`` samples, drawn one after another from ``seed``'s generator (in
+    order, never shuffled, without a seed). The order of draw ``k`` depends on the seed and
+    ``k`` alone, so a feed that knows its epoch can always find that epoch's order."""
+
+    def __init__(self, count: int, seed: int | None) -> None:
+        self.count, self.seed = count, seed
+        self.rng = np.random.default_rng(seed) if seed is not None else None
+        self.draws = 0
+        self.order = np.arange(count)
+
+    def next(self) -> np.ndarray:
+        if self.rng is not None:
+            self.order = self.rng.permutation(self.count)
+            self.draws += 1
+        return self.order
+
+    def draw(self, k: int) -> np.ndarray:
+        """The order of draw ``k`` (the generator restarts when asked for an earlier one)."""
+        if self.rng is None:
+            return self.order
+        if k < self.draws:
+            self.rng, self.draws = np.random.default_rng(self.seed), 0
+        while self.draws < k:
+            self.next()
+        return self.order
+
+
 class EpochOrder:
     """The order films are fed in, one epoch after another: shuffled anew for every epoch
     when there is a ``seed`` (in order without), each batch's films in ascending order.
@@ -153,29 +185,41 @@ class EpochOrder:
     Keras's adapter for it ends an epoch once before the first (after reading two batches
     to learn their shapes): so the first epoch ``fit`` trains on is ``Batches``'s second
     draw, and here too (``tests/train/test_feed.py`` trains both ways and compares).
-    A pass abandoned half way (a peek at the first batch) draws no new order.
+
+    Counting passes is not enough inside ``fit``: a pass Keras abandons (a peek, one more
+    batch asked for) still completes when the pipeline has read the whole epoch ahead, and
+    how often that happens depends on the backend, the devices and timing. So ``fit`` tells
+    the feed each epoch as it begins (``start_epoch``, from ``batches.FeedEpochs``): epoch
+    ``e`` then gets draw ``e + FIRST_EPOCH_DRAW``, whatever was read before, on every backend
+    and any number of devices, and a resumed run gets the order its epoch had.
+    ``used``: how many of the ``count`` samples an epoch feeds (default all; fewer when its
+    batches must divide among devices, ``core.train.batches.evenly_divided``).
     """
 
-    def __init__(self, count: int, batch_size: int, seed: int | None = None) -> None:
+    def __init__(self, count: int, batch_size: int, seed: int | None = None,
+                 used: int | None = None) -> None:
         self.count, self.batch_size = count, batch_size
-        self.rng = np.random.default_rng(seed) if seed is not None else None
-        self.order = np.arange(count)
-        self._next_epoch()
-        self._next_epoch()
+        self.used = count if used is None else used
+        self.shuffle = Shuffle(count, seed)
+        self.driven = False
+        self.order = self.shuffle.draw(FIRST_EPOCH_DRAW)
 
-    def _next_epoch(self) -> None:
-        if self.rng is not None:
-            self.order = self.rng.permutation(self.count)
+    def start_epoch(self, epoch: int) -> None:
+        """``fit`` begins epoch ``epoch``: feed its order, and from now on only this sets
+        the order (a pass that completes no longer draws)."""
+        self.driven = True
+        self.order = self.shuffle.draw(epoch + FIRST_EPOCH_DRAW)
 
     @property
     def batches(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        return math.ceil(self.used / self.batch_size)
 
     def __call__(self) -> Iterator[int]:
-        order = self.order
-        for start in range(0, self.count, self.batch_size):
+        order = self.order[:self.used]
+        for start in range(0, self.used, self.batch_size):
             yield from (int(i) for i in np.sort(order[start:start + self.batch_size]))
-        self._next_epoch()
+        if not self.driven:
+            self.order = self.shuffle.next()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ BALANCING = ("augment", "class_weights", "none")
 STREAMING = ("auto", "on", "off")
 CLASS_LOSSES = ("categorical", "mse")
 PATCH_LABELS = ("class", "lesion")
+PRECISIONS = ("off", "bfloat16", "float16")
+#: The most devices one run spreads over (a host has at most 16 GPUs).
+MAX_DEVICES = 64
 ATTENTION = ("attention",)
 TRANSFER = ("transfer",)
 #: Settings that matter only with another one: the patch phase's with patch epochs, the
@@ -46,7 +49,9 @@ WITH_FINE_TUNING = Needs("fine_tune_layers")
 #: before temperature scaling scaled its probabilities. (``streaming`` is not here: streamed
 #: or in memory, a run trains on the same batches, core.train.feed.)
 ABSENT_FROM_OLDER_RUNS = {"patch_epochs": 0, "patch_labels": "class",
-                          "temperature_scaling": False}
+                          "temperature_scaling": False, "devices": 1}
+#: ``mixed_precision`` was a yes/no before it named a precision: yes meant float16 (on a GPU).
+OLDER_PRECISIONS = {False: "off", True: "float16"}
 #: The largest input (and patch) side: a 2048-px film is 16 MiB as float32, and a batch and its
 #: activations many times that. A side typed past it (100,000 px would ask for terabytes) is
 #: refused by the config, before a run folder is made or anything is allocated.
@@ -99,6 +104,8 @@ class TrainConfig:
       ``none``;
     * memory: ``streaming`` reads films (and features) from disk batch by batch
       (``core.train.feed``) instead of holding them all; "auto" streams large datasets;
+    * hardware: ``devices`` trains data-parallel on that many devices (``core.backend``),
+      ``mixed_precision`` computes in bfloat16 or float16;
     * preprocessing: ``prep_steps`` (which steps, ``core.prep.preprocess``) at ``image_size``:
       ``prep`` is the two together, so the input size has one name. Files name the steps
       ``prep`` and repeat the size in it, for readers that want the whole recipe.
@@ -235,8 +242,17 @@ class TrainConfig:
     split_by_patient: bool = knob(True, label="Split by patient", advanced=True,
                                   help="keep each patient's films on one side of a split")
     seed: int = knob(0, label="Seed", help="random seed", span=(0, 2**31 - 1))
-    mixed_precision: bool = knob(False, label="Mixed precision", advanced=True,
-                                 help="compute in 16-bit floats (faster on GPUs that support it)")
+    mixed_precision: str = knob(
+        "off", label="Mixed precision", choices=PRECISIONS, advanced=True,
+        choice_labels={"off": "off (float32)", "bfloat16": "bfloat16 (CPU or GPU)",
+                       "float16": "float16 (GPU only)"},
+        help="compute in 16-bit floats, outputs and loss kept in float32: bfloat16 runs "
+             "anywhere, float16 only with a GPU (faster on GPUs with tensor cores)")
+    devices: int = knob(
+        1, label="Devices", valid=up_to(MAX_DEVICES), span=(1, MAX_DEVICES), advanced=True,
+        help="train data-parallel on this many GPUs of this machine (each batch split evenly "
+             "among them; the batch size must divide by it; a CPU-only machine splits its "
+             "CPU, which gains no speed)")
     # Off by default: it changes no prediction, only how sure the probabilities sound, and a
     # small validation split fits it poorly (core.metrics.temperature).
     temperature_scaling: bool = knob(
@@ -255,6 +271,9 @@ class TrainConfig:
         if self.folds == 1 or self.folds < 0 or not 0 <= self.fold < max(self.folds, 1):
             raise BadConfigError(f"fold {self.fold} of {self.folds} folds: need folds >= 2 "
                                  "and 0 <= fold < folds (or folds 0 for a plain split)")
+        if self.batch_size % self.devices:
+            raise BadConfigError(f"batch_size {self.batch_size} does not divide among "
+                                 f"{self.devices} devices: use a multiple of {self.devices}")
         if self.patch_epochs and self.patch_size > self.image_size:
             raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
                                  f"({self.image_size} px): use a larger input, smaller "
@@ -313,6 +332,8 @@ class TrainConfig:
         if not isinstance(data, dict):  # a damaged manifest: from_dict names the fault
             return cls.from_dict(data)
         values = {**ABSENT_FROM_OLDER_RUNS, **data}
+        if isinstance(values.get("mixed_precision"), bool):
+            values["mixed_precision"] = OLDER_PRECISIONS[values["mixed_precision"]]
         if "image_size" in values and isinstance(values.get("prep"), dict):
             values["prep"] = {k: v for k, v in values["prep"].items() if k != "size"}
         return cls.from_dict(values)

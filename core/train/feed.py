@@ -46,7 +46,7 @@ from core.prep.stream import (
 )
 from core.runs.config import TrainConfig
 from core.settings import STREAM_ABOVE_BYTES
-from core.train.batches import Batches
+from core.train.batches import Batches, evenly_divided
 
 log = logging.getLogger(__name__)
 
@@ -268,13 +268,17 @@ def encode_to_store(encode: Callable[[np.ndarray], np.ndarray], films: StreamedF
 # -- batches for Keras --------------------------------------------------------------------------
 def feed(inputs: np.ndarray | StreamedFilms | FeatureStore, targets: Any, batch_size: int,
          weights: np.ndarray | None = None, seed: int | None = None, films: bool = False,
-         settings: StreamSettings = STREAM) -> Any:
+         settings: StreamSettings = STREAM, replicas: int = 1) -> Any:
     """``(inputs, targets[, weights])`` in batches of ``batch_size`` for ``fit``, ``evaluate``
     or ``predict``, shuffled every epoch when there is a ``seed``: a ``Batches`` over arrays,
     or a streamed ``tf.data`` pipeline over films or stored features, giving the same
-    batches. ``films``: the inputs are grey films (a channel axis is added)."""
+    batches. ``films``: the inputs are grey films (a channel axis is added). ``replicas``:
+    the devices every batch is split among; an epoch then leaves out its last
+    ``len(inputs) % replicas`` samples (``batches.evenly_divided``), in memory or streamed."""
+    used = evenly_divided(len(inputs), batch_size, replicas)
     if isinstance(inputs, np.ndarray):
-        return Batches(inputs, targets, batch_size, weights, seed, films=films)
+        return Batches(inputs, targets, batch_size, weights, seed, films=films,
+                       replicas=replicas)
     names = list(targets) if isinstance(targets, dict) else None
     parts = [targets[name] for name in names] if names else [targets]
     per_sample = [np.asarray(part) for part in parts]
@@ -302,4 +306,7 @@ def feed(inputs: np.ndarray | StreamedFilms | FeatureStore, targets: Any, batch_
         given = dict(zip(names, rest[:n_targets])) if names else rest[0]
         return (batch, given) if weights is None else (batch, given, rest[-1])
 
-    return stream(read, components, EpochOrder(len(inputs), batch_size, seed), settings, pack)
+    order = EpochOrder(len(inputs), batch_size, seed, used=used)
+    dataset = stream(read, components, order, settings, pack)
+    dataset.start_epoch = order.start_epoch  # for batches.FeedEpochs, as Batches has it
+    return dataset

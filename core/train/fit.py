@@ -49,7 +49,7 @@ from core.runs.config import TrainConfig
 from core.runs.folder import MODEL, WEIGHTS, Run, create_run, is_live, open_run
 from core.runs.pace import peak_memory_gb
 from core.runs.plan import Event, Step, training_plan
-from core.train.batches import class_weights
+from core.train.batches import FeedEpochs, class_weights
 from core.train.feed import (
     StreamedFilms,
     TrainingSet,
@@ -166,10 +166,13 @@ def encoder_for(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
     weights_id = backbone.weights
     if Path(config.weights).is_file():
         weights_id = file_digest(config.weights)
-    key = encoder_key({"backbone": config.backbone, "layer": config.feature_layer,
-                       "weights": weights_id,
-                       "image_size": config.image_size, "prep": config.prep.to_dict(),
-                       "keras": keras.__version__})
+    described = {"backbone": config.backbone, "layer": config.feature_layer,
+                 "weights": weights_id,
+                 "image_size": config.image_size, "prep": config.prep.to_dict(),
+                 "keras": keras.__version__}
+    if config.mixed_precision != "off":  # 16-bit features are other features (and float32
+        described["precision"] = config.mixed_precision  # runs keep their keys as they were)
+    key = encoder_key(described)
     return backbone, film_encoder(backbone), key
 
 
@@ -200,7 +203,7 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray | Streamed
     def encode(batch: np.ndarray) -> np.ndarray:
         # predict_on_batch runs a compiled graph; an eager call of the same model at 512 px
         # held three times the memory (5.1 GB against 1.5 GB for 64 films, batch 8).
-        return np.asarray(encode_model.predict_on_batch(batch[..., None].astype(np.float32)))
+        return backend.forward(encode_model, batch[..., None].astype(np.float32))
 
     def report(done: int, total: int) -> None:
         run.log(Event.FEATURES, part=part, done=done, total=total,
@@ -221,9 +224,12 @@ def _features(run: Run, encode_model: keras.Model, images: np.ndarray | Streamed
 
 def _fit_phase(job: Fitting, model: keras.Model, phase: Step, epochs: int, batches: Any,
                val: Any, first_epoch: int) -> RunProgress:
+    """``model.fit``, inside the run's distribution scope (``TrainConfig.devices``)."""
     progress, callbacks = _callbacks(job.run, job.config, phase, epochs, first_epoch)
-    model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
-              callbacks=callbacks, verbose=0, shuffle=False)  # the feed shuffles itself
+    callbacks.insert(0, FeedEpochs(batches))  # each epoch's order is that epoch's
+    with backend.distribution_scope(job.config.devices):
+        model.fit(batches, validation_data=val, epochs=epochs, initial_epoch=first_epoch,
+                  callbacks=callbacks, verbose=0, shuffle=False)  # the feed shuffles itself
     return progress
 
 
@@ -233,7 +239,10 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     kind = model_kind(config.model)
     plan = training_plan(config)
     data = _training_set(config, dataset, splits, run, warnings)
-    backbone, encoder, key = encoder_for(config)
+    # Every model that trains is made under the run's distribution: the encoder too, since
+    # fine-tuning trains its top (TensorFlow trains only variables made under its strategy).
+    with backend.distribution_scope(config.devices):
+        backbone, encoder, key = encoder_for(config)
     if Step.PATCHES in plan:
         outcome = pretrain_on_patches(run, config, backbone, list(dataset.classes),
                                       *data.patch_films(), warnings)
@@ -251,7 +260,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
 
     cancelled = False
     if job.resumes(Step.FINE_TUNE):  # the head was trained before the stop
-        with backend.distribution_scope():
+        with backend.distribution_scope(config.devices):
             head = kind.build_head(config, feature_shape, n_classes)
     else:
         head, cancelled = _train_head(job, encoder, key)
@@ -282,7 +291,7 @@ def _train_head(job: Fitting, encoder: keras.Model, key: str | None
     run, config, data = job.run, job.config, job.data
     fit_features = _features(run, encoder, data.fit_images, key, "train")
     val_features = _features(run, encoder, data.val_images, key, "val")
-    with backend.distribution_scope():
+    with backend.distribution_scope(config.devices):
         if job.resumes(Step.HEAD):
             head = _load_checkpoint(run)
             first_epoch = int((job.state or {})["epoch"])
@@ -292,8 +301,10 @@ def _train_head(job: Fitting, encoder: keras.Model, key: str | None
                                        len(data.counts_before))
             job.kind.compile(head, config, config.learning_rate)
             first_epoch = 0
-    batches = feed(fit_features, job.y_fit, config.batch_size, job.weights, config.seed)
-    val_batches = feed(val_features, job.y_val, config.batch_size)
+    replicas = config.devices
+    batches = feed(fit_features, job.y_fit, config.batch_size, job.weights, config.seed,
+                   replicas=replicas)
+    val_batches = feed(val_features, job.y_val, config.batch_size, replicas=replicas)
     progress = _fit_phase(job, head, Step.HEAD, config.epochs, batches, val_batches,
                           first_epoch)
     return head, progress.cancelled
@@ -316,20 +327,24 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
         run.log(Event.UNFREEZE, layers=unfrozen)
     cut = frozen_bottom(encoder)
     trainer = model
-    if cut is not None:
-        bottom, top = cut
-        activations = keras.Input(shape=tuple(bottom.outputs[0].shape[1:]), name="activations")
-        trainer = keras.Model(activations, head(top(activations)), name=f"{model.name}_top")
-    fitted = trainer
     first_epoch = 0
-    if resuming:
-        fitted = _load_checkpoint(run)
-        first_epoch = int((job.state or {})["epoch"])
-        run.log(Event.RESUME, phase=Step.FINE_TUNE, epoch=first_epoch)
-        if fitted.inputs[0].shape[1:] == model.inputs[0].shape[1:]:
-            trainer, cut = model, None  # a checkpoint of a version that trained on films
-    else:
-        job.kind.compile(trainer, config, config.learning_rate * config.fine_tune_lr_scale)
+    with backend.distribution_scope(config.devices):
+        if cut is not None:
+            bottom, top = cut
+            activations = keras.Input(shape=tuple(bottom.outputs[0].shape[1:]),
+                                      name="activations")
+            trainer = keras.Model(activations, head(top(activations)),
+                                  name=f"{model.name}_top")
+        fitted = trainer
+        if resuming:
+            fitted = _load_checkpoint(run)
+            first_epoch = int((job.state or {})["epoch"])
+            run.log(Event.RESUME, phase=Step.FINE_TUNE, epoch=first_epoch)
+            if fitted.inputs[0].shape[1:] == model.inputs[0].shape[1:]:
+                trainer, cut = model, None  # a checkpoint of a version that trained on films
+        else:
+            job.kind.compile(trainer, config,
+                             config.learning_rate * config.fine_tune_lr_scale)
     if cut is None:
         fit_inputs, val_inputs = data.fit_images, data.val_images
     else:
@@ -337,8 +352,8 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
         val_inputs = _features(run, cut[0], data.val_images, None, "val", np.float32)
     films = cut is None
     batches = feed(fit_inputs, job.y_fit, config.batch_size, job.weights, config.seed,
-                   films=films)
-    val = feed(val_inputs, job.y_val, config.batch_size, films=films)
+                   films=films, replicas=config.devices)
+    val = feed(val_inputs, job.y_val, config.batch_size, films=films, replicas=config.devices)
     progress = _fit_phase(job, fitted, Step.FINE_TUNE, config.fine_tune_epochs, batches, val,
                           first_epoch)
     if fitted is not trainer:  # the resumed checkpoint's weights go into the model's layers
@@ -384,14 +399,20 @@ def _execute(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits) ->
     return run
 
 
-def _prepare(config: TrainConfig) -> tuple[Dataset, Splits]:
+def _prepare(config: TrainConfig) -> tuple[Dataset, Splits, dict[str, Any]]:
+    """The dataset and its split, with the backend set up for ``config``; returns also what
+    the run trains on (the devices and the dtype policy), for the manifest."""
+    processes = backend.join_cluster()
+    devices = ["default"]
+    if config.devices > 1:  # first: TensorFlow splits a CPU only before it starts
+        devices = backend.use_devices(config.devices)
     backend.seed_everything(config.seed)
-    backend.set_mixed_precision(config.mixed_precision)
+    policy = backend.set_mixed_precision(config.mixed_precision)
     dataset = load_dataset(config.dataset, config.root, **config.dataset_options)
     splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed,
                            folds=config.folds, fold=config.fold,
                            by_patient=config.split_by_patient)
-    return dataset, splits
+    return dataset, splits, {"devices": devices, "processes": processes, "policy": policy}
 
 
 def with_absolute_root(config: TrainConfig) -> TrainConfig:
@@ -412,7 +433,7 @@ def train(config: TrainConfig, out_root: Path | None = None,
     a job supervisor learns which run to follow and, if it must, to cancel or mark failed.
     """
     config = with_absolute_root(config)
-    dataset, splits = _prepare(config)
+    dataset, splits, hardware = _prepare(config)
     manifest = {
         "config": config.to_dict(),
         "dataset": {"name": dataset.name, "root": str(dataset.root),
@@ -420,6 +441,7 @@ def train(config: TrainConfig, out_root: Path | None = None,
                     "films": len(dataset)},
         "split": _split_manifest(dataset, splits),
         "versions": _versions(),
+        "hardware": hardware,
         "seed": config.seed,
         "pid": os.getpid(),
     }
@@ -448,7 +470,7 @@ def resume(run_path: str | Path) -> Run:
                              "resume it only once it has stopped")
     manifest = run.manifest
     config = TrainConfig.from_manifest(manifest["config"])
-    dataset, splits = _prepare(config)
+    dataset, splits, _ = _prepare(config)
     if _split_manifest(dataset, splits) != manifest["split"]:
         raise BadConfigError(f"{run.path}: the dataset changed since this run started "
                              "(other films or other content); start a new run instead")

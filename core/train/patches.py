@@ -77,7 +77,8 @@ def _patch_classifier(config: TrainConfig, backbone: Backbone,
     unfreeze_top(encoder, n_layers=config.patch_layers)
     pooled = keras.layers.GlobalAveragePooling2D(name="patch_pool")(encoder.output)
     pooled = keras.layers.Dropout(config.dropout, name="patch_dropout")(pooled)
-    probs = keras.layers.Dense(n_classes, activation="softmax", name="patch_class")(pooled)
+    probs = keras.layers.Dense(n_classes, activation="softmax", name="patch_class",
+                               dtype="float32")(pooled)  # float32 whatever the policy
     model = keras.Model(encoder.input, probs, name="patch_classifier")
     optimizer = make_optimizer(config.optimizer, config.learning_rate * config.fine_tune_lr_scale,
                                momentum=config.momentum)

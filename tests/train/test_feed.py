@@ -24,6 +24,7 @@ from core.models.features import cached_features
 from core.prep.patches import lesion_patches
 from core.prep.splits import split_dataset
 from core.runs.config import TrainConfig
+from core.train.batches import Batches
 from core.train.feed import (
     StreamedFilms,
     encode_to_store,
@@ -226,3 +227,44 @@ def test_a_streamed_run_trains_on_jax(synthetic_root: Path, tmp_path: Path) -> N
     status, backend, streamed, phases = json.loads(result.stdout.strip().splitlines()[-1])
     assert (status, backend, streamed) == ("done", "jax", True)
     assert phases == ["head", "head", "fine-tune"]
+
+
+class _Store:
+    """A ``FeatureStore``'s face over an array: shape, length, read."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape = array, array.shape
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def read(self, index: int) -> np.ndarray:
+        return self.array[index]
+
+
+def test_each_epoch_gets_its_order_however_many_passes_were_read() -> None:
+    """Told the epoch (``FeedEpochs``, in ``fit``), in memory and streamed feed that epoch's
+    batches, the ones an undisturbed run feeds it, after any number of passes read ahead
+    (Keras on JAX, or on several devices, reads one more than it trains on)."""
+    inputs = np.arange(20, dtype=np.float32).reshape(10, 2)
+    targets = np.arange(10)
+    undisturbed = Batches(inputs, targets, 4, seed=1)
+    expected = []
+    for _ in range(3):
+        undisturbed.on_epoch_end()  # Keras's adapter ends an epoch before the first
+        expected.append([undisturbed[i][1] for i in range(len(undisturbed))])
+    memory = Batches(inputs, targets, 4, seed=1)
+    streamed = feed(_Store(inputs), targets, 4, seed=1)
+    for _ in range(4):
+        list(streamed.as_numpy_iterator())  # whole passes, none of them trained on
+        memory.on_epoch_end()
+    for epoch in (2, 0, 1, 1):
+        memory.start_epoch(epoch)
+        streamed.start_epoch(epoch)
+        for _ in range(2):  # a pass read to its end no longer moves the order on
+            got = [y for _, y in streamed.as_numpy_iterator()]
+            for batch, want in zip(got, expected[epoch], strict=True):
+                np.testing.assert_array_equal(batch, want)
+            for index, want in enumerate(expected[epoch]):
+                np.testing.assert_array_equal(memory[index][1], want)
+    assert not all(np.array_equal(a, b) for a, b in zip(expected[0], expected[1]))
