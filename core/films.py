@@ -640,7 +640,8 @@ def _transfer_syntax(ds: Dataset) -> UID:
 
 def dicom_gate(ds: Dataset, label: str, allow_for_processing: bool = False) -> dict[str, Any]:
     """What the DICOM header says about the kind of image: ``modality``,
-    ``presentation_intent``, ``laterality``, ``view_position`` (each upper-case text or
+    ``presentation_intent``, ``laterality``, ``view_position``, ``row_direction`` (Patient
+    Orientation's first value, which says where the chest wall is) (each upper-case text or
     None when absent) and ``frames``. Refuses a FOR PROCESSING image unless allowed, with
     the reason, because its grey levels are not those any model here was trained on."""
     gate = {
@@ -648,6 +649,7 @@ def dicom_gate(ds: Dataset, label: str, allow_for_processing: bool = False) -> d
         "presentation_intent": _dicom_text(ds, "PresentationIntentType"),
         "laterality": _dicom_text(ds, "ImageLaterality") or _dicom_text(ds, "Laterality"),
         "view_position": _dicom_text(ds, "ViewPosition"),
+        "row_direction": _dicom_text(ds, "PatientOrientation"),
         "frames": 1,  # _dicom_header has refused any other count
     }
     if gate["presentation_intent"] == FOR_PROCESSING and not allow_for_processing:
@@ -658,6 +660,17 @@ def dicom_gate(ds: Dataset, label: str, allow_for_processing: bool = False) -> d
             "levels differ, so it is refused: use the FOR PRESENTATION image of the exposure",
         )
     return gate
+
+
+def chest_wall_on_right_by_header(film: Film) -> bool | None:
+    """Which side of the stored image the chest wall is on, as a DICOM's Patient Orientation
+    says (PS3.3 C.7.6.1.1.1, required in digital mammograms): its first value is the
+    direction of increasing column, so "A" (toward the nipple) puts the chest wall on the
+    left, "P" on the right. None when the film is no DICOM or the header does not say, and
+    orientation is then read from the image (``core.prep.preprocess``). Laterality alone does
+    not tell: a left breast may be stored either way round."""
+    direction = (film.metadata.get("dicom") or {}).get("row_direction")
+    return {"A": False, "P": True}.get(direction[:1] if direction else "")
 
 
 def describe_gate(gate: dict[str, Any]) -> str:

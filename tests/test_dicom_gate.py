@@ -32,10 +32,11 @@ def _pydicom_file(name: str) -> Path:
 
 def test_the_gate_is_recorded_for_a_mammogram() -> None:
     data = dicom(PIXELS, ImageLaterality="L", ViewPosition="MLO",
-                 PresentationIntentType="FOR PRESENTATION")
+                 PresentationIntentType="FOR PRESENTATION", PatientOrientation=["A", "FR"])
     film = read_film(data, name="l.dcm")
     assert film.metadata["dicom"] == {"modality": "MG", "presentation_intent": "FOR PRESENTATION",
-                                      "laterality": "L", "view_position": "MLO", "frames": 1}
+                                      "laterality": "L", "view_position": "MLO",
+                                      "row_direction": "A", "frames": 1}
     assert film.metadata["warnings"] == []
     info = probe_film(data, name="l.dcm")
     assert (info.side, info.view, info.warnings) == ("L", "MLO", ())

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from core.errors import BadConfigError, BadFilmError, reject_unknown_settings
-from core.films import Film, read_film
+from core.films import Film, chest_wall_on_right_by_header, read_film
 from core.geometry import Transform
 from core.prep.polarity import Polarity, mirror, polarity_of
 
@@ -176,12 +176,14 @@ def look_at(pixels: np.ndarray, fix_inverted: bool = True, source: str | Path = 
 
 
 def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<array>",
-               look: Look | None = None) -> Prepared:
+               look: Look | None = None, chest_wall_right: bool | None = None) -> Prepared:
     """Turn one film's pixels (2-D uint8 or uint16) into a model input.
 
     ``source`` only names the film in error messages. ``look``: the film's ``look_at``,
     when the caller has taken it already (for the polarity or the mask); its polarity
-    decision then stands, and ``pixels`` only has to be of its shape.
+    decision then stands, and ``pixels`` only has to be of its shape. ``chest_wall_right``:
+    the side the film's header says the chest wall is on
+    (``core.films.chest_wall_on_right_by_header``); None reads it from the breast mask.
     """
     if look is None:
         look = look_at(pixels, config.fix_inverted, source)
@@ -206,7 +208,9 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
         image = cv2.resize(image, step.dst_shape[::-1],
                            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         transform = transform.then(step)
-    if config.orient and chest_wall_on_right(mask):
+    if chest_wall_right is None:
+        chest_wall_right = chest_wall_on_right(mask)
+    if config.orient and chest_wall_right:
         step = Transform.flip_horizontal(image.shape)
         image = cv2.flip(image, 1)
         transform = transform.then(step)
@@ -253,7 +257,9 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: i
 
     def one(index: int) -> None:
         try:
-            prepared = preprocess(read_film(paths[index]).pixels, config, source=paths[index])
+            film = read_film(paths[index])
+            prepared = preprocess(film.pixels, config, source=paths[index],
+                                  chest_wall_right=chest_wall_on_right_by_header(film))
         except BadFilmError as error:
             if failures is None:
                 raise

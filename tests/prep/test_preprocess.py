@@ -346,3 +346,42 @@ def test_a_look_taken_once_prepares_the_film_as_preprocess_alone_does(inverted: 
     assert with_look.metadata["polarity"] == by_itself.metadata["polarity"]
     with pytest.raises(ValueError, match="cannot prepare"):
         preprocess(pixels[:-1], config, look=look)
+
+
+# -- the chest wall's side from a DICOM header ----------------------------------------------------
+def _centre_column(image: np.ndarray) -> float:
+    """Where the breast's grey mass lies across the breast's own columns (the input is
+    padded on one side), as a share of their span: the gland is densest by the wall."""
+    weights = image.astype(np.float64).sum(axis=0)
+    columns = np.flatnonzero(weights)
+    centre = (weights * np.arange(image.shape[1])).sum() / weights.sum()
+    return float((centre - columns[0]) / (columns[-1] - columns[0]))
+
+
+@pytest.mark.parametrize("orientation, flipped", [("A\\FR", False), ("P\\FL", True),
+                                                  (None, False), ("F\\A", False)])
+def test_a_dicoms_patient_orientation_decides_the_chest_wall_side(
+        tmp_path: Path, orientation: str | None, flipped: bool) -> None:
+    """Patient Orientation's row direction says where the chest wall is: "A" (the nipple to
+    the right) on the left, "P" on the right, and the header then rules over the image (a
+    "P" here is wrong on purpose, to show it is obeyed). Without it, or with a direction
+    that says nothing of it, the mask decides, and this film's wall is on the left."""
+    from core.films import chest_wall_on_right_by_header
+    from factories import dicom
+
+    pixels = screening_film(chest_wall_right=False).astype(np.uint16) * 16
+    elements = {} if orientation is None else {"PatientOrientation": orientation}
+    path = tmp_path / "film.dcm"
+    path.write_bytes(dicom(pixels, **elements))
+    film = read_film(path)
+    expected = {"A": False, "P": True}.get((orientation or " ")[0])
+    assert chest_wall_on_right_by_header(film) is expected
+    images, _ = preprocess_files([path], PrepConfig(size=64))
+    assert (_centre_column(images[0]) > 0.5) is flipped
+    assert chest_wall_on_right_by_header(read_film(_png(tmp_path, pixels))) is None
+
+
+def _png(folder: Path, pixels: np.ndarray) -> Path:
+    path = folder / "film.png"
+    cv2.imwrite(str(path), pixels)
+    return path
