@@ -239,6 +239,17 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return {**evaluation, "report": files}
 
 
+def _encoder(args: argparse.Namespace) -> dict[str, Any]:
+    from core.runs.folder import open_run
+
+    run = open_run(args.run)
+    if not args.verbose:
+        _import_keras_quietly()
+    from core.evaluate.encoder_export import export_encoder
+
+    return export_encoder(run, args.out)
+
+
 def _jobs_list(args: argparse.Namespace) -> list[dict[str, Any]]:
     from dataclasses import asdict
 
@@ -484,6 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write JSON, CSV, PNG plots and an HTML page there")
     _add_json(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    encoder = commands.add_parser(
+        "encoder", help="write a run's trained encoder to a .weights.h5 file that --weights "
+                        "reads (start another dataset's run from it)")
+    encoder.add_argument("run", type=Path, help="a finished run folder")
+    encoder.add_argument("--out", type=Path, required=True, metavar="FILE",
+                         help="the file to write, ending in .weights.h5")
+    _add_json(encoder)
+    encoder.set_defaults(handler=_encoder)
 
     backbones = commands.add_parser(
         "backbones", help="every encoder: input size, feature layer and stride, and whether "

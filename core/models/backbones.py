@@ -468,6 +468,12 @@ def _load_imagenet(network: keras.Model, source: Path, spec: BackboneSpec) -> No
         spec.imagenet_fix(network)
 
 
+def feature_model_name(name: str, layer: str) -> str:
+    """The name a backbone cut at ``layer`` carries inside every model built on it: how a
+    saved run's encoder is found again (``core.evaluate.encoder_export``)."""
+    return f"{name}_{layer}"
+
+
 def _feature_model(network: keras.Model, layer: str, name: str) -> keras.Model:
     try:
         output = network.get_layer(layer).output
@@ -478,7 +484,7 @@ def _feature_model(network: keras.Model, layer: str, name: str) -> keras.Model:
             f"feature layer {layer!r} of {name} gives shape {tuple(output.shape)}, "
             f"not a (rows, cols, channels) map"
         )
-    return keras.Model(network.input, output, name=f"{name}_{layer}")
+    return keras.Model(network.input, output, name=feature_model_name(name, layer))
 
 
 def measure_stride(name: str, feature_layer: str | None = None, alpha: float | None = None) -> int:
