@@ -522,6 +522,97 @@ def _repeats_section() -> list[str]:
     return [*lines, "", rule + verdict, ""]
 
 
+CANDIDATES = OUT / "candidates"
+#: The shipped MIAS default's cv documents, one per seed (the repeats table's winner).
+DEFAULT_STEM = "patchlesion-finetune10"
+#: Issue 15's MIAS candidates, in the table's order: (document name, what it is).
+MIAS_CANDIDATES = (
+    ("rsna-encoder", ("(a) MobileNetV2 fine-tuned on rsna-640 cancer vs no cancer first "
+                     "(`python -m core encoder`), then the default's training on MIAS")),
+    ("effnet-lite0", ("(b) EfficientNet-Lite0 (ImageNet) instead of MobileNetV2, the default's "
+                     "settings otherwise")),
+    ("ensemble", "(d) an ensemble: the mean of (a)'s and (b)'s probabilities, fold by fold"))
+#: The figures of the candidates table: (key, heading, the issue's target).
+CANDIDATE_FIGURES = (("auc_abnormal", "AUC abnormal", 0.85), ("auc_malignant", "AUC malignant",
+                                                                0.80),
+                     ("macro_f1", "macro-F1", 0.40), ("pointing_game", "pointing", 0.60))
+
+
+def _candidate_pairs(stem: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(candidate, default) cv documents of each seed where both were measured."""
+    pairs = []
+    for seed, folder in _seed_folders().items():
+        candidate = CANDIDATES / f"seed{seed}" / f"{stem}.json"
+        default = folder / f"{DEFAULT_STEM}.json"
+        if candidate.is_file() and default.is_file():
+            pairs.append((json.loads(candidate.read_text()), json.loads(default.read_text())))
+    return pairs
+
+
+def _pooled_mean(documents: list[dict[str, Any]], name: str) -> str:
+    values = [f[name] for document in documents for f in document["folds"]
+              if f.get(name) is not None]
+    return _interval(values) if len(values) >= 2 else ""
+
+
+def _candidates_section() -> list[str]:
+    """Issue 15's MIAS candidates, each paired fold by fold with the shipped default on the
+    same folds of every seed measured, and judged by the rule of the repeats section."""
+    rows = [(stem, text, _candidate_pairs(stem)) for stem, text in MIAS_CANDIDATES]
+    if not any(pairs for _, _, pairs in rows):
+        return []
+    lines = ["## MIAS again: what the screening films and other encoders allow", "",
+             ("Issue 15's candidates against the shipped default (section 3), each on the "
+              "folds of seeds 0, 1 and 2 as far as measured (`bench/out/results/candidates/"
+              "seed<N>/`, its command beside each JSON), paired fold by fold with the default's "
+              "documents of the same seed. Gains: mean over the paired folds [95% "
+              "t-interval]; figures: pooled mean over the folds [95% t-interval]. The default's "
+              "documents were measured before this session's change of training batch order "
+              "(docs/SCALE.md), so a pair differs in that too."), "",
+             ("| candidate | paired folds | AUC abnormal gain | AUC malignant gain | macro-F1 "
+              "gain | pointing gain | AUC abnormal | AUC malignant | macro-F1 | pointing |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    defaults = [default for default in (json.loads(f.read_text()) for f in
+                [folder / f"{DEFAULT_STEM}.json" for folder in _seed_folders().values()]
+                if f.is_file())]
+    lines.append(f"| the shipped default (`{DEFAULT_STEM}`) | | | | | | "
+                 + " | ".join(_pooled_mean(defaults, key) for key, _, _ in CANDIDATE_FIGURES)
+                 + " |")
+    verdicts = []
+    for stem, text, pairs in rows:
+        if not pairs:
+            lines.append(f"| {text} | 0 | not measured | | | | | | | |")
+            continue
+        gains = [pooled_gains(pairs, key) for key, _, _ in CANDIDATE_FIGURES]
+        n = max((gain[3] for gain in gains if gain), default=0)
+        figures = [_pooled_mean([c for c, _ in pairs], key) for key, _, _ in CANDIDATE_FIGURES]
+        lines.append(f"| {text} (`{stem}`) | {n} | "
+                     + " | ".join(_pooled_text(gain) for gain in gains) + " | "
+                     + " | ".join(figures) + " |")
+        if gains[0] is not None and gains[0][0] - gains[0][2] > 0:
+            verdicts.append(f"`{stem}`")
+    lines.append("| target (issue 15) | | | | | | "
+                 + " | ".join(f"{target:.2f}" for _, _, target in CANDIDATE_FIGURES) + " |")
+    lines.append("| chance / always majority | | | | | | 0.50 / 0.50 | 0.50 / 0.50 | "
+                 f"/ {_majority_macro_f1(defaults)} | {_pointing_chance(defaults)} / |")
+    verdict = (f"By the rule above, measured better than the default: {', '.join(verdicts)}."
+               if verdicts else "By the rule above (a pooled paired gain in AUC abnormal "
+               "whose interval lies above zero) no candidate replaces the default.")
+    return [*lines, "", verdict, ""]
+
+
+def _majority_macro_f1(documents: list[dict[str, Any]]) -> str:
+    values = [f["baselines"]["majority"]["macro_f1"] for document in documents
+              for f in document["folds"]]
+    return _fmt(sum(values) / len(values)) if values else ""
+
+
+def _pointing_chance(documents: list[dict[str, Any]]) -> str:
+    """Chance of the pointing game: the lesions' share of the attention map, per fold."""
+    return _fmt(_mean([f["localisation"].get("chance") for document in documents
+                       for f in document["folds"]]))
+
+
 def _probe_section() -> list[str]:
     probe = OUT / "probe.json"
     if not probe.is_file():
@@ -907,6 +998,7 @@ def rendered() -> str:
         sections += ["## 3. Our configuration", "", "Not run yet.", ""]
     sections += _variants_section()
     sections += _repeats_section()
+    sections += _candidates_section()
     sections += _probe_section()
     sections += _rsna_section()
     return "\n".join(sections)

@@ -79,6 +79,13 @@ def make_folder(folder: Path, what: str) -> Path:
     return folder
 
 
+def safe_stem(name: str) -> str:
+    """``name`` made safe as the start of a file name on every system: letters, digits and
+    ``._-`` kept, anything else (separators, spaces, quotes) an underscore; never empty.
+    Output files are named after the films they draw, and a film's name is the user's."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "film"
+
+
 def claim_name(folder: Path, stem: str, suffix: str) -> Path:
     """A fresh path ``folder/stem[-N]suffix``, claimed by creating it exclusively, so two
     writers into one folder (concurrent predicts, two uploads called ``film.png``) never

@@ -32,6 +32,7 @@ import numpy as np
 import core.models.backbones
 import core.models.layers
 import core.models.optimizers  # noqa: F401
+from core.atomic import safe_stem
 from core.data import load_dataset
 from core.data.archive import Limits
 from core.data.records import Dataset, FilmRecord
@@ -75,6 +76,9 @@ PREDICT_BATCH = 16
 MAX_MODEL_JSON_BYTES = 8 * 1024**2
 #: Bootstrap resamples of the confidence intervals (patients drawn with replacement).
 BOOTSTRAP_RESAMPLES = 1000
+#: Decimals of each film's probabilities in an evaluation (``films``): finer than any figure
+#: computed from them, and an evaluation of 5,000 films stays a few megabytes.
+FILM_DIGITS = 5
 #: Films drawn in an evaluation's gallery (the first paper's figure 11 shows a dozen).
 GALLERY_FILMS = 12
 
@@ -325,9 +329,13 @@ def evaluate_run(run: Run, dataset: str | None = None, root: str | None = None,
         "per_class": {name: entry["roc"] if entry else None
                       for name, entry in ovr["per_class"].items()}}
     predicted = probabilities.argmax(axis=1)
-    summary["films"] = [{"film": r.film_id, "actual": r.label,
-                         "predicted": data.classes[int(p)]}
-                        for r, p in zip(scored.records, predicted)]
+    # Each film's probabilities are kept so that models scored on the same films can be
+    # combined afterwards (an ensemble of runs of one fold) without scoring anything again.
+    summary["films"] = [{"film": r.film_id, "patient": r.patient_id, "actual": r.label,
+                         "predicted": data.classes[int(p)],
+                         "probabilities": dict(zip(data.classes,
+                                                   np.round(row, FILM_DIGITS).tolist()))}
+                        for r, p, row in zip(scored.records, predicted, probabilities)]
     if gallery_dir is not None:
         summary["gallery"] = _gallery(scored, grid_maps, predicted, data.classes,
                                       Path(gallery_dir))
@@ -450,7 +458,7 @@ def _gallery(scored: ScoredFilms, grid_maps: Sequence[np.ndarray], predicted: np
         if index in scored.inverted:  # as preprocessing found it, so as the model saw it
             pixels = mirror(pixels)
         label = classes[int(predicted[index])]
-        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in record.film_id)
+        name = safe_stem(record.film_id)
         # Drawn at the display size: a full-field film is shrunk once, not drawn in full.
         view = heat_view(display_film(pixels, DISPLAY_SIDE), grid_maps[index],
                          scored.transforms[index], record.lesions)

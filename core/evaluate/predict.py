@@ -39,7 +39,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from core.atomic import claim_name, make_folder
+from core.atomic import claim_name, make_folder, safe_stem
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
@@ -129,7 +129,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
     def save(scored: _Scored) -> dict[str, Any]:
         overlay = overlay_picture(scored.view, caption(scored.predicted,
                                                        synthetic=loaded.synthetic))
-        heatmap = claim_name(out, _stem(scored.label), HEATMAP_SUFFIX)
+        heatmap = claim_name(out, safe_stem(Path(scored.label).stem), HEATMAP_SUFFIX)
         try:
             save_png(overlay, heatmap)
         except MammoError:
@@ -266,6 +266,3 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _stem(label: str) -> str:
-    """The film's name made safe as the start of an output file's name."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(label).stem) or "film"

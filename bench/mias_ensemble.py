@@ -1,0 +1,114 @@
+"""An ensemble of cross-validated configurations, scored fold by fold on the same films.
+
+Why: issue 15's MIAS candidate (d) asks whether averaging several models beats the shipped
+default. Models trained on the same fold's training patients can be averaged honestly on
+that fold's test patients; this takes two or more ``core cv`` documents measured on the same
+folds (the same ``--seed``), averages each test film's class probabilities over them and
+scores the average as ``core.evaluate`` scores one model (``classification_summary``,
+``clinical_pairs`` with MIAS's severities). The result is a ``core cv``-shaped document
+(``folds``, ``mean``, ...) that ``bench/results.py`` pairs with the default like any other
+candidate. Not measured: the pointing game (averaging attention maps is not the same
+question, and the maps are not kept), so that column stays empty for an ensemble.
+
+Documents written before evaluations kept each film's probabilities are completed by
+evaluating their fold runs again (``--runs``, where ``core cv`` left them).
+
+    python bench/mias_ensemble.py --members effnet-lite0 rsna-encoder --name ensemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.settings import REPO, SHARED
+
+OUT = REPO / "bench" / "out" / "results"
+#: Where each seed's documents are kept (as ``bench/results.py`` reads them).
+SEED_FOLDERS = {0: OUT / "variants", 1: OUT / "seed1", 2: OUT / "seed2"}
+
+
+def fold_films(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
+    """The fold's test films with their probabilities: from the document where it has them,
+    otherwise from evaluating the fold's run again."""
+    films = fold.get("films") or []
+    if films and all("probabilities" in film for film in films):
+        return films
+    from core.evaluate.evaluate import evaluate_run
+    from core.runs.folder import open_run
+
+    print(f"evaluating {fold['run']} again for its films' probabilities", file=sys.stderr)
+    return evaluate_run(open_run(runs / fold["run"]))["films"]
+
+
+def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
+                  severities: dict[str, str | None]) -> dict[str, Any]:
+    """One fold scored from the mean of its members' probabilities."""
+    from core.metrics.scores import classification_summary, clinical_pairs
+
+    members = [{film["film"]: film for film in fold_films(fold, runs)} for fold in member_folds]
+    names = sorted(members[0])
+    if any(sorted(member) != names for member in members[1:]):
+        raise SystemExit(f"fold {member_folds[0]['fold']}: the members were tested on "
+                         "different films (not the same folds: compare their --seed)")
+    classes = tuple(member_folds[0]["labels"])
+    labels = np.array([classes.index(members[0][name]["actual"]) for name in names])
+    probabilities = np.mean([[[member[name]["probabilities"][c] for c in classes]
+                              for name in names] for member in members], axis=0)
+    summary = classification_summary(labels, probabilities, classes)
+    pairs = clinical_pairs(labels, probabilities, classes,
+                           severities=[severities.get(name) for name in names])
+    summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
+    summary["pointing_game"] = None
+    # The always-majority baseline is the training folds' class, which the members share.
+    summary["baselines"] = member_folds[0]["baselines"]
+    return {"fold": member_folds[0]["fold"], "runs": [f["run"] for f in member_folds],
+            **{key: value for key, value in summary.items() if key != "baselines"},
+            "baselines": summary["baselines"]}
+
+
+def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: Path,
+                      severities: dict[str, str | None]) -> dict[str, Any]:
+    from core.experiments.cv import summarise_folds
+
+    by_fold = [{fold["fold"]: fold for fold in document["folds"]} for document in documents]
+    folds = [ensemble_fold([member[index] for member in by_fold], runs, severities)
+             for index in sorted(by_fold[0])]
+    return {"config": {"ensemble_of": names,
+                       "members": [document["config"] for document in documents]},
+            "folds": folds, **summarise_folds(folds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", nargs="+", required=True,
+                        help="names of cv documents (without .json) kept for each seed")
+    parser.add_argument("--name", required=True, help="the ensemble document's name")
+    parser.add_argument("--mias", type=Path, default=SHARED / "data" / "mias")
+    parser.add_argument("--runs", type=Path, default=REPO / "models")
+    args = parser.parse_args()
+    from core.data import load_dataset
+
+    severities = {r.film_id: r.severity for r in load_dataset("mias", args.mias).records}
+    for seed, folder in SEED_FOLDERS.items():
+        files = [folder / f"{name}.json" for name in args.members]
+        if not all(file.is_file() for file in files):
+            print(f"seed {seed}: not every member is measured; skipped", file=sys.stderr)
+            continue
+        documents = [json.loads(file.read_text()) for file in files]
+        document = ensemble_document(documents, args.members, args.runs, severities)
+        (folder / f"{args.name}.json").write_text(json.dumps(document, indent=2) + "\n")
+        (folder / f"{args.name}.cmd").write_text(
+            f"python bench/mias_ensemble.py --members {' '.join(args.members)} "
+            f"--name {args.name}\n")
+        print(f"seed {seed}: {folder / args.name}.json, AUC abnormal "
+              f"{document['mean']['auc_abnormal']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
