@@ -44,10 +44,10 @@ from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
 from core.evaluate.overlay_size import OverlaySize
-from core.films import chest_wall_on_right_by_header, film_notes, read_film
+from core.films import film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
 from core.prep.plausibility import plausibility_warnings
-from core.prep.preprocess import Prepared, PrepConfig, look_at, preprocess, upright
+from core.prep.preprocess import Prepared, PrepConfig, look_at, prepare_film, upright
 from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
 from core.render.overlay import save_png
 from core.runs.folder import MODEL, Run, open_run
@@ -227,8 +227,7 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish
             doubts = plausibility_warnings(film, look)
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            prepared = preprocess(film.pixels, loaded.prep, label, look=look,
-                                  chest_wall_right=chest_wall_on_right_by_header(film))
+            prepared = prepare_film(film, loaded.prep, label, look=look)
             ready.append((len(entries) - 1, source, film.source_format,
                           display_film(film.pixels, side), prepared))
         except MammoError as error:

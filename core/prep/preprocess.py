@@ -234,6 +234,16 @@ def preprocess(pixels: np.ndarray, config: PrepConfig, source: str | Path = "<ar
     return Prepared(np.ascontiguousarray(image), transform, inverted)
 
 
+def prepare_film(film: Film, config: PrepConfig, source: str | Path | None = None,
+                 look: Look | None = None) -> Prepared:
+    """``preprocess`` for a film as read, where its header may say more than its pixels: a
+    DICOM's Patient Orientation decides the chest wall's side
+    (``core.films.chest_wall_on_right_by_header``), the breast mask otherwise. Every reader
+    of a film file prepares it through here, so that decision has one place."""
+    return preprocess(film.pixels, config, source if source is not None else film.name,
+                      look=look, chest_wall_right=chest_wall_on_right_by_header(film))
+
+
 def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: int | None = None,
                      failures: list[str] | None = None, inverted: list[int] | None = None,
                      ) -> tuple[np.ndarray, list[Transform | None]]:
@@ -257,9 +267,7 @@ def preprocess_files(paths: Sequence[str | Path], config: PrepConfig, workers: i
 
     def one(index: int) -> None:
         try:
-            film = read_film(paths[index])
-            prepared = preprocess(film.pixels, config, source=paths[index],
-                                  chest_wall_right=chest_wall_on_right_by_header(film))
+            prepared = prepare_film(read_film(paths[index]), config, source=paths[index])
         except BadFilmError as error:
             if failures is None:
                 raise

@@ -39,10 +39,10 @@ import numpy as np
 
 from core import backend
 from core.data.records import FilmRecord
-from core.films import chest_wall_on_right_by_header, read_film
+from core.films import read_film
 from core.prep.arrays import lesions_on_grid
 from core.prep.augment import AugmentConfig, augmented_sample
-from core.prep.preprocess import PrepConfig, preprocess
+from core.prep.preprocess import PrepConfig, prepare_film
 
 
 def _default_parallel() -> int:
@@ -138,9 +138,7 @@ class LazyFilms:
 
     def _original(self, index: int) -> StreamedFilm:
         record = self.records[index]
-        film = read_film(record.path)
-        prepared = preprocess(film.pixels, self.prep, source=record.path,
-                              chest_wall_right=chest_wall_on_right_by_header(film))
+        prepared = prepare_film(read_film(record.path), self.prep, source=record.path)
         return StreamedFilm(prepared.image, lesions_on_grid(record, prepared.transform),
                             prepared.inverted)
 

@@ -17,6 +17,7 @@ from core.prep.preprocess import (
     breast_mask,
     chest_wall_on_right,
     look_at,
+    prepare_film,
     preprocess,
     preprocess_files,
     upright,
@@ -378,6 +379,7 @@ def test_a_dicoms_patient_orientation_decides_the_chest_wall_side(
     assert chest_wall_on_right_by_header(film) is expected
     images, _ = preprocess_files([path], PrepConfig(size=64))
     assert (_centre_column(images[0]) > 0.5) is flipped
+    np.testing.assert_array_equal(prepare_film(film, PrepConfig(size=64)).image, images[0])
     assert chest_wall_on_right_by_header(read_film(_png(tmp_path, pixels))) is None
 
 
