@@ -30,6 +30,7 @@ set a rule. Film ids are the films' paths relative to the root, unique by constr
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import Counter
@@ -42,6 +43,9 @@ from core.data.options import FOLDER_OPTIONS, resolve_options
 from core.data.records import Dataset, FilmRecord
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError, BadFilmError
 from core.films import SUPPORTED_SUFFIXES, FilmInfo, check_pixel_limit, probe_film
+
+#: Film headers kept between loads (``_probe_unchanged``): a FilmInfo is a few hundred bytes.
+PROBES_KEPT = 100_000
 
 PATIENTS_FILE = "patients.csv"
 #: Films named in full in a summarising warning; the rest are counted.
@@ -114,9 +118,23 @@ def _named(items: list[str]) -> str:
 def _probe(path: Path) -> FilmInfo:
     """The film's header, refused as ``read_film`` would refuse it (pixel limit included),
     so nothing that training or ``data summary`` cannot read is counted as a film."""
-    info = probe_film(path)
-    check_pixel_limit(info, str(path))
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise BadFilmError(path, f"cannot be read ({error.strerror or error})") from None
+    info = _probe_unchanged(path, stat.st_size, stat.st_mtime_ns)
+    check_pixel_limit(info, str(path))  # outside the cache: the limit is the caller's setting
     return info
+
+
+@functools.lru_cache(maxsize=PROBES_KEPT)
+def _probe_unchanged(path: Path, size: int, mtime_ns: int) -> FilmInfo:
+    """``probe_film``, kept per (path, size, modification time): the app loads a collection
+    on every visit to a page, and a film that has not changed need not be opened again
+    (10,000 DICOM headers take tens of seconds). A refused film is not kept: its error is
+    raised again, and a film rewritten since gets a new key."""
+    del size, mtime_ns  # the key only
+    return probe_film(path)
 
 
 def _readable(films: list[Path]) -> tuple[dict[Path, FilmInfo], list[str]]:

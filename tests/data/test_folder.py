@@ -245,3 +245,30 @@ def test_patients_csv_with_a_file_column_wins_over_the_pattern(tmp_path: Path) -
     assert patients["MALIGNANT/P_00002_RIGHT_MLO.png"] == "P_00002"
     with pytest.raises(BadDatasetError, match="no such file .patients_csv."):
         load(root, patients_csv="absent.csv")
+
+
+def test_a_second_load_opens_no_unchanged_film_and_a_rewritten_one_again(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.data import folder
+
+    probed: list[str] = []
+    real = folder.probe_film
+
+    def counting(path: Path) -> object:
+        probed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(folder, "probe_film", counting)
+    first = load_dataset("folder", tree)
+    assert sorted(probed) == ["a.png", "a.png", "b.DCM", "c.pgm"]
+    probed.clear()
+    assert [r.film_id for r in load_dataset("folder", tree).records] == \
+        [r.film_id for r in first.records] and probed == []
+    film = tree / "Malignant" / "c.pgm"
+    film.write_bytes(b"P5\n8 6\n255\n" + PIXELS.tobytes()[:-1])  # one byte short now
+    stat = film.stat()
+    os.utime(film, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    again = load_dataset("folder", tree)
+    assert probed == ["c.pgm"]
+    assert "Malignant/c.pgm" not in [r.film_id for r in again.records]
+    assert any("c.pgm" in warning for warning in again.warnings)
