@@ -28,9 +28,11 @@ import numpy as np
 
 from core.settings import REPO, SHARED
 
-OUT = REPO / "bench" / "out" / "results"
-#: Where each seed's documents are kept (as ``bench/results.py`` reads them).
-SEED_FOLDERS = {0: OUT / "variants", 1: OUT / "seed1", 2: OUT / "seed2"}
+#: Where each seed's candidate documents are kept (as ``bench/results.py`` reads them).
+CANDIDATES = REPO / "bench" / "out" / "results" / "candidates"
+SEED_FOLDERS = {seed: CANDIDATES / f"seed{seed}" for seed in (0, 1, 2)}
+#: Figures a fold run evaluated again must give as its cv document does.
+SAME_AGAIN = ("accuracy", "macro_f1", "auc_abnormal", "auc_malignant")
 
 
 def fold_films(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
@@ -43,7 +45,12 @@ def fold_films(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
     from core.runs.folder import open_run
 
     print(f"evaluating {fold['run']} again for its films' probabilities", file=sys.stderr)
-    return evaluate_run(open_run(runs / fold["run"]))["films"]
+    again = evaluate_run(open_run(runs / Path(fold["run"]).name))
+    for key in SAME_AGAIN:  # the run scored again must be the run the document scored
+        if abs((again[key] or 0.0) - (fold[key] or 0.0)) > 1e-6:
+            raise SystemExit(f"{fold['run']}: {key} {again[key]} evaluated again, "
+                             f"{fold[key]} in the cv document: not the same model or films")
+    return again["films"]
 
 
 def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
