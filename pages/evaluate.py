@@ -28,7 +28,7 @@ from core.render.film_view import FilmView, caption
 from core.runs.files import report_zip, served_file
 from core.runs.folder import MODEL, REPORT, Run, open_run, read_history
 from ui.film_view import show_view, view_controls
-from ui.inspection import calibration_view, operating_point_view
+from ui.inspection import calibration_view, films_view, operating_point_view
 from ui.notices import show_warnings
 from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
 from ui.state import enter_through_app, show_error
@@ -246,6 +246,9 @@ else:
 
 st.subheader("Localisation: does the heatmap point at the lesion?")
 localisation(evaluation)
+
+st.subheader("Every test film, the most surely wrong first")
+films_view(evaluation, path, _evaluate_again)
 
 st.subheader("Films: predicted vs actual, with heatmaps")
 gallery(evaluation)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.evaluate.report import films_table
 from core.metrics.calibration import FIGURE_LABELS as CALIBRATION_LABELS
 from core.metrics.operating import FIGURE_LABELS, PRESETS, SCREENING, curve_thresholds, point_at
 from core.render.charts import confusion_heatmap, reliability_diagram, threshold_roc
@@ -169,3 +170,30 @@ def calibration_view(evaluation: Mapping[str, Any], key: str,
               "(no temperature scaling).")
     st.caption(f"{calibration['n']} test films in {calibration['n_bins']} equal bins of "
                f"{calibration['score']}. {scaled}")
+
+
+def films_view(evaluation: Mapping[str, Any], key: str, again: Callable[[], None]) -> None:
+    """Every test film as a row (``core.evaluate.report.films_table``, the report's
+    ``test_films.csv``): the most confidently wrong first, optionally only the wrong ones,
+    with the probability the model gave its answer and the truth, and a CSV download."""
+    table = films_table(dict(evaluation))
+    if table is None:
+        st.info("This evaluation was saved by an older version, without each film's "
+                "probabilities: evaluate it again to list its films.",
+                icon=":material/history:")
+        st.button("Evaluate again", key=f"again:films:{key}", on_click=again)
+        return
+    wrong = int((~table["right"]).sum())
+    only_wrong = st.toggle(f"Only the {wrong} wrong of {len(table)} films",
+                           key=f"films_wrong:{key}")
+    shown = table[~table["right"]] if only_wrong else table
+    probability = {column: st.column_config.ProgressColumn(
+        label, min_value=0.0, max_value=1.0, format="%.3f", help=help_text)
+        for column, label, help_text in (
+            ("p_predicted", "p(answer)", "the probability the model gave the class it chose"),
+            ("p_actual", "p(truth)", "the probability the model gave the film's real class"))}
+    st.dataframe(shown, hide_index=True, column_config={
+        "right": st.column_config.CheckboxColumn("right"), **probability})
+    st.download_button("Download the films (CSV)", data=table.to_csv(index=False).encode(),
+                       file_name="test_films.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:", key=f"films_csv:{key}")

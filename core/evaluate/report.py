@@ -36,8 +36,9 @@ PLOT_SIDE = 480
 def write_report(evaluation: dict[str, Any], out_dir: str | Path,
                  gallery: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
     """Write ``evaluation.json``, ``classification_report.csv``, ``per_class_counts.csv``,
-    ``confusion_matrix.csv``, ``confusion_matrix.png``, ``roc.png`` and ``report.html``
-    into ``out_dir``; returns their paths by name.
+    ``confusion_matrix.csv``, ``test_films.csv`` (``films_table``; not for an older
+    evaluation without films' probabilities), ``confusion_matrix.png``, ``roc.png`` and
+    ``report.html`` into ``out_dir``; returns their paths by name.
 
     ``gallery``: films to show, each ``{"film", "actual", "predicted", "overlay": PNG path}``
     (``evaluate_run(..., gallery_dir=...)`` makes them, with ``film_view.overlay_picture``:
@@ -55,6 +56,9 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
               "per_class_counts": pd.DataFrame(counts),
               "confusion_matrix": pd.DataFrame(cm, index=pd.Index(labels, name="actual"),
                                                columns=labels)}
+    films = films_table(evaluation)
+    if films is not None:
+        tables["test_films"] = films
     plots = {"confusion_matrix": confusion_matrix_plot(cm, labels),
              "roc": roc_plot(evaluation.get("curves") or {})}
 
@@ -75,6 +79,30 @@ def write_report(evaluation: dict[str, Any], out_dir: str | Path,
     files["evaluation"] = out / "evaluation.json"
     _write_bytes(files["evaluation"], json.dumps(evaluation, indent=2).encode())
     return {name: str(path) for name, path in files.items()}
+
+
+#: The film table's columns, in order, for readers of ``test_films.csv`` and the page.
+FILM_COLUMNS = ("film", "patient", "actual", "predicted", "right", "p_predicted", "p_actual")
+
+
+def films_table(evaluation: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per test film: its class, the model's, whether they agree, the probability
+    the model gave its answer and the probability it gave the truth, then every class's
+    probability (``p_<class>``); the most confidently wrong films first (lowest
+    ``p_actual``), since those are the ones a reader looks at. None for an evaluation
+    written before films kept their probabilities."""
+    films = evaluation.get("films") or []
+    if not films or not all("probabilities" in film for film in films):
+        return None
+    labels = list(evaluation["labels"])
+    rows = [{"film": film["film"], "patient": film.get("patient"), "actual": film["actual"],
+             "predicted": film["predicted"], "right": film["actual"] == film["predicted"],
+             "p_predicted": film["probabilities"][film["predicted"]],
+             "p_actual": film["probabilities"][film["actual"]],
+             **{f"p_{name}": film["probabilities"][name] for name in labels}}
+            for film in films]
+    table = pd.DataFrame(rows, columns=[*FILM_COLUMNS, *(f"p_{name}" for name in labels)])
+    return table.sort_values(["p_actual", "film"], kind="stable").reset_index(drop=True)
 
 
 def _labels_of(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,11 +56,20 @@ def _evaluation() -> dict[str, Any]:
         auc_malignant=malignant["auc"], malignancy_score=malignant["score"],
         patient_level=None, patient_auc=None, patient_sensitivity_at_90_specificity=None,
         pointing_game=None, localisation={"n_scored": 0}, heatmap="grad_cam",
-        temperature=None, synthetic=True, warnings=[], films=[], gallery=[],
+        temperature=None, synthetic=True, warnings=[], films=_films(labels, probabilities),
+        gallery=[],
         source={"kind": "test split", "dataset": "folder", "root": "by hand"},
         curves={"abnormal": None, "malignant": malignant["roc"], "per_class": {}},
         **inspection_figures(labels, probabilities, CLASSES, patients, n_resamples=100))
     return add_confidence_intervals(summary, labels, probabilities, groups=patients, n=100)
+
+
+def _films(labels: np.ndarray, probabilities: np.ndarray) -> list[dict[str, Any]]:
+    """The films as ``evaluate_run`` keeps them: film ``f<i>`` of woman ``w<i>``."""
+    return [{"film": f"f{i}", "patient": f"w{i}", "actual": CLASSES[label],
+             "predicted": CLASSES[int(row.argmax())],
+             "probabilities": dict(zip(CLASSES, row.round(5).tolist()))}
+            for i, (label, row) in enumerate(zip(labels, probabilities))]
 
 
 def _run(root: Path, evaluation: dict[str, Any]) -> Path:
@@ -220,3 +229,35 @@ def test_an_older_evaluation_says_what_is_missing_and_can_be_evaluated_again(
     assert not app.exception and not app.error
     assert app.select_slider(key=threshold_key(str(run)))
     assert not [info.value for info in app.info if "older version" in info.value]
+
+
+def test_every_film_is_listed_the_most_surely_wrong_first_and_the_wrong_ones_apart(
+        page: tuple[AppTest, Path]) -> None:
+    app, run = page
+    films = next(frame.value for frame in app.dataframe if "p_actual" in frame.value.columns)
+    assert len(films) == len(CANCER) + len(NO_CANCER)
+    # by hand: the film without cancer scored 0.6 gets p(truth) 0.4, below the cancer
+    # film scored 0.45; they are the two wrong ones
+    assert list(films["film"][:2]) == [f"f{len(CANCER)}", f"f{len(CANCER) - 1}"]
+    assert list(films["p_actual"][:2]) == pytest.approx([0.4, 0.45])
+    assert films["right"].tolist() == [False, False] + [True] * (len(films) - 2)
+    app.toggle(key=f"films_wrong:{run}").set_value(True).run()
+    assert not app.exception
+    wrong = next(frame.value for frame in app.dataframe if "p_actual" in frame.value.columns)
+    assert list(wrong["film"]) == [f"f{len(CANCER)}", f"f{len(CANCER) - 1}"]
+
+
+def test_an_evaluation_without_films_probabilities_offers_to_evaluate_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluation = _evaluation()
+    older = {**evaluation, "films": [{key: value for key, value in film.items()
+                                      if key != "probabilities"}
+                                     for film in evaluation["films"]]}
+    run = _run(tmp_path / "models", older)
+    app = open_page(PAGE, tmp_path / "models", tmp_path / "data", monkeypatch)
+    assert not app.exception and not app.error
+    assert [info.value for info in app.info if "list its films" in info.value]
+    monkeypatch.setattr(saved, "evaluate_run", lambda *args, **kwargs: evaluation)
+    app.button(key=f"again:films:{run}").click().run()
+    assert not app.exception and not app.error
+    assert any("p_actual" in frame.value.columns for frame in app.dataframe)

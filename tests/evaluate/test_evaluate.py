@@ -133,6 +133,14 @@ def test_report_files_agree_with_the_evaluation(run: Run, tmp_path: Path) -> Non
         assert row["f1"] == pytest.approx(evaluation["per_class"][name]["f1"])
     assert report.set_index("label").loc["micro avg", "precision"] == \
         pytest.approx(evaluation["accuracy"])
+    films = pd.read_csv(files["test_films.csv"])
+    assert len(films) == evaluation["n"] and films["right"].mean() == \
+        pytest.approx(evaluation["accuracy"])
+    shares = films[[f"p_{name}" for name in labels]]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-3)
+    assert (films["predicted"] == shares.idxmax(axis=1).str[2:]).all()
+    assert list(films["p_actual"]) == sorted(films["p_actual"])  # most surely wrong first
+    assert set(films["patient"]) == {f["patient"] for f in evaluation["films"]}
     counts = pd.read_csv(files["per_class_counts.csv"]).set_index("class")
     assert counts["tp"].sum() == np.trace(evaluation["confusion_matrix"])
     matrix = pd.read_csv(files["confusion_matrix.csv"], index_col=0)
@@ -355,3 +363,15 @@ def test_operating_points_and_calibration_of_p_cancer_agree_with_scikit_learn(
     f1 = screening_result["per_class_intervals"]["cancer"]["f1"]
     assert f1["unit"] == "patient" and f1["estimate"] == pytest.approx(
         screening_result["per_class"]["cancer"]["f1"])
+
+
+def test_an_older_evaluation_without_films_probabilities_gets_no_film_table(
+        tmp_path: Path) -> None:
+    from core.evaluate.report import films_table
+
+    older = {"labels": ["NORM", "CALC"], "confusion_matrix": [[1, 0], [0, 1]],
+             "films": [{"film": "a", "actual": "NORM", "predicted": "NORM"},
+                       {"film": "b", "actual": "CALC", "predicted": "CALC"}]}
+    assert films_table(older) is None and films_table({"labels": ["A", "B"]}) is None
+    files = write_report(older, tmp_path / "report")
+    assert "test_films.csv" not in files and Path(files["html"]).is_file()
