@@ -41,6 +41,8 @@ _RUN_WIDGET = "evaluate_run"
 _AGAIN = "evaluate_again"
 GALLERY_COLUMNS = 4
 #: The localisation table's columns as a reader names them (``localisation.score_heatmaps``).
+#: Columns of the localisation table that count films (shown without decimals).
+COUNTS = ("n", "hits")
 LOCALISATION_COLUMNS = {"n": "films", "hits": "hits", "pointing_game": "pointing game",
                         "iou": "overlap with the lesion (IoU)",
                         "inside": "heat inside the lesion", "chance": "chance"}
@@ -121,8 +123,8 @@ def localisation(evaluation: dict[str, Any]) -> None:
             {"all": overall, **(scores.get("per_class") or {})}.items()]
     table = pd.DataFrame(rows).rename(columns=LOCALISATION_COLUMNS)
     st.dataframe(table, hide_index=True, placeholder=EMPTY, column_config={
-        name: st.column_config.NumberColumn(format="%.2f")
-        for name in LOCALISATION_COLUMNS.values() if name in table.columns})
+        name: st.column_config.NumberColumn(format="%d" if key in COUNTS else "%.2f")
+        for key, name in LOCALISATION_COLUMNS.items() if name in table.columns})
     st.caption(f"{scores['n_scored']} films with a located lesion scored; "
                f"{scores['n_skipped_no_location']} without one left out. Heatmaps: "
                f"{evaluation.get('heatmap')}.")

@@ -192,8 +192,10 @@ def films_view(evaluation: Mapping[str, Any], key: str, again: Callable[[], None
         for column, label, help_text in (
             ("p_predicted", "p(answer)", "the probability the model gave the class it chose"),
             ("p_actual", "p(truth)", "the probability the model gave the film's real class"))}
+    classes = {column: st.column_config.NumberColumn(format="%.3f")
+               for column in table.columns if column.startswith("p_") and column not in probability}
     st.dataframe(shown, hide_index=True, column_config={
-        "right": st.column_config.CheckboxColumn("right"), **probability})
+        "right": st.column_config.CheckboxColumn("right"), **probability, **classes})
     st.download_button("Download the films (CSV)", data=table.to_csv(index=False).encode(),
                        file_name="test_films.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:", key=f"films_csv:{key}")
