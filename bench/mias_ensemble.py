@@ -11,7 +11,8 @@ candidate. Not measured: the pointing game (averaging attention maps is not the 
 question, and the maps are not kept), so that column stays empty for an ensemble.
 
 Documents written before evaluations kept each film's probabilities are completed by
-evaluating their fold runs again (``--runs``, where ``core cv`` left them).
+evaluating their fold runs again (``--runs``, where ``core cv`` left them); those films are
+kept beside the documents (``films-evaluated-again.json``), so a rerun needs no runs.
 
     python bench/mias_ensemble.py --members effnet-lite0 rsna-encoder --name ensemble
 """
@@ -31,16 +32,28 @@ from core.settings import REPO, SHARED
 #: Where each seed's candidate documents are kept (as ``bench/results.py`` reads them).
 CANDIDATES = REPO / "bench" / "out" / "results" / "candidates"
 SEED_FOLDERS = {seed: CANDIDATES / f"seed{seed}" for seed in (0, 1, 2)}
+#: Per seed: the films (with probabilities) of fold runs evaluated again, by run name, so a
+#: rerun of this script (or one on another machine, without the runs) need not evaluate them.
+KEPT_FILMS = "films-evaluated-again.json"
 #: Figures a fold run evaluated again must give as its cv document does.
 SAME_AGAIN = ("accuracy", "macro_f1", "auc_abnormal", "auc_malignant")
 
 
-def fold_films(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
+def fold_films(fold: dict[str, Any], runs: Path,
+               kept: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The fold's test films with their probabilities: from the document where it has them,
-    otherwise from evaluating the fold's run again."""
+    from ``kept`` (films of runs evaluated again before), otherwise from evaluating the
+    fold's run again, which is then added to ``kept``."""
     films = fold.get("films") or []
     if films and all("probabilities" in film for film in films):
         return films
+    name = Path(fold["run"]).name
+    if name not in kept:
+        kept[name] = _evaluated_again(fold, runs)
+    return kept[name]
+
+
+def _evaluated_again(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
     from core.evaluate.evaluate import evaluate_run
     from core.runs.folder import open_run
 
@@ -54,11 +67,13 @@ def fold_films(fold: dict[str, Any], runs: Path) -> list[dict[str, Any]]:
 
 
 def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
-                  severities: dict[str, str | None]) -> dict[str, Any]:
+                  severities: dict[str, str | None],
+                  kept: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """One fold scored from the mean of its members' probabilities."""
     from core.metrics.scores import classification_summary, clinical_pairs
 
-    members = [{film["film"]: film for film in fold_films(fold, runs)} for fold in member_folds]
+    members = [{film["film"]: film for film in fold_films(fold, runs, kept)}
+               for fold in member_folds]
     names = sorted(members[0])
     if any(sorted(member) != names for member in members[1:]):
         raise SystemExit(f"fold {member_folds[0]['fold']}: the members were tested on "
@@ -80,11 +95,12 @@ def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
 
 
 def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: Path,
-                      severities: dict[str, str | None]) -> dict[str, Any]:
+                      severities: dict[str, str | None],
+                      kept: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     from core.experiments.cv import summarise_folds
 
     by_fold = [{fold["fold"]: fold for fold in document["folds"]} for document in documents]
-    folds = [ensemble_fold([member[index] for member in by_fold], runs, severities)
+    folds = [ensemble_fold([member[index] for member in by_fold], runs, severities, kept)
              for index in sorted(by_fold[0])]
     return {"config": {"ensemble_of": names,
                        "members": [document["config"] for document in documents]},
@@ -108,7 +124,12 @@ def main() -> None:
             print(f"seed {seed}: not every member is measured; skipped", file=sys.stderr)
             continue
         documents = [json.loads(file.read_text()) for file in files]
-        document = ensemble_document(documents, args.members, args.runs, severities)
+        kept_file = folder / KEPT_FILMS
+        kept = json.loads(kept_file.read_text()) if kept_file.is_file() else {}
+        try:
+            document = ensemble_document(documents, args.members, args.runs, severities, kept)
+        finally:  # what was evaluated is kept, even when a later fold fails
+            kept_file.write_text(json.dumps(kept) + "\n")
         (folder / f"{args.name}.json").write_text(json.dumps(document, indent=2) + "\n")
         (folder / f"{args.name}.cmd").write_text(
             f"python bench/mias_ensemble.py --members {' '.join(args.members)} "
