@@ -40,9 +40,9 @@ _RUN_WIDGET = "evaluate_run"
 #: Set to a run's folder by "Evaluate again": the next pass evaluates it afresh.
 _AGAIN = "evaluate_again"
 GALLERY_COLUMNS = 4
-#: The localisation table's columns as a reader names them (``localisation.score_heatmaps``).
 #: Columns of the localisation table that count films (shown without decimals).
 COUNTS = ("n", "hits")
+#: The localisation table's columns as a reader names them (``localisation.score_heatmaps``).
 LOCALISATION_COLUMNS = {"n": "films", "hits": "hits", "pointing_game": "pointing game",
                         "iou": "overlap with the lesion (IoU)",
                         "inside": "heat inside the lesion", "chance": "chance"}

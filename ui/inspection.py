@@ -1,5 +1,6 @@
 """The Evaluate page's inspection of the yes/no score: an operating point that moves with a
-threshold, and the calibration of the score.
+threshold, and the calibration of the score; and the list of every test film with the
+probabilities the model gave it.
 
 Both read what ``evaluate_run`` saved (``operating_points``, ``calibration``): moving the
 threshold reads the stored ROC curve (``core.metrics.operating.point_at``) and never scores a

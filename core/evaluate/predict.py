@@ -263,5 +263,3 @@ def _label(source: FilmSource) -> str:
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
-
-
