@@ -567,7 +567,7 @@ def _candidates_section() -> list[str]:
               "seed<N>/`, its command beside each JSON), paired fold by fold with the default's "
               "documents of the same seed. Gains: mean over the paired folds [95% "
               "t-interval]; figures: pooled mean over the folds [95% t-interval]. The default's "
-              "documents were measured before this session's change of training batch order "
+              "documents were measured before issue 19 changed each epoch's batch order "
               "(docs/SCALE.md), so a pair differs in that too."), "",
              ("| candidate | paired folds | AUC abnormal gain | AUC malignant gain | macro-F1 "
               "gain | pointing gain | AUC abnormal | AUC malignant | macro-F1 | pointing |"),
@@ -606,10 +606,10 @@ def _candidates_section() -> list[str]:
 
 #: Why a candidate that meets the rule has not yet replaced the MIAS default.
 NOT_YET = ("The shipped default is not replaced yet: its documents come from the code before "
-           "this round's change of each epoch's batch order, so it is measured again on the "
+           "issue 19's change of each epoch's batch order, so it is measured again on the "
            "current code, on the same folds, before a switch; and candidates (a) and (d) start "
            "from an encoder trained on rsna-640, which the project cannot ship (its terms are "
-           "research-only), so a user makes it first with the two commands below.")
+           "research-only), so a user makes it first with the commands below.")
 #: Candidate (c), said where the table is, so the table is never read as complete.
 NOT_BUILT_C = ("(c) both films of a woman read together (MIAS pairs each left film with the "
                "right): not built. It needs a two-film model (a shared encoder over both "
@@ -646,7 +646,8 @@ def _majority_macro_f1(documents: list[dict[str, Any]]) -> str:
 
 
 def _pointing_chance(documents: list[dict[str, Any]]) -> str:
-    """Chance of the pointing game: the lesions' share of the attention map, per fold."""
+    """Chance of the pointing game (a random point in the breast hits a lesion), mean of the
+    folds."""
     return _fmt(_mean([f["localisation"]["overall"].get("chance") for document in documents
                        for f in document["folds"]]))
 
