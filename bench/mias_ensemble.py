@@ -90,8 +90,7 @@ def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
     # The always-majority baseline is the training folds' class, which the members share.
     summary["baselines"] = member_folds[0]["baselines"]
     return {"fold": member_folds[0]["fold"], "runs": [f["run"] for f in member_folds],
-            **{key: value for key, value in summary.items() if key != "baselines"},
-            "baselines": summary["baselines"]}
+            **summary}
 
 
 def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: Path,

@@ -572,9 +572,8 @@ def _candidates_section() -> list[str]:
              ("| candidate | paired folds | AUC abnormal gain | AUC malignant gain | macro-F1 "
               "gain | pointing gain | AUC abnormal | AUC malignant | macro-F1 | pointing |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
-    defaults = [default for default in (json.loads(f.read_text()) for f in
-                [folder / f"{DEFAULT_STEM}.json" for folder in _seed_folders().values()]
-                if f.is_file())]
+    files = [folder / f"{DEFAULT_STEM}.json" for folder in _seed_folders().values()]
+    defaults = [json.loads(file.read_text()) for file in files if file.is_file()]
     lines.append(f"| the shipped default (`{DEFAULT_STEM}`), all {_fold_count(defaults)} folds "
                  "| | | | | | "
                  + " | ".join(_pooled_mean(defaults, key) for key, _, _ in CANDIDATE_FIGURES)
