@@ -61,7 +61,8 @@ from core.metrics.scores import (
 from core.metrics.temperature import apply_temperature
 from core.models.features import file_digest
 from core.models.kinds import model_kind, named_outputs
-from core.prep.arrays import film_chunks
+from core.models.pairs import pair_parts, stack_pair
+from core.prep.arrays import film_chunks, other_breast_images
 from core.prep.polarity import mirror
 from core.prep.preprocess import breast_mask, look_at
 from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
@@ -205,18 +206,20 @@ def _check_fits(model: keras.Model, settings: RunSettings, path: Path) -> None:
     """Refuse a model that cannot be the run's: a model file swapped for another run's, or
     for something else entirely, must not be scored against this run's class names."""
     size = settings.config.prep.size
+    pairs = settings.config.both_breasts
     try:  # a model never called (a Sequential without an Input) has neither
         inputs, outputs = list(model.inputs), named_outputs(model)
     except (AttributeError, ValueError) as error:
         raise BadConfigError(f"{path}: the model has no defined inputs and outputs "
                              f"({_first_line(error)})") from None
-    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (size, size, 1):
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (size, size, 2 if pairs else 1):
         shapes = [tuple(tensor.shape[1:]) for tensor in inputs]
+        films = "pairs of grey films (a film and its other breast)" if pairs else "grey films"
         raise BadConfigError(f"{path}: the model takes {', '.join(map(str, shapes))}, but the "
-                             f"run prepares {size} x {size} grey films")
+                             f"run prepares {size} x {size} {films}")
     model_kind(settings.config.model).check_outputs(outputs, len(settings.classes), str(path))
     try:  # scoring and heatmaps read the encoder's map: refuse here, not once per film
-        encoder_and_head(model)
+        pair_parts(model) if pairs else encoder_and_head(model)
     except BadConfigError as error:
         raise BadConfigError(f"{path}: {error}") from None
 
@@ -402,14 +405,22 @@ def score_films(model: keras.Model, config: TrainConfig, records: list[FilmRecor
     transforms: list[Transform] = []
     labels, probabilities, maps = [], [], []
     inverted: set[int] = set()
+    alone = 0
     for part in film_chunks(records, config.prep, chunk, warnings):
-        scores, grid = scores_and_maps(model, kind, part.images[..., None], PREDICT_BATCH)
+        films = part.images[..., None]
+        if config.both_breasts:  # each film beside its other breast, as it was trained
+            others, unpaired = other_breast_images(part, records, config.prep)
+            films, alone = stack_pair(part.images, others, films=True), alone + unpaired
+        scores, grid = scores_and_maps(model, kind, films, PREDICT_BATCH)
         inverted.update(len(kept) + position for position in part.inverted)
         kept.extend(part.records)
         transforms.extend(part.transforms)
         labels.append(part.labels)
         probabilities.append(scores)
         maps.append(grid)
+    if alone:
+        warnings.append(f"{alone} film(s) were read without their other breast (none in the "
+                        "scored films, or unreadable), each against itself")
     return ScoredFilms(kept, transforms, np.concatenate(labels), np.concatenate(probabilities),
                        np.concatenate(maps), frozenset(inverted))
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.pairs import other_breasts
 from core.data.records import FilmRecord
 from core.errors import MammoError
 from core.geometry import Transform, lesions_to_array
@@ -115,3 +116,31 @@ def _read_part(records: list[FilmRecord], prep: PrepConfig, failures: list[str],
         labels=np.array([r.class_id for r in kept_records], dtype=np.int64),
         inverted=frozenset(position[i] for i in found_inverted if i in position),
     )
+
+
+def other_breast_images(part: FilmArrays, pool: Sequence[FilmRecord],
+                        prep: PrepConfig) -> tuple[np.ndarray, int]:
+    """Each film of ``part``'s other breast, found among ``pool`` (``core.data.pairs``) and
+    prepared as the film was, in ``part``'s order; and how many films had none. A film
+    whose other breast is not in ``pool`` or cannot be read goes with itself, as training
+    pairs it (``partner_positions``). The other films are read again rather than looked up
+    in the part being scored, since the two need not fall in the same part."""
+    pool = list(pool)
+    position = {record.film_id: index for index, record in enumerate(pool)}
+    others = other_breasts(pool)
+    wanted: dict[int, FilmRecord] = {}
+    for row, record in enumerate(part.records):
+        other = others[position[record.film_id]] if record.film_id in position else None
+        if other is not None:
+            wanted[row] = pool[other]
+    images = part.images.copy()
+    paired = 0
+    if wanted:
+        read = _read_part(list(wanted.values()), prep, [], [])
+        by_film = ({} if read is None else
+                   {r.film_id: image for r, image in zip(read.records, read.images)})
+        for row, record in wanted.items():
+            if record.film_id in by_film:  # an unreadable other breast: the film itself
+                images[row] = by_film[record.film_id]
+                paired += 1
+    return images, len(part) - paired

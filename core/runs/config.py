@@ -154,6 +154,13 @@ class TrainConfig:
         0.0, label="Attention regularization", valid=NON_NEGATIVE, span=(0.0, 100.0),
         help="weight of the doubly stochastic penalty (attention spread over the whole map)",
         models=ATTENTION, advanced=True)
+    # Off by default: measured against the default on MIAS (docs/RESULTS.md, candidate (c));
+    # a default changes only by RESULTS' rule.
+    both_breasts: bool = knob(
+        False, label="Read both breasts", models=ATTENTION,
+        help="read each film beside the other breast of the same view (same woman, other "
+             "side; MIAS pairs left and right films): the decoder sees each place's "
+             "features and their difference from the other breast's (core.models.pairs)")
     # head and optimisation
     dropout: float = knob(0.3, label="Dropout", help="dropout rate of the head",
                           valid=Range(0, 1, high_open=True), span=(0.0, 0.99), advanced=True)
@@ -274,6 +281,9 @@ class TrainConfig:
         if self.batch_size % self.devices:
             raise BadConfigError(f"batch_size {self.batch_size} does not divide among "
                                  f"{self.devices} devices: use a multiple of {self.devices}")
+        if self.both_breasts and self.model != "attention":
+            raise BadConfigError("both_breasts reads pairs with the attention model only (a "
+                                 "transfer model's Grad-CAM needs one film per input)")
         if self.patch_epochs and self.patch_size > self.image_size:
             raise BadConfigError(f"patch_size {self.patch_size} is larger than the films "
                                  f"({self.image_size} px): use a larger input, smaller "

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from core.errors import BadConfigError
+from core.models.pairs import stack_pair
 from core.prep.stream import FIRST_EPOCH_DRAW, Shuffle
 
 
@@ -51,6 +52,8 @@ class Batches(keras.utils.PyDataset):
     Handing Keras whole arrays makes it hold a float32 copy of all of them (cached float16
     features of a balanced MIAS set come to gigabytes); batches keep memory at one batch.
     ``films=True`` adds the channel axis grey films need. Shuffled anew every epoch.
+    ``partners``: each sample's other breast, a position in ``inputs``; each input then goes
+    with it as a pair (``core.models.pairs.stack_pair``).
 
     ``replicas``: the devices each batch is split among (``core.backend.distribution_scope``),
     which must divide every batch, the last one too: an epoch then leaves out its last
@@ -59,9 +62,13 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, inputs: np.ndarray, targets: Any, batch_size: int,
                  weights: np.ndarray | None = None, seed: int | None = None,
-                 films: bool = False, replicas: int = 1) -> None:
+                 films: bool = False, replicas: int = 1,
+                 partners: np.ndarray | None = None) -> None:
         super().__init__()
+        if partners is not None and len(partners) != len(inputs):
+            raise BadConfigError(f"{len(partners)} other breasts for {len(inputs)} samples")
         self.inputs, self.targets, self.weights = inputs, targets, weights
+        self.partners = partners
         self.batch_size, self.films = batch_size, films
         self.used = evenly_divided(len(inputs), batch_size, replicas)
         self.shuffle = Shuffle(len(inputs), seed)
@@ -85,9 +92,12 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         end = min((index + 1) * self.batch_size, self.used)
         rows = np.sort(self.order[index * self.batch_size:end])
-        batch = self.inputs[rows].astype(np.float32)
-        if self.films:
+        batch = self.inputs[rows]
+        if self.partners is not None:
+            batch = stack_pair(batch, self.inputs[self.partners[rows]], films=self.films)
+        elif self.films:
             batch = batch[..., None]
+        batch = batch.astype(np.float32)
         targets = (self.targets[rows] if isinstance(self.targets, np.ndarray)
                    else {k: v[rows] for k, v in self.targets.items()})
         if self.weights is None:

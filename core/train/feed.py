@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.data.records import NORMAL_CLASS, FilmRecord
-from core.errors import BadFilmError, MammoError
+from core.errors import BadConfigError, BadFilmError, MammoError
 from core.models.features import FeatureStore, image_key
 from core.prep.arrays import FilmArrays, inverted_note, load_arrays
 from core.prep.augment import balance_plan, lesion_arrays
@@ -91,6 +91,10 @@ class TrainingSet:
     counts_after: np.ndarray
     patch_films: Callable[[], tuple[FilmArrays, FilmArrays]]
     streamed: bool = False
+    #: With ``both_breasts``: each fitted and each validation sample's other breast, as a
+    #: position in its part (``core.data.pairs.partner_positions``; itself where none).
+    fit_partners: np.ndarray | None = None
+    val_partners: np.ndarray | None = None
 
 
 def streams(config: TrainConfig, films: int) -> bool:
@@ -171,6 +175,10 @@ def streamed_training_set(config: TrainConfig, fit_records: list[FilmRecord],
                           on_batch: Progress | None = None) -> TrainingSet:
     """The training and validation parts, scanned (``scan``) and, for ``balance`` "augment",
     grown by the augmented copies ``augment.balance`` would make, never held in memory."""
+    if config.both_breasts:
+        raise BadConfigError("both breasts are read together from films in memory only: "
+                             "this run would stream its films (set streaming to off, or "
+                             "train on fewer films or a smaller input)")
     read_fit, read_val = LazyFilms(fit_records, config.prep), LazyFilms(val_records, config.prep)
     fit, fit_scan = _kept(read_fit, scan(read_fit, on_batch=on_batch), warnings)
     val, val_scan = _kept(read_val, scan(read_val, on_batch=on_batch), warnings)
@@ -268,17 +276,22 @@ def encode_to_store(encode: Callable[[np.ndarray], np.ndarray], films: StreamedF
 # -- batches for Keras --------------------------------------------------------------------------
 def feed(inputs: np.ndarray | StreamedFilms | FeatureStore, targets: Any, batch_size: int,
          weights: np.ndarray | None = None, seed: int | None = None, films: bool = False,
-         settings: StreamSettings = STREAM, replicas: int = 1) -> Any:
+         settings: StreamSettings = STREAM, replicas: int = 1,
+         partners: np.ndarray | None = None) -> Any:
     """``(inputs, targets[, weights])`` in batches of ``batch_size`` for ``fit``, ``evaluate``
     or ``predict``, shuffled every epoch when there is a ``seed``: a ``Batches`` over arrays,
     or a streamed ``tf.data`` pipeline over films or stored features, giving the same
     batches. ``films``: the inputs are grey films (a channel axis is added). ``replicas``:
     the devices every batch is split among; an epoch then leaves out its last
-    ``len(inputs) % replicas`` samples (``batches.evenly_divided``), in memory or streamed."""
+    ``len(inputs) % replicas`` samples (``batches.evenly_divided``), in memory or streamed.
+    ``partners``: each sample's other breast (a position in ``inputs``), fed beside it as a
+    pair; arrays only (``streamed_training_set`` refuses pairs)."""
     used = evenly_divided(len(inputs), batch_size, replicas)
     if isinstance(inputs, np.ndarray):
         return Batches(inputs, targets, batch_size, weights, seed, films=films,
-                       replicas=replicas)
+                       replicas=replicas, partners=partners)
+    if partners is not None:
+        raise BadConfigError("both breasts are read together from films in memory only")
     names = list(targets) if isinstance(targets, dict) else None
     parts = [targets[name] for name in names] if names else [targets]
     per_sample = [np.asarray(part) for part in parts]

@@ -32,6 +32,7 @@ import numpy as np
 from core import backend
 from core.atomic import atomic_path
 from core.data import load_dataset
+from core.data.pairs import partner_positions, unpaired_note
 from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError
 from core.metrics.scores import classification_summary
@@ -41,6 +42,7 @@ from core.models.backbones import Backbone, build_backbone, film_encoder
 from core.models.cut import frozen_bottom
 from core.models.features import cached_features, encoder_key, file_digest, weights_key
 from core.models.kinds import ModelKind, model_kind
+from core.models.pairs import fused_shape, head_of, pair_model
 from core.models.transfer import unfreeze_top
 from core.prep.arrays import load_arrays
 from core.prep.augment import balance
@@ -114,7 +116,8 @@ def _split_manifest(dataset: Dataset, splits: Splits) -> dict[str, Any]:
 
 def _run_name(config: TrainConfig) -> str:
     model = model_kind(config.model).run_label(config)
-    return f"{config.dataset}-{model}-{config.backbone}-{config.image_size}"
+    pairs = "-both-breasts" if config.both_breasts else ""
+    return f"{config.dataset}-{model}{pairs}-{config.backbone}-{config.image_size}"
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -139,16 +142,28 @@ def _arrays_in_memory(config: TrainConfig, fit_records: list[FilmRecord],
                       n_classes: int, warnings: list[str]) -> TrainingSet:
     fit = load_arrays(fit_records, config.prep, warnings)
     val = load_arrays(val_records, config.prep, warnings)
+    fit_partners = val_partners = None
+    if config.both_breasts:
+        fit_partners, val_partners = (partner_positions(fit.records),
+                                      partner_positions(val.records))
+        for part, partners in ((fit, fit_partners), (val, val_partners)):
+            note = unpaired_note(part.records, partners)
+            if note:
+                log.info(note)
+                warnings.append(note)
     if config.balance == "augment":
         grown = balance(fit.images, fit.labels, fit.lesions, n_classes,
                         target=config.augment_target, config=config.augment, seed=config.seed)
         images, labels, lesions = grown.images, grown.labels, grown.lesions
         before, after = grown.counts_before, grown.counts_after
+        if fit_partners is not None:  # a copy is read beside its original's other breast
+            fit_partners = fit_partners[grown.source_index]
     else:
         images, labels, lesions = fit.images, fit.labels, fit.lesions
         before = after = np.bincount(fit.labels, minlength=n_classes)
     return TrainingSet(images, labels, lesions, val.images, val.labels, val.lesions, before,
-                       after, patch_films=lambda: (fit, val))
+                       after, patch_films=lambda: (fit, val), fit_partners=fit_partners,
+                       val_partners=val_partners)
 
 
 def _listen(run: Run) -> None:
@@ -174,6 +189,15 @@ def encoder_for(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
         described["precision"] = config.mixed_precision  # runs keep their keys as they were)
     key = encoder_key(described)
     return backbone, film_encoder(backbone), key
+
+
+def new_head(config: TrainConfig, kind: ModelKind, feature_shape: tuple[int, ...],
+             n_classes: int) -> keras.Model:
+    """The kind's head on the encoder's features; with ``both_breasts``, on the fused map
+    of a film and its other breast (``core.models.pairs``)."""
+    if config.both_breasts:
+        feature_shape = fused_shape(feature_shape)
+    return kind.build_head(config, feature_shape, n_classes)
 
 
 def _callbacks(run: Run, config: TrainConfig, phase: Step, epochs: int,
@@ -261,17 +285,19 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     cancelled = False
     if job.resumes(Step.FINE_TUNE):  # the head was trained before the stop
         with backend.distribution_scope(config.devices):
-            head = kind.build_head(config, feature_shape, n_classes)
+            head = new_head(config, kind, feature_shape, n_classes)
     else:
         head, cancelled = _train_head(job, encoder, key)
-    model = attach_encoder(encoder, head, name=f"{config.model}_{config.backbone}")
+    name = f"{config.model}_{config.backbone}"
+    model = (pair_model(encoder, head, name) if config.both_breasts
+             else attach_encoder(encoder, head, name=name))
 
     if Step.FINE_TUNE in plan and not cancelled:
         cancelled = _fine_tune(job, model, encoder, head)
     if cancelled:
         return {"cancelled": True}
     _save(run, model)
-    probabilities = _class_probabilities(kind, model, data.val_images)
+    probabilities = _class_probabilities(kind, model, data.val_images, data.val_partners)
     scaling = {}
     if config.temperature_scaling:
         scaling["temperature"] = fitted_temperature(probabilities, data.val_labels)
@@ -287,25 +313,31 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
 def _train_head(job: Fitting, encoder: keras.Model, key: str | None
                 ) -> tuple[keras.Model, bool]:
     """Phase 1: the decoder (or head) on the frozen encoder's features, computed once per
-    film; returns it and whether it was cancelled."""
+    film; returns it and whether it was cancelled. With ``both_breasts`` the head trains
+    behind ``pair_model`` on each film's features beside its other breast's; the head itself
+    is returned either way."""
     run, config, data = job.run, job.config, job.data
     fit_features = _features(run, encoder, data.fit_images, key, "train")
     val_features = _features(run, encoder, data.val_images, key, "val")
     with backend.distribution_scope(config.devices):
         if job.resumes(Step.HEAD):
-            head = _load_checkpoint(run)
+            trainer = _load_checkpoint(run)
+            head = head_of(trainer) if config.both_breasts else trainer
             first_epoch = int((job.state or {})["epoch"])
             run.log(Event.RESUME, phase=Step.HEAD, epoch=first_epoch)
         else:
-            head = job.kind.build_head(config, tuple(fit_features.shape[1:]),
-                                       len(data.counts_before))
-            job.kind.compile(head, config, config.learning_rate)
+            head = new_head(config, job.kind, tuple(fit_features.shape[1:]),
+                            len(data.counts_before))
+            trainer = (pair_model(None, head, name=f"{head.name}_pairs") if config.both_breasts
+                       else head)
+            job.kind.compile(trainer, config, config.learning_rate)
             first_epoch = 0
     replicas = config.devices
     batches = feed(fit_features, job.y_fit, config.batch_size, job.weights, config.seed,
-                   replicas=replicas)
-    val_batches = feed(val_features, job.y_val, config.batch_size, replicas=replicas)
-    progress = _fit_phase(job, head, Step.HEAD, config.epochs, batches, val_batches,
+                   replicas=replicas, partners=data.fit_partners)
+    val_batches = feed(val_features, job.y_val, config.batch_size, replicas=replicas,
+                       partners=data.val_partners)
+    progress = _fit_phase(job, trainer, Step.HEAD, config.epochs, batches, val_batches,
                           first_epoch)
     return head, progress.cancelled
 
@@ -331,10 +363,13 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
     with backend.distribution_scope(config.devices):
         if cut is not None:
             bottom, top = cut
-            activations = keras.Input(shape=tuple(bottom.outputs[0].shape[1:]),
-                                      name="activations")
-            trainer = keras.Model(activations, head(top(activations)),
-                                  name=f"{model.name}_top")
+            if config.both_breasts:
+                trainer = pair_model(top, head, name=f"{model.name}_top")
+            else:
+                activations = keras.Input(shape=tuple(bottom.outputs[0].shape[1:]),
+                                          name="activations")
+                trainer = keras.Model(activations, head(top(activations)),
+                                      name=f"{model.name}_top")
         fitted = trainer
         if resuming:
             fitted = _load_checkpoint(run)
@@ -352,8 +387,9 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
         val_inputs = _features(run, cut[0], data.val_images, None, "val", np.float32)
     films = cut is None
     batches = feed(fit_inputs, job.y_fit, config.batch_size, job.weights, config.seed,
-                   films=films, replicas=config.devices)
-    val = feed(val_inputs, job.y_val, config.batch_size, films=films, replicas=config.devices)
+                   films=films, replicas=config.devices, partners=data.fit_partners)
+    val = feed(val_inputs, job.y_val, config.batch_size, films=films, replicas=config.devices,
+               partners=data.val_partners)
     progress = _fit_phase(job, fitted, Step.FINE_TUNE, config.fine_tune_epochs, batches, val,
                           first_epoch)
     if fitted is not trainer:  # the resumed checkpoint's weights go into the model's layers
@@ -362,9 +398,10 @@ def _fine_tune(job: Fitting, model: keras.Model, encoder: keras.Model,
 
 
 def _class_probabilities(kind: ModelKind, model: keras.Model,
-                         images: np.ndarray | StreamedFilms) -> np.ndarray:
-    output = model.predict(feed(images, np.zeros(len(images)), ENCODE_BATCH, films=True),
-                           verbose=0)
+                         images: np.ndarray | StreamedFilms,
+                         partners: np.ndarray | None = None) -> np.ndarray:
+    output = model.predict(feed(images, np.zeros(len(images)), ENCODE_BATCH, films=True,
+                                partners=partners), verbose=0)
     return kind.probabilities(output)
 
 
