@@ -176,6 +176,12 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
 
     if args.engine != "ray" and (args.address is not None or args.actors is not None):
         raise BadConfigError("--address and --actors go with --engine ray")
+    if args.other and (args.engine == "ray" or args.input):
+        raise BadConfigError("--other goes with films named one by one (not --input), with "
+                             "--engine local")
+    if args.other and len(args.other) != len(args.files):
+        raise BadConfigError(f"{len(args.other)} --other film(s) for {len(args.files)} "
+                             "film(s): give one per film, in the same order")
     if args.engine == "ray" and args.dicom_out is not None:
         raise BadConfigError("--dicom-out goes with --engine local (Ray writes a table)")
     chosen = {name: getattr(args, name) for name in settings_of(OverlaySize)
@@ -194,7 +200,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     from core.evaluate.predict import predict_films
 
     made_out = not args.out.exists()
-    entries = predict_films(run, films, args.out, size, dicom_dir=args.dicom_out)
+    entries = predict_films(run, films, args.out, size, dicom_dir=args.dicom_out,
+                            others=args.other or None)
     failed = [entry for entry in entries if "error" in entry]
     if entries and len(failed) == len(entries):  # a script must not read this as success
         if made_out:
@@ -464,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, action="append", default=[],
                          metavar="LIST_OR_FOLDER", help="every film below a folder, or those a "
                          "text file lists (one path a line); repeatable")
+    predict.add_argument("--other", type=Path, action="append", default=[], metavar="FILE",
+                         help="for a run trained with --both-breasts: the other breast (same "
+                         "view) of each film, in the films' order; repeat once per film")
     predict.add_argument("--out", type=Path, required=True,
                          help="folder for the heatmap PNGs (and, on Ray, the results table)")
     predict.add_argument("--dicom-out", type=Path, metavar="DIR",

@@ -22,6 +22,11 @@ landscape or sliver of a picture, noise, a flat grey, a colour photo) is still s
 refusing would hide what the model does with it, but its entry's ``warnings`` say what is
 wrong, so neither the page nor the command line presents its class as a finding.
 
+A run trained with ``both_breasts`` reads each film beside the other breast of the same view
+(``core.models.pairs``): ``others`` gives it, film by film, prepared exactly as the film is.
+A film given without it, or whose other film cannot be read, is read against itself, as
+training reads a film with no other breast, and its entry's ``warnings`` say so.
+
 A bad film (unreadable, blank, a text file named ``.png``) gets one error line in its
 entry and never stops the others; a run that cannot be loaded stops the call, since no
 film could be scored without it.
@@ -44,10 +49,11 @@ from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
 from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
 from core.evaluate.overlay_size import OverlaySize
-from core.films import film_notes, read_film
+from core.films import Film, film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
+from core.models.pairs import stack_pair
 from core.prep.plausibility import plausibility_warnings
-from core.prep.preprocess import Prepared, PrepConfig, look_at, prepare_film, upright
+from core.prep.preprocess import Look, Prepared, PrepConfig, look_at, prepare_film, upright
 from core.render.film_view import DISPLAY_SIDE, FilmView, caption, overlay_picture
 from core.render.overlay import save_png
 from core.runs.folder import MODEL, Run, open_run
@@ -100,8 +106,8 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
 
 
 def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: str | Path,
-                  size: OverlaySize | None = None, dicom_dir: str | Path | None = None
-                  ) -> list[dict[str, Any]]:
+                  size: OverlaySize | None = None, dicom_dir: str | Path | None = None,
+                  others: Sequence[FilmSource | None] | None = None) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
     "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
     sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
@@ -116,6 +122,9 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
     film the paths and UIDs of its Secondary Capture and SR (``dicom_out``), for another
     film a note that it gets none, and ``{"error": line}`` when they could not be written
     (the film's scores and PNG stand, and so do the other films' results).
+
+    ``others``: for a run that reads both breasts, each film's other breast (same view), or
+    None where there is none; one per film. A run that reads one film refuses them.
     """
     size = size or OverlaySize()
     out = Path(out_dir)
@@ -141,7 +150,7 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
                                                     heatmap.name.removesuffix(HEATMAP_SUFFIX))
         return saved
 
-    return _predict(loaded, files, save, size.side)
+    return _predict(loaded, files, save, size.side, others)
 
 
 def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], folder: Path,
@@ -162,7 +171,9 @@ def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], 
 
 
 def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
-                    side: int = DISPLAY_SIDE) -> list[dict[str, Any]]:
+                    side: int = DISPLAY_SIDE,
+                    others: Sequence[FilmSource | None] | None = None
+                    ) -> list[dict[str, Any]]:
     """As ``predict_films``, but nothing is written: each good film's entry holds, instead of
     a PNG path, ``"film"`` (8-bit grey, stretched as overlays are, long side at most
     ``side``) and ``"heat"`` (float32 in [0, 1], the same shape).
@@ -178,7 +189,7 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     def keep(scored: _Scored) -> dict[str, Any]:
         return {"film": scored.view.film, "heat": scored.view.heat}
 
-    return _predict(loaded_run(run), files, keep, side)
+    return _predict(loaded_run(run), files, keep, side, others)
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,42 +210,84 @@ class _Scored:
 _Finish = Callable[[_Scored], dict[str, Any]]
 
 
+#: What an entry says of a film a two-breast model read without its other breast.
+READ_ALONE = ("read without the other breast: this model reads each film beside the other "
+              "breast of the same view, so it was read against itself (no asymmetry to see)")
+
+
 def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
-             side: int | None) -> list[dict[str, Any]]:
+             side: int | None, others: Sequence[FilmSource | None] | None = None
+             ) -> list[dict[str, Any]]:
+    pairs = loaded.settings.config.both_breasts
+    if others is not None and not pairs:
+        raise BadConfigError("this run reads one film at a time; other breasts go with a run "
+                             "trained with both_breasts")
+    if others is not None and len(others) != len(files):
+        raise BadConfigError(f"{len(others)} other breast(s) for {len(files)} film(s): give "
+                             "one per film (or none)")
+    if pairs and others is None:
+        others = [None] * len(files)
     entries: list[dict[str, Any]] = []
     for start in range(0, len(files), BATCH):
-        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish, side))
+        chunk = None if others is None else others[start:start + BATCH]
+        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish, side, chunk))
     return entries
 
 
+def _read_prepared(source: FilmSource, label: str, prep: PrepConfig
+                   ) -> tuple[Film, Look, Prepared]:
+    """A film read, set upright and prepared as the run's films were: ``(film, look,
+    prepared)``. One look decides polarity and finds the breast for everything after it."""
+    film = read_film(source[1], name=label) if isinstance(source, tuple) else read_film(source)
+    look = look_at(film.pixels, source=label)
+    film = upright(film, look)
+    return film, look, prepare_film(film, prep, label, look=look)
+
+
+def _other_breast(other: FilmSource | None, own: Prepared, prep: PrepConfig
+                  ) -> tuple[np.ndarray, str | None]:
+    """The other breast's model input, or the film's own with the warning that says why."""
+    if other is None:
+        return own.image, READ_ALONE
+    try:
+        return _read_prepared(other, _label(other), prep)[2].image, None
+    except MammoError as error:
+        return own.image, f"{READ_ALONE}; the other film: {_one_line(error)}"
+
+
 def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
-                   side: int | None) -> list[dict[str, Any]]:
+                   side: int | None, others: Sequence[FilmSource | None] | None = None
+                   ) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     # The films wait for the model as their display copies: a batch of full-field films
     # would otherwise hold 25 MB each.
     ready: list[tuple[int, FilmSource, str, DisplayFilm, Prepared]] = []
-    for source in files:
+    other_images: list[np.ndarray] = []
+    for number, source in enumerate(files):
         label = _label(source)
         entries.append({"file": label})
         try:
-            film = (read_film(source[1], name=label) if isinstance(source, tuple)
-                    else read_film(source))
-            # One look decides polarity and finds the breast for everything below; upright,
-            # so the film shown under the heatmap is the one the model saw.
-            look = look_at(film.pixels, source=label)
-            film = upright(film, look)
+            # Upright, so the film shown under the heatmap is the one the model saw.
+            film, look, prepared = _read_prepared(source, label, loaded.prep)
             entries[-1].update(film_notes(film))  # the DICOM gate and doubts, if any
             doubts = plausibility_warnings(film, look)
+            other = None
+            if others is not None:
+                other, alone = _other_breast(others[number], prepared, loaded.prep)
+                doubts = [*doubts, alone] if alone else doubts
             if doubts:
                 entries[-1]["warnings"] = [*entries[-1].get("warnings", []), *doubts]
-            prepared = prepare_film(film, loaded.prep, label, look=look)
             ready.append((len(entries) - 1, source, film.source_format,
                           display_film(film.pixels, side), prepared))
+            if other is not None:  # beside its film's place in ``ready``
+                other_images.append(other)
         except MammoError as error:
             entries[-1]["error"] = _one_line(error)
     if not ready:
         return entries
-    inputs = np.stack([prepared.image for *_, prepared in ready])[..., None]
+    images = np.stack([prepared.image for *_, prepared in ready])
+    inputs = (stack_pair(images, np.stack(other_images), films=True) if others is not None
+              else images[..., None])
     probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
                                           len(inputs))
     probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them

@@ -147,6 +147,10 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
     run = run if isinstance(run, Run) else open_run(run)
     run_path = str(absolute(run.path))
     settings = run_settings(run)
+    if settings.config.both_breasts:  # its films would each be read against itself
+        raise BadConfigError(f"{run.path}: this run reads each film beside the other breast, "
+                             "and archive scoring does not pair films; score with --engine "
+                             "local and --other")
     out = absolute(out_dir)
     make_folder(out / score_table.SCORES, "scores table folder")
     make_folder(out / score_table.OVERLAYS, "overlay folder")

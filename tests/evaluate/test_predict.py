@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ from conftest import REPO, SHARED
 from core.cli import main
 from core.errors import BadConfigError
 from core.evaluate.overlay_size import OVERLAY_SIDE, OverlaySize
-from core.evaluate.predict import predict_films
+from core.evaluate.predict import READ_ALONE, predict_films
 from core.prep.plausibility import NOT_A_MAMMOGRAM
 from core.render.film_view import caption, framed, shrink
 from core.render.overlay import display_grey
@@ -286,3 +287,73 @@ def test_one_look_serves_the_check_the_overlay_and_preprocessing(
     entries = predict_films(run, films[:2], tmp_path / "out")
     assert all("label" in entry for entry in entries)
     assert calls == {"_shrink": 2, "polarity_of": 2, "_segment": 2}
+
+
+@pytest.fixture(scope="module")
+def pair_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    from core.train.fit import train
+
+    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
+        **TINY, both_breasts=True)
+    run = train(config, tmp_path_factory.mktemp("pair-runs"))
+    assert run.manifest["status"] == "done"
+    return run
+
+
+def test_a_two_breast_run_reads_each_film_beside_the_other_given(
+        pair_run: Run, synthetic_root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given its other breast, a film is scored as a pair, with no warning; given none, or
+    one that cannot be read, it is scored against itself and its entry says so. What the
+    model is handed is checked, channel by channel, against the films prepared by hand."""
+    import core.evaluate.predict as predict_module
+    from core.prep.preprocess import preprocess_files
+
+    handed = []
+
+    def scores_and_maps(model, kind, films, batch_size):
+        handed.append(np.array(films))
+        return real(model, kind, films, batch_size)
+
+    real = predict_module.scores_and_maps
+    monkeypatch.setattr(predict_module, "scores_and_maps", scores_and_maps)
+    left, right = synthetic_root / "mdb001.pgm", synthetic_root / "mdb002.pgm"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a film")
+    paired, alone, unreadable = predict_films(pair_run, [left, left, left], tmp_path / "out",
+                                              others=[right, None, broken])
+    assert "warnings" not in paired and Path(paired["heatmap"]).is_file()
+    assert alone["warnings"] == [READ_ALONE]
+    assert unreadable["warnings"][0].startswith(READ_ALONE) and str(broken) in \
+        unreadable["warnings"][0]
+    assert unreadable["probabilities"] == alone["probabilities"]
+    (films,) = handed
+    prepared, _ = preprocess_files([left, right], _prep_of(pair_run))
+    assert films.shape == (3, 64, 64, 2)
+    for row, other in enumerate([prepared[1], prepared[0], prepared[0]]):
+        np.testing.assert_array_equal(films[row, ..., 0], prepared[0])
+        np.testing.assert_array_equal(films[row, ..., 1], other)
+    # Without ``others`` at all, every film is read alone, and said to be.
+    (entry,) = predict_films(pair_run, [left], tmp_path / "out")
+    assert entry["warnings"] == [READ_ALONE] and entry["probabilities"] == alone["probabilities"]
+
+
+def _prep_of(run: Run) -> Any:
+    return TrainConfig.from_manifest(run.manifest["config"]).prep
+
+
+def test_other_breasts_are_refused_where_they_cannot_be_read(
+        run: Run, pair_run: Run, films: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(BadConfigError, match="reads one film at a time"):
+        predict_films(run, films[:1], tmp_path, others=films[1:2])
+    with pytest.raises(BadConfigError, match="1 other breast"):
+        predict_films(pair_run, films[:2], tmp_path, others=films[2:3])
+    result = _cli("predict", str(pair_run.path), str(films[0]), str(films[1]), "--other",
+                  str(films[1]), "--out", str(tmp_path), "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "give one per film" in result.stderr
+    result = _cli("predict", str(pair_run.path), str(films[0]), "--other", str(films[1]),
+                  "--out", str(tmp_path / "cli"), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (entry,) = json.loads(result.stdout)
+    assert entry["label"] and "warnings" not in entry

@@ -268,3 +268,30 @@ def test_each_epoch_gets_its_order_however_many_passes_were_read() -> None:
             for index, want in enumerate(expected[epoch]):
                 np.testing.assert_array_equal(memory[index][1], want)
     assert not all(np.array_equal(a, b) for a, b in zip(expected[0], expected[1]))
+
+
+def test_pairs_feed_each_sample_beside_its_other_breast(synthetic_root: Path) -> None:
+    """In memory, every batch holds each film and, as its second channel, the film its
+    ``partners`` entry names; a grown copy goes beside its original's other breast."""
+    films = np.arange(4 * 3 * 3, dtype=np.uint8).reshape(4, 3, 3)
+    partners = np.array([1, 0, 3, 2])
+    batches = Batches(films, np.arange(4), batch_size=4, films=True, partners=partners)
+    inputs, targets = batches[0]
+    for row, label in enumerate(targets):
+        np.testing.assert_array_equal(inputs[row, ..., 0], films[label])
+        np.testing.assert_array_equal(inputs[row, ..., 1], films[partners[label]])
+
+    config = _config(synthetic_root, both_breasts=True, balance="augment")
+    dataset = load_dataset("mias", synthetic_root)
+    splits = split_dataset(dataset, config.test_size, config.val_fraction, config.seed)
+    fit = [dataset.records[int(i)] for i in splits.train]
+    val = [dataset.records[int(i)] for i in splits.val]
+    data = _arrays_in_memory(config, fit, val, len(dataset.classes), [])
+    originals = len(fit)
+    assert len(data.fit_partners) == len(data.fit_labels) > originals
+    for row, partner in enumerate(data.fit_partners[:originals]):
+        own, other = fit[row], fit[partner]
+        assert other.patient_id == own.patient_id and (other is own or other.side != own.side)
+    # A copy of a film shares its original's label and its original's other breast.
+    assert set(data.fit_partners[originals:]) <= set(data.fit_partners[:originals])
+    assert len(data.val_partners) == len(data.val_labels)

@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO
 from core.data import load_dataset
 from core.data.synthetic import generate
+from core.errors import BadConfigError
 from core.evaluate.evaluate import evaluate_run
 from core.metrics.scores import classification_summary
 from core.prep.arrays import load_arrays
@@ -272,6 +273,56 @@ def test_a_run_stopped_while_fine_tuning_resumes_there_and_saves_the_tuned_model
             np.testing.assert_array_equal(value, kept)
 
 
+def test_both_breasts_train_resume_and_are_scored_as_pairs(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each film is trained and scored beside its other breast: stopped in the head's phase
+    (the checkpoint is the pair trainer), resumed, fine-tuned on cut activations, saved as
+    a model of pairs, and evaluated on exactly the pairs core.data.pairs names."""
+    import core.train.progress as progress_module
+    from core.data.pairs import other_breasts
+    from core.models.pairs import stack_pair
+    from core.train.fit import resume
+    from core.train.progress import checkpoint_state
+
+    def stop_after_the_first_head_epoch(run) -> bool:
+        return bool(checkpoint_state(run))
+
+    monkeypatch.setattr(progress_module, "cancel_requested", stop_after_the_first_head_epoch)
+    config = _tiny(synthetic_root, both_breasts=True, balance="augment", epochs=3,
+                   fine_tune_layers=2, fine_tune_epochs=1)
+    run = train(config, tmp_path)
+    assert run.manifest["status"] == "cancelled" and checkpoint_state(run)["phase"] == "head"
+    monkeypatch.undo()
+    run = resume(run.path)
+    assert run.manifest["status"] == "done" and "both-breasts" in run.name
+    phases = {e["phase"] for e in run.events() if e["event"] == "epoch"}
+    assert phases == {"head", "fine-tune"}
+
+    model = keras.models.load_model(run.path / MODEL, safe_mode=True)
+    assert tuple(model.inputs[0].shape[1:]) == (64, 64, 2)
+    evaluation = evaluate_run(run)
+    dataset = load_dataset("mias", synthetic_root)
+    test_ids = [f["film"] for f in run.manifest["split"]["test"]]
+    records = [r for r in dataset.records if r.film_id in test_ids]
+    arrays = load_arrays(records, config.prep)
+    others = [arrays.images[i if j is None else j]
+              for i, j in enumerate(other_breasts(arrays.records))]
+    assert any(j is not None for j in other_breasts(arrays.records))
+    pairs = stack_pair(arrays.images, np.stack(others), films=True).astype(np.float32)
+    expected = model.predict_on_batch(pairs)["class"]
+    scored = {f["film"]: list(f["probabilities"].values()) for f in evaluation["films"]}
+    got = np.array([scored[r.film_id] for r in arrays.records])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_both_breasts_is_the_attention_model_s_and_in_memory_only(synthetic_root: Path,
+                                                                  tmp_path: Path) -> None:
+    with pytest.raises(BadConfigError, match="attention model only"):
+        _tiny(synthetic_root, both_breasts=True, model="transfer")
+    with pytest.raises(BadConfigError, match="in memory only"):
+        train(_tiny(synthetic_root, both_breasts=True, streaming="on"), tmp_path)
+
+
 def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path: Path) -> None:
     argv = ["train", "--dataset", "mias", "--root", str(synthetic_root), "--out", str(tmp_path),
             "--model", "attention", "--backbone", "mobilenet_025", "--weights", "none",
@@ -287,10 +338,12 @@ def test_cli_train_prints_the_run_and_validation(synthetic_root: Path, tmp_path:
     assert (config["cell"], config["steps"], config["weights"]) == ("gru", 3, "none")
 
 
-def test_training_runs_on_jax(synthetic_root: Path, tmp_path: Path) -> None:
-    """Every phase (patch pretraining, head, fine-tuning) on JAX, as a GPU machine runs it."""
+@pytest.mark.parametrize("both_breasts", [False, True])
+def test_training_runs_on_jax(synthetic_root: Path, tmp_path: Path, both_breasts: bool) -> None:
+    """Every phase (patch pretraining, head, fine-tuning) on JAX, as a GPU machine runs it,
+    one film or both breasts at a time."""
     phases = {"patch_epochs": 1, "patch_size": 32, "patches_per_lesion": 2,
-              "fine_tune_layers": 2, "fine_tune_epochs": 1}
+              "fine_tune_layers": 2, "fine_tune_epochs": 1, "both_breasts": both_breasts}
     script = (
         "import json, sys; from core.runs.config import TrainConfig; from core.train.fit import train;"
         f"c = TrainConfig(dataset='mias', root={str(synthetic_root)!r}).with_overrides("
