@@ -8,6 +8,10 @@ redraws the overlay. Uploaded bytes stay in memory; nothing is written to disk.
 The last results are kept in the session too, keyed by their run and uploads: leaving the
 page empties the upload box (Streamlit forgets a widget that is not drawn), but coming back
 shows the same results until the films are removed from the box or cleared.
+
+A model trained to read both breasts (``both_breasts``) reads each film beside the other
+breast of the same view: the page asks, for each upload, which other upload that is (none by
+default, and then the film is read against itself, which its result says).
 """
 
 from __future__ import annotations
@@ -43,26 +47,41 @@ _CACHE = "predict_cache"
 #: ``{"run": path, "keys": [cache keys]}``: the results last shown, for coming back.
 _LAST = "predict_last"
 
-#: A result's key: (run folder, file name, sha256 of the content).
-ResultKey = tuple[str, str, str]
+#: A result's key: (run folder, file name, sha256 of the content, sha256 of the other
+#: breast's content or "" where the film is read alone).
+ResultKey = tuple[str, str, str, str]
+#: The other-breast menu's first choice.
+ALONE = "none: read this film alone"
 
 
-def predictions(run: str, uploads: list[UploadedFile]) -> list[tuple[ResultKey, dict[str, Any]]]:
+def _digest(upload: UploadedFile | None) -> str:
+    return "" if upload is None else hashlib.sha256(upload.getvalue()).hexdigest()
+
+
+def predictions(run: str, uploads: list[UploadedFile],
+                others: list[UploadedFile | None] | None = None
+                ) -> list[tuple[ResultKey, dict[str, Any]]]:
     """One entry per upload, in order, with its key. The model sees only films this
     session has not scored with this run yet, one at a time, so an unexpected fault in one
     file names that file and spares the rest. The cache keeps just the current uploads, so
     a session's memory follows what its page shows; they become the results kept for
-    coming back."""
-    keys = [(run, upload.name, hashlib.sha256(upload.getvalue()).hexdigest())
-            for upload in uploads]
+    coming back. ``others``: for a run that reads both breasts, each upload's other breast
+    (None: read alone)."""
+    mates = others if others is not None else [None] * len(uploads)
+    keys = [(run, upload.name, _digest(upload), _digest(other))
+            for upload, other in zip(uploads, mates)]
     cache: dict[ResultKey, dict[str, Any]] = st.session_state.get(_CACHE, {})
-    todo = [(key, upload) for key, upload in zip(keys, uploads) if key not in cache]
+    todo = [(key, upload, other) for key, upload, other in zip(keys, uploads, mates)
+            if key not in cache]
     if todo:
         bar = st.progress(0.0)
-        for done, (key, upload) in enumerate(todo):
+        for done, (key, upload, other) in enumerate(todo):
             bar.progress(done / len(todo), text=f"Predicting {upload.name}")
+            pair = None if others is None else [
+                None if other is None else (other.name, other.getvalue())]
             try:
-                cache[key] = predict_uploads(run, [(upload.name, upload.getvalue())])[0]
+                cache[key] = predict_uploads(run, [(upload.name, upload.getvalue())],
+                                             others=pair)[0]
             except Exception as error:  # noqa: BLE001 (a bug on one film must not hide the rest)
                 cache[key] = {"file": upload.name, "error": f"{type(error).__name__}: {error}"}
         bar.empty()
@@ -126,6 +145,24 @@ def show_entry(entry: dict[str, Any], key: str) -> None:
                       settings, key, name)
 
 
+def other_breasts(uploads: list[UploadedFile], run: str) -> list[UploadedFile | None]:
+    """For a run that reads both breasts: which upload is each film's other breast, as the
+    user says in one menu per film (read alone unless told)."""
+    names = [upload.name for upload in uploads]
+    chosen: list[UploadedFile | None] = []
+    with st.expander("The other breast of each film (this model reads both breasts)",
+                     expanded=True, icon=":material/compare:"):
+        st.caption("Pick, for each film, the film of the same woman's other breast in the "
+                   "same view. A film read alone is read against itself: the model then "
+                   "sees no asymmetry, and its result says so.")
+        for index, upload in enumerate(uploads):
+            options = [ALONE, *(name for number, name in enumerate(names) if number != index)]
+            picked = st.selectbox(_escape(upload.name), options,
+                                  key=f"other-{run}-{index}-{upload.name}")
+            chosen.append(None if picked == ALONE else uploads[names.index(picked)])
+    return chosen
+
+
 def _escape(text: str) -> str:
     """A file name shown as itself, not as Markdown (``_x_`` is not meant in italics)."""
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text)
@@ -150,17 +187,21 @@ if is_synthetic(runs[run]):
                "not on mammograms; what it predicts says nothing about real films.",
                icon=":material/warning:")
 try:
-    loaded_run(run)  # a model that cannot load is one message, not one per film
+    loaded = loaded_run(run)  # a model that cannot load is one message, not one per film
 except Exception as error:  # noqa: BLE001 (shown as one line, never a traceback)
     show_error(error, f"Loading {Path(run).name}")
     st.stop()
+reads_both = loaded.settings.config.both_breasts
+if reads_both:
+    st.caption("This model reads each film beside the other breast of the same view: upload "
+               "both films of a woman and say which goes with which below.")
 
 uploads = st.file_uploader(
     "Films", type=FILE_TYPES, accept_multiple_files=True, key=_UPLOADER,
     on_change=_on_upload_change,
     help="PGM, PNG, JPEG, TIFF or DICOM; a DICOM file without a suffix needs one (.dcm).")
 if uploads:
-    results = predictions(run, uploads)
+    results = predictions(run, uploads, other_breasts(uploads, run) if reads_both else None)
 else:
     results = kept_results(run)
     if not results:

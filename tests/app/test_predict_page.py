@@ -216,3 +216,37 @@ def test_a_dicom_film_shows_what_its_header_says(app: AppTest, synthetic_root: P
         r"DICOM: modality CT, FOR PRESENTATION, laterality L, view not given"]
     (doubts,) = [warning.value for warning in app.warning if "Doubts" in warning.value]
     assert "modality is CT, not MG" in doubts
+
+
+@pytest.fixture(scope="module")
+def pair_models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder with one tiny run that reads both breasts (SYNTHETIC films)."""
+    from core.train.fit import train
+
+    root = tmp_path_factory.mktemp("pair-models")
+    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
+        **TINY, both_breasts=True)
+    assert train(config, root).manifest["status"] == "done"
+    return root
+
+
+def test_a_two_breast_model_asks_which_upload_is_each_film_s_other_breast(
+        pair_models: Path, synthetic_root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, model_calls: list[int]) -> None:
+    at = open_page(PAGE, pair_models, tmp_path / "data", monkeypatch)
+    assert any("other breast" in caption.value for caption in at.caption)
+    left, right = synthetic_root / "mdb001.pgm", synthetic_root / "mdb002.pgm"
+    _upload(at, [left, right])
+    menus = [box for box in at.selectbox if box.options[0].startswith("none")]
+    assert [box.label.replace("\\", "") for box in menus] == [left.name, right.name]
+    assert [box.value for box in menus] == [box.options[0] for box in menus]  # read alone
+    assert menus[0].options[1:] == [right.name]
+    assert model_calls == [1, 1]
+    read_alone = [w for w in at.warning if predict.READ_ALONE.split(":")[0] in w.value]
+    assert len(read_alone) == 2  # each result says it was read against itself
+
+    menus[0].set_value(right.name).run()
+    assert not at.exception
+    assert model_calls == [1, 1, 1]  # only the film whose other breast changed, again
+    read_alone = [w for w in at.warning if predict.READ_ALONE.split(":")[0] in w.value]
+    assert len(read_alone) == 1 and len(at.metric) == 2
