@@ -75,7 +75,7 @@ def test_model_specific_knobs_are_the_models_own() -> None:
     attention_only = {n for n, s in SETTINGS.items() if s.knob.models == ("attention",)}
     transfer_only = {n for n, s in SETTINGS.items() if s.knob.models == ("transfer",)}
     assert {"cell", "steps", "units", "attention_units", "attention_supervision",
-            "attention_regularization"} == attention_only
+            "attention_regularization", "both_breasts"} == attention_only
     assert {"weight_lr_factor", "bias_lr_factor", "l2_factor"} == transfer_only
     assert SETTINGS["epochs"].applies_to("attention") and SETTINGS["epochs"].applies_to(
         "transfer")
