@@ -191,7 +191,7 @@ def encoder_for(config: TrainConfig) -> tuple[Backbone, keras.Model, str]:
     return backbone, film_encoder(backbone), key
 
 
-def new_head(config: TrainConfig, kind: ModelKind, feature_shape: tuple[int, ...],
+def _new_head(config: TrainConfig, kind: ModelKind, feature_shape: tuple[int, ...],
              n_classes: int) -> keras.Model:
     """The kind's head on the encoder's features; with ``both_breasts``, on the fused map
     of a film and its other breast (``core.models.pairs``)."""
@@ -285,7 +285,7 @@ def _train_in(run: Run, config: TrainConfig, dataset: Dataset, splits: Splits,
     cancelled = False
     if job.resumes(Step.FINE_TUNE):  # the head was trained before the stop
         with backend.distribution_scope(config.devices):
-            head = new_head(config, kind, feature_shape, n_classes)
+            head = _new_head(config, kind, feature_shape, n_classes)
     else:
         head, cancelled = _train_head(job, encoder, key)
     name = f"{config.model}_{config.backbone}"
@@ -326,7 +326,7 @@ def _train_head(job: Fitting, encoder: keras.Model, key: str | None
             first_epoch = int((job.state or {})["epoch"])
             run.log(Event.RESUME, phase=Step.HEAD, epoch=first_epoch)
         else:
-            head = new_head(config, job.kind, tuple(fit_features.shape[1:]),
+            head = _new_head(config, job.kind, tuple(fit_features.shape[1:]),
                             len(data.counts_before))
             trainer = (pair_model(None, head, name=f"{head.name}_pairs") if config.both_breasts
                        else head)
