@@ -633,10 +633,11 @@ def _current_code_lines() -> list[str]:
         return [("The default has not been measured again on the current code, so the gains "
                  "above also hold the change of each epoch's batch order (issue 19)."), ""]
     seeds = ", ".join(file.parent.name.removeprefix("seed") for file in files)
+    seeds = f"seed{'s' if len(files) > 1 else ''} {seeds}"
     commands = sorted({file.with_suffix(".cmd").read_text().strip() for file in files
                        if file.with_suffix(".cmd").is_file()})
     lines = [(f"On the current code: the default's own command run again (`{DEFAULT_AGAIN}`, "
-              f"seeds {seeds}; " + "; ".join(f"`{command}`" for command in commands)
+              f"{seeds}; " + "; ".join(f"`{command}`" for command in commands)
               + "), and each candidate paired fold by fold with it. This pairing is the one "
               "the rule applies to."), "",
              ("| against the default measured again | paired folds | AUC abnormal gain | "
