@@ -268,6 +268,9 @@ def show_summary(dataset: Dataset) -> None:
     # The missing films are one notice (their count, their names folded), not one per
     # mention; the other warnings are in view, not only in a closed expander: the counts
     # above leave these out.
+    st.caption(f"{summary['films_with_other_breast']} of {summary['films']} films have the "
+               "film of the other breast (same woman, same view) beside them, which a model "
+               "that reads both breasts reads them with.")
     listed, warnings = sort_warnings(summary["warnings"])
     show_listed(listed, missing=summary["missing"])
     if warnings:

@@ -14,10 +14,12 @@ the order files were listed in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.data.records import FilmRecord
+if TYPE_CHECKING:  # records counts pairs in its summary, so it imports this module
+    from core.data.records import FilmRecord
 
 OTHER_SIDE = {"L": "R", "R": "L"}
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data.pairs import other_breasts
 from core.geometry import Lesion
 
 #: The paper's label encoding: alphabetical, so NORM has id 5 (its CLASS_ID / CLASS_VEC).
@@ -150,6 +151,9 @@ class Dataset:
             "severity": {s: by_severity.get(s, 0) for s in SEVERITIES},
             "tissue": dict(sorted(by_tissue.items())),
             "lesions_located": sum(len(r.located_lesions) for r in self.records),
+            # What reading both breasts together (``both_breasts``) can pair.
+            "films_with_other_breast": sum(other is not None
+                                           for other in other_breasts(self.records)),
             "missing": list(self.missing),
             "warnings": list(self.warnings),
         }

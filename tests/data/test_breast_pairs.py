@@ -9,7 +9,7 @@ import numpy as np
 
 from core.data import load_dataset
 from core.data.pairs import other_breasts, partner_positions, unpaired_note
-from core.data.records import RSNA_CLASSES, FilmRecord
+from core.data.records import RSNA_CLASSES, Dataset, FilmRecord
 
 
 def _film(film_id: str, patient: str, side: str | None, view: str | None = "CC") -> FilmRecord:
@@ -37,10 +37,14 @@ def test_a_film_without_its_other_breast_is_paired_with_itself_and_counted() -> 
     np.testing.assert_array_equal(partners, [1, 0, 2])
     assert unpaired_note(records, partners).startswith("1 of 3 film(s) have no film of the other")
     assert unpaired_note(records[:2], partner_positions(records[:2])) is None
+    summary = Dataset("rsna", Path("."), RSNA_CLASSES, records).summary()
+    assert summary["films_with_other_breast"] == 2
 
 
 def test_every_mias_film_has_its_other_breast(mias_root: Path) -> None:
-    records = load_dataset("mias", mias_root).records
+    dataset = load_dataset("mias", mias_root)
+    records = dataset.records
+    assert dataset.summary()["films_with_other_breast"] == 256
     others = other_breasts(records)
     assert None not in others and len(records) == 256
     for record, other in zip(records, others):
