@@ -534,7 +534,9 @@ MIAS_CANDIDATES = (
     ("both-breasts", ("(c) both films of a woman read together (`--both-breasts`: one encoder "
                      "over the film and its other breast, the decoder reading [F, F - F'] on "
                      "the film's grid), the default's settings otherwise")),
-    ("ensemble", "(d) an ensemble: the mean of (a)'s and (b)'s probabilities, fold by fold"))
+    ("ensemble", "(d) an ensemble: the mean of (a)'s and (b)'s probabilities, fold by fold"),
+    # Chosen before (c) was measured: every single-model candidate together.
+    ("ensemble-abc", "(d) the mean of (a)'s, (b)'s and (c)'s probabilities, fold by fold"))
 #: The shipped default's command measured again on the current code, on the same folds
 #: (``candidates/seed<N>/default-again.json``): the reference without the batch-order change
 #: between the default's documents and the candidates'.
