@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,24 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MAMMO_MODELS", str(folder))
     monkeypatch.setenv("MAMMO_DATA", str(tmp_path / "data"))
     return folder
+
+
+@pytest.fixture(scope="session")
+def pair_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One tiny run that reads both breasts (``both_breasts``), on SYNTHETIC films, trained
+    once for all workers of the session; its folder holds no other run, so it also serves
+    as a runs folder for the app."""
+    from core.runs.config import TrainConfig
+    from core.runs.folder import open_run
+    from core.train.fit import train
+    from factories import TINY, shared_folder
+
+    with shared_folder(tmp_path_factory, "pair-runs") as folder:
+        trained = [path for path in folder.iterdir() if (path / "manifest.json").is_file()]
+        if trained:
+            return open_run(trained[0])
+        config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
+            **TINY, both_breasts=True)
+        run = train(config, folder)
+        assert run.manifest["status"] == "done"
+        return run

@@ -218,22 +218,10 @@ def test_a_dicom_film_shows_what_its_header_says(app: AppTest, synthetic_root: P
     assert "modality is CT, not MG" in doubts
 
 
-@pytest.fixture(scope="module")
-def pair_models(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A runs folder with one tiny run that reads both breasts (SYNTHETIC films)."""
-    from core.train.fit import train
-
-    root = tmp_path_factory.mktemp("pair-models")
-    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
-        **TINY, both_breasts=True)
-    assert train(config, root).manifest["status"] == "done"
-    return root
-
-
 def test_a_two_breast_model_asks_which_upload_is_each_film_s_other_breast(
-        pair_models: Path, synthetic_root: Path, tmp_path: Path,
+        pair_run: Run, synthetic_root: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, model_calls: list[int]) -> None:
-    at = open_page(PAGE, pair_models, tmp_path / "data", monkeypatch)
+    at = open_page(PAGE, pair_run.path.parent, tmp_path / "data", monkeypatch)
     assert any("other breast" in caption.value for caption in at.caption)
     left, right = synthetic_root / "mdb001.pgm", synthetic_root / "mdb002.pgm"
     _upload(at, [left, right])

@@ -289,17 +289,6 @@ def test_one_look_serves_the_check_the_overlay_and_preprocessing(
     assert calls == {"_shrink": 2, "polarity_of": 2, "_segment": 2}
 
 
-@pytest.fixture(scope="module")
-def pair_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    from core.train.fit import train
-
-    config = TrainConfig(dataset="mias", root=str(synthetic_root)).with_overrides(
-        **TINY, both_breasts=True)
-    run = train(config, tmp_path_factory.mktemp("pair-runs"))
-    assert run.manifest["status"] == "done"
-    return run
-
-
 def test_a_two_breast_run_reads_each_film_beside_the_other_given(
         pair_run: Run, synthetic_root: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
