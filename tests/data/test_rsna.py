@@ -13,6 +13,7 @@ import pytest
 
 from core.cli import main
 from core.data import load_dataset
+from core.data.pairs import other_breasts
 from core.data.records import RSNA_CLASSES
 from core.errors import BadAnnotationError, BadConfigError, BadDatasetError
 from core.films import read_film
@@ -48,6 +49,7 @@ def test_the_export_reads_as_cancer_and_no_cancer(export: Path) -> None:
     assert (summary["films"], summary["patients"]) == (7, 3)
     assert summary["classes"] == {"no_cancer": 4, "cancer": 3}
     assert summary["warnings"] == [] and summary["missing"] == []
+    assert summary["films_with_other_breast"] == 0  # the export keeps no laterality
     assert not any(r.severity for r in data.records)  # never "benign"/"malignant" lesions
 
 
@@ -110,6 +112,9 @@ def test_the_train_csv_layout_keeps_what_rsna_says(table_layout: Path) -> None:
     assert any("row(s) skipped: line 8: cancer must be 0 or 1, got 'maybe'" in w
                for w in data.warnings)
     assert data.summary()["tissue"] == {"BI-RADS B": 3, "BI-RADS D": 1}
+    # Laterality and view pair a woman's breasts: 5_501 (L CC) with 5_503 (R CC) only.
+    assert other_breasts(data.records) == [2, None, 0, None, None]
+    assert data.summary()["films_with_other_breast"] == 2
 
 
 def test_flat_png_conversions_and_the_options(table_layout: Path, tmp_path: Path) -> None:
@@ -215,6 +220,7 @@ def test_the_real_export_matches_its_readme(rsna_root: Path) -> None:
     assert (summary["films"], summary["patients"]) == (2711, 771)
     assert summary["classes"] == {"no_cancer": 1784, "cancer": 927}
     assert summary["warnings"] == [] and summary["missing"] == []
+    assert summary["films_with_other_breast"] == 0  # the export keeps no laterality
     classes_of = defaultdict(set)
     for record in data.records:
         classes_of[record.patient_id].add(record.label)
