@@ -40,6 +40,12 @@ def other_breasts(records: Sequence[FilmRecord]) -> list[int | None]:
     return found
 
 
+def other_breast_by_film(records: Sequence[FilmRecord]) -> dict[str, FilmRecord]:
+    """``other_breasts`` by film id: each film that has its other breast in ``records``."""
+    return {records[own].film_id: records[other]
+            for own, other in enumerate(other_breasts(records)) if other is not None}
+
+
 def partner_positions(records: Sequence[FilmRecord]) -> np.ndarray:
     """``other_breasts`` as an index array for reading pairs: a film without its other
     breast is paired with itself, so it is read as if both breasts looked the same (no

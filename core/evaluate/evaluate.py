@@ -35,6 +35,7 @@ import core.models.optimizers  # noqa: F401
 from core.atomic import safe_stem
 from core.data import load_dataset
 from core.data.archive import Limits
+from core.data.pairs import other_breast_by_film
 from core.data.records import Dataset, FilmRecord
 from core.errors import BadConfigError, MammoError
 from core.evaluate.heatmaps import (
@@ -406,11 +407,12 @@ def score_films(model: keras.Model, config: TrainConfig, records: list[FilmRecor
     labels, probabilities, maps = [], [], []
     inverted: set[int] = set()
     alone = 0
+    others = other_breast_by_film(records) if config.both_breasts else {}
     for part in film_chunks(records, config.prep, chunk, warnings):
         films = part.images[..., None]
         if config.both_breasts:  # each film beside its other breast, as it was trained
-            others, unpaired = other_breast_images(part, records, config.prep)
-            films, alone = stack_pair(part.images, others, films=True), alone + unpaired
+            other_films, unpaired = other_breast_images(part, others, config.prep)
+            films, alone = stack_pair(part.images, other_films, films=True), alone + unpaired
         scores, grid = scores_and_maps(model, kind, films, PREDICT_BATCH)
         inverted.update(len(kept) + position for position in part.inverted)
         kept.extend(part.records)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.pairs import other_breasts
 from core.data.records import FilmRecord
 from core.errors import MammoError
 from core.geometry import Transform, lesions_to_array
@@ -118,21 +117,16 @@ def _read_part(records: list[FilmRecord], prep: PrepConfig, failures: list[str],
     )
 
 
-def other_breast_images(part: FilmArrays, pool: Sequence[FilmRecord],
+def other_breast_images(part: FilmArrays, others: Mapping[str, FilmRecord],
                         prep: PrepConfig) -> tuple[np.ndarray, int]:
-    """Each film of ``part``'s other breast, found among ``pool`` (``core.data.pairs``) and
-    prepared as the film was, in ``part``'s order; and how many films had none. A film
-    whose other breast is not in ``pool`` or cannot be read goes with itself, as training
-    pairs it (``partner_positions``). The other films are read again rather than looked up
-    in the part being scored, since the two need not fall in the same part."""
-    pool = list(pool)
-    position = {record.film_id: index for index, record in enumerate(pool)}
-    others = other_breasts(pool)
-    wanted: dict[int, FilmRecord] = {}
-    for row, record in enumerate(part.records):
-        other = others[position[record.film_id]] if record.film_id in position else None
-        if other is not None:
-            wanted[row] = pool[other]
+    """Each film of ``part``'s other breast (``others``: by film id, as
+    ``core.data.pairs.other_breast_by_film`` gives them), prepared as the film was, in
+    ``part``'s order; and how many films had none. A film without its other breast, or
+    whose other breast cannot be read, goes with itself, as training pairs it
+    (``partner_positions``). The other films are read again rather than looked up in the
+    part being scored, since the two need not fall in the same part."""
+    wanted = {row: others[record.film_id] for row, record in enumerate(part.records)
+              if record.film_id in others}
     images = part.images.copy()
     paired = 0
     if wanted:
