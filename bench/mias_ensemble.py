@@ -15,6 +15,17 @@ evaluating their fold runs again (``--runs``, where ``core cv`` left them); thos
 kept beside the documents (``films-evaluated-again.json``), so a rerun needs no runs.
 
     python bench/mias_ensemble.py --members effnet-lite0 rsna-encoder --name ensemble
+
+``--across-seeds`` asks the issue's other question, an ensemble of one configuration's *fold
+models*, without training anything again: each seed splits the same women into different
+folds, so every film was scored by exactly one fold model per seed, and none of those three
+models saw its woman. Each film's probabilities are averaged over the seeds and each seed's
+folds are scored from those averages, so each film is scored by an ensemble of three fold
+models (each trained on 80% of the women), as a new woman would be by the fold models of a
+``core cv``. A film's averaged score is the same number in each seed's table, so its 15 folds
+overlap more than the folds of one model's repeats do; the document says so.
+
+    python bench/mias_ensemble.py --members default-again --across-seeds --name fold-ensemble
 """
 
 from __future__ import annotations
@@ -70,14 +81,21 @@ def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
                   severities: dict[str, str | None],
                   kept: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """One fold scored from the mean of its members' probabilities."""
-    from core.metrics.scores import classification_summary, clinical_pairs
-
     members = [{film["film"]: film for film in fold_films(fold, runs, kept)}
                for fold in member_folds]
     names = sorted(members[0])
     if any(sorted(member) != names for member in members[1:]):
         raise SystemExit(f"fold {member_folds[0]['fold']}: the members were tested on "
                          "different films (not the same folds: compare their --seed)")
+    return scored_fold(member_folds, members, names, severities)
+
+
+def scored_fold(member_folds: list[dict[str, Any]], members: list[dict[str, dict[str, Any]]],
+                names: list[str], severities: dict[str, str | None]) -> dict[str, Any]:
+    """The films ``names`` scored from the mean of ``members``' probabilities (each member:
+    film name to its scored film); ``member_folds`` are the cv folds they come from."""
+    from core.metrics.scores import classification_summary, clinical_pairs
+
     classes = tuple(member_folds[0]["labels"])
     labels = np.array([classes.index(members[0][name]["actual"]) for name in names])
     probabilities = np.mean([[[member[name]["probabilities"][c] for c in classes]
@@ -106,6 +124,58 @@ def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: P
             "folds": folds, **summarise_folds(folds)}
 
 
+def across_seeds_documents(documents: dict[int, dict[str, Any]], name: str, runs: Path,
+                           severities: dict[str, str | None],
+                           kept: dict[int, dict[str, list[dict[str, Any]]]]
+                           ) -> dict[int, dict[str, Any]]:
+    """Per seed, the document of one configuration's fold-model ensemble: each seed's folds
+    scored from each film's probabilities averaged over every seed's out-of-fold score (the
+    one fold model per seed that never saw the film's woman)."""
+    from core.experiments.cv import summarise_folds
+
+    out_of_fold = {}  # seed -> film -> its scored film, from the fold that tested it
+    for seed, document in documents.items():
+        films = {}
+        for fold in document["folds"]:
+            for film in fold_films(fold, runs, kept[seed]):
+                if film["film"] in films:
+                    raise SystemExit(f"seed {seed}: {film['film']} is tested in two folds: "
+                                     "not a cross-validation")
+                films[film["film"]] = film
+        out_of_fold[seed] = films
+    names = sorted(next(iter(out_of_fold.values())))
+    if any(sorted(films) != names for films in out_of_fold.values()):
+        raise SystemExit(f"{name}: the seeds tested different films (not the same dataset)")
+    members = list(out_of_fold.values())
+    result = {}
+    for seed, document in documents.items():
+        folds = []
+        for fold in document["folds"]:
+            tested = sorted(film["film"] for film in fold_films(fold, runs, kept[seed]))
+            folds.append({**scored_fold([fold], members, tested, severities),
+                          "fold": fold["fold"], "runs": [fold["run"]]})
+        result[seed] = {"config": {"fold_ensemble_of": name, "seeds": sorted(documents),
+                                   "member": document["config"],
+                                   "note": ("each film's probabilities: the mean over the "
+                                            "seeds' fold models that tested it (none saw its "
+                                            "woman); a film's score is the same in every "
+                                            "seed's folds")},
+                        "folds": folds, **summarise_folds(folds)}
+    return result
+
+
+def _kept(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    kept_file = folder / KEPT_FILMS
+    return json.loads(kept_file.read_text()) if kept_file.is_file() else {}
+
+
+def _write(folder: Path, name: str, document: dict[str, Any], command: str) -> None:
+    (folder / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    (folder / f"{name}.cmd").write_text(command + "\n")
+    print(f"{folder.name}: {folder / name}.json, AUC abnormal "
+          f"{document['mean']['auc_abnormal']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", nargs="+", required=True,
@@ -113,28 +183,51 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="the ensemble document's name")
     parser.add_argument("--mias", type=Path, default=SHARED / "data" / "mias")
     parser.add_argument("--runs", type=Path, default=REPO / "models")
+    parser.add_argument("--across-seeds", action="store_true",
+                        help="one member: average each film over the seeds' fold models "
+                             "that tested it (an ensemble of the fold models)")
     args = parser.parse_args()
     from core.data import load_dataset
 
     severities = {r.film_id: r.severity for r in load_dataset("mias", args.mias).records}
+    command = (f"python bench/mias_ensemble.py --members {' '.join(args.members)}"
+               + (" --across-seeds" if args.across_seeds else "") + f" --name {args.name}")
+    kept = {seed: _kept(folder) for seed, folder in SEED_FOLDERS.items()}
+    try:
+        if args.across_seeds:
+            _across_seeds(args, severities, kept, command)
+        else:
+            _per_seed(args, severities, kept, command)
+    finally:  # what was evaluated is kept, even when a later fold fails
+        for seed, folder in SEED_FOLDERS.items():
+            if kept[seed]:
+                (folder / KEPT_FILMS).write_text(json.dumps(kept[seed]) + "\n")
+
+
+def _per_seed(args: argparse.Namespace, severities: dict[str, str | None],
+              kept: dict[int, dict[str, list[dict[str, Any]]]], command: str) -> None:
     for seed, folder in SEED_FOLDERS.items():
         files = [folder / f"{name}.json" for name in args.members]
         if not all(file.is_file() for file in files):
             print(f"seed {seed}: not every member is measured; skipped", file=sys.stderr)
             continue
         documents = [json.loads(file.read_text()) for file in files]
-        kept_file = folder / KEPT_FILMS
-        kept = json.loads(kept_file.read_text()) if kept_file.is_file() else {}
-        try:
-            document = ensemble_document(documents, args.members, args.runs, severities, kept)
-        finally:  # what was evaluated is kept, even when a later fold fails
-            kept_file.write_text(json.dumps(kept) + "\n")
-        (folder / f"{args.name}.json").write_text(json.dumps(document, indent=2) + "\n")
-        (folder / f"{args.name}.cmd").write_text(
-            f"python bench/mias_ensemble.py --members {' '.join(args.members)} "
-            f"--name {args.name}\n")
-        print(f"seed {seed}: {folder / args.name}.json, AUC abnormal "
-              f"{document['mean']['auc_abnormal']:.3f}")
+        _write(folder, args.name, ensemble_document(documents, args.members, args.runs,
+                                                    severities, kept[seed]), command)
+
+
+def _across_seeds(args: argparse.Namespace, severities: dict[str, str | None],
+                  kept: dict[int, dict[str, list[dict[str, Any]]]], command: str) -> None:
+    if len(args.members) != 1:
+        raise SystemExit("--across-seeds takes one member (one configuration's fold models)")
+    files = {seed: folder / f"{args.members[0]}.json" for seed, folder in SEED_FOLDERS.items()}
+    missing = [str(file) for file in files.values() if not file.is_file()]
+    if missing:
+        raise SystemExit(f"--across-seeds needs every seed measured; missing: {missing}")
+    documents = {seed: json.loads(file.read_text()) for seed, file in files.items()}
+    for seed, document in across_seeds_documents(documents, args.members[0], args.runs,
+                                                 severities, kept).items():
+        _write(SEED_FOLDERS[seed], args.name, document, command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+python bench/mias_ensemble.py --members both-breasts --across-seeds --name fold-ensemble-both-breasts
