@@ -182,6 +182,8 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     if args.other and len(args.other) != len(args.files):
         raise BadConfigError(f"{len(args.other)} --other film(s) for {len(args.files)} "
                              "film(s): give one per film, in the same order")
+    if args.also and args.engine == "ray":
+        raise BadConfigError("--also goes with --engine local (Ray scores with one run)")
     if args.engine == "ray" and args.dicom_out is not None:
         raise BadConfigError("--dicom-out goes with --engine local (Ray writes a table)")
     chosen = {name: getattr(args, name) for name in settings_of(OverlaySize)
@@ -192,6 +194,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     if not args.files and not args.input:
         raise BadConfigError("no films: give films, or a folder or list with --input")
     run = open_run(args.run)  # a missing run fails here, before Keras loads
+    also = [open_run(path) for path in args.also]
     films = all_films(args.files, args.input) if args.input else args.files
     if not args.verbose:
         _import_keras_quietly()
@@ -201,7 +204,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
 
     made_out = not args.out.exists()
     entries = predict_films(run, films, args.out, size, dicom_dir=args.dicom_out,
-                            others=args.other or None)
+                            others=args.other or None, also=also)
     failed = [entry for entry in entries if "error" in entry]
     if entries and len(failed) == len(entries):  # a script must not read this as success
         if made_out:
@@ -474,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--other", type=Path, action="append", default=[], metavar="FILE",
                          help="for a run trained with --both-breasts: the other breast (same "
                          "view) of each film, in the films' order; repeat once per film")
+    predict.add_argument("--also", type=Path, action="append", default=[], metavar="RUN",
+                         help="another run scoring with RUN, probabilities and heatmaps "
+                              "averaged (an ensemble, e.g. a cv's fold models); repeatable")
     predict.add_argument("--out", type=Path, required=True,
                          help="folder for the heatmap PNGs (and, on Ray, the results table)")
     predict.add_argument("--dicom-out", type=Path, metavar="DIR",

@@ -12,6 +12,10 @@ shows the same results until the films are removed from the box or cleared.
 A model trained to read both breasts (``both_breasts``) reads each film beside the other
 breast of the same view: the page asks, for each upload, which other upload that is (none by
 default, and then the film is read against itself, which its result says).
+
+Other models can join the chosen one as an ensemble (the fold models of one cross-validation,
+say): each film's probabilities and heatmap are then their mean (``core.evaluate.predict``).
+Only runs whose answers can be averaged with the chosen one's are offered.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.data.records import CLASS_NAMES
-from core.evaluate.predict import loaded_run, predict_uploads
+from core.errors import MammoError
+from core.evaluate.evaluate import run_settings
+from core.evaluate.predict import ensemble_mismatch, loaded_ensemble, predict_uploads
 from core.films import SUPPORTED_SUFFIXES, describe_gate
 from core.render.charts import probability_bars
 from core.render.film_view import FilmView, caption
+from core.runs.folder import open_run
 from ui.film_view import show_view, view_controls
-from ui.runs import choose_run, finished_runs, is_synthetic, trained_on
+from ui.runs import choose_run, finished_runs, is_synthetic, run_label, trained_on
 from ui.state import (
     enter_through_app,
     show_error,
@@ -42,13 +49,14 @@ enter_through_app()
 #: (it tells formats apart by content, not by name).
 FILE_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES] + ["dicom"]
 _RUN_WIDGET = "predict_run"
+_ENSEMBLE_WIDGET = "predict_also"
 _UPLOADER = "predict_films"
 _CACHE = "predict_cache"
 #: ``{"run": path, "keys": [cache keys]}``: the results last shown, for coming back.
 _LAST = "predict_last"
 
-#: A result's key: (run folder, file name, sha256 of the content, sha256 of the other
-#: breast's content or "" where the film is read alone).
+#: A result's key: (the run folders scoring it, one a line, file name, sha256 of the
+#: content, sha256 of the other breast's content or "" where the film is read alone).
 ResultKey = tuple[str, str, str, str]
 #: The other-breast menu's first choice.
 ALONE = "none: read this film alone"
@@ -59,16 +67,17 @@ def _digest(upload: UploadedFile | None) -> str:
 
 
 def predictions(run: str, uploads: list[UploadedFile],
-                others: list[UploadedFile | None] | None = None
+                others: list[UploadedFile | None] | None = None, also: tuple[str, ...] = ()
                 ) -> list[tuple[ResultKey, dict[str, Any]]]:
     """One entry per upload, in order, with its key. The model sees only films this
     session has not scored with this run yet, one at a time, so an unexpected fault in one
     file names that file and spares the rest. The cache keeps just the current uploads, so
     a session's memory follows what its page shows; they become the results kept for
     coming back. ``others``: for a run that reads both breasts, each upload's other breast
-    (None: read alone)."""
+    (None: read alone). ``also``: runs averaged with ``run`` (an ensemble)."""
     mates = others if others is not None else [None] * len(uploads)
-    keys = [(run, upload.name, _digest(upload), _digest(other))
+    models = _models_key(run, also)
+    keys = [(models, upload.name, _digest(upload), _digest(other))
             for upload, other in zip(uploads, mates)]
     cache: dict[ResultKey, dict[str, Any]] = st.session_state.get(_CACHE, {})
     todo = [(key, upload, other) for key, upload, other in zip(keys, uploads, mates)
@@ -81,23 +90,42 @@ def predictions(run: str, uploads: list[UploadedFile],
                 None if other is None else (other.name, other.getvalue())]
             try:
                 cache[key] = predict_uploads(run, [(upload.name, upload.getvalue())],
-                                             others=pair)[0]
+                                             others=pair, also=also)[0]
             except Exception as error:  # noqa: BLE001 (a bug on one film must not hide the rest)
                 cache[key] = {"file": upload.name, "error": f"{type(error).__name__}: {error}"}
         bar.empty()
     st.session_state[_CACHE] = {key: cache[key] for key in keys}
-    st.session_state[_LAST] = {"run": run, "keys": keys}
+    st.session_state[_LAST] = {"run": run, "models": models, "keys": keys}
     return [(key, cache[key]) for key in keys]
 
 
-def kept_results(run: str) -> list[tuple[ResultKey, dict[str, Any]]]:
-    """The results last shown, when they came from ``run`` and are all still kept."""
+def _models_key(run: str, also: tuple[str, ...]) -> str:
+    return "\n".join((run, *also))
+
+
+def kept_results(run: str, also: tuple[str, ...] = ()) -> list[tuple[ResultKey, dict[str, Any]]]:
+    """The results last shown, when they came from ``run`` (with ``also``) and are all still
+    kept."""
     last = st.session_state.get(_LAST) or {}
     cache: dict[ResultKey, dict[str, Any]] = st.session_state.get(_CACHE, {})
     keys = last.get("keys") or []
-    if last.get("run") != run or not all(key in cache for key in keys):
+    if last.get("models") != _models_key(run, also) or not all(key in cache for key in keys):
         return []
     return [(key, cache[key]) for key in keys]
+
+
+def ensemble_partners(run: str, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """The other finished runs whose answers can be averaged with ``run``'s (a run whose
+    manifest cannot be read is left out, as the model menu leaves it out)."""
+    lead = run_settings(open_run(run))
+    partners = []
+    for path in runs:
+        try:
+            if path != run and not ensemble_mismatch(lead, run_settings(open_run(path))):
+                partners.append(path)
+        except MammoError:
+            continue
+    return partners
 
 
 def forget_results() -> None:
@@ -182,14 +210,28 @@ if not runs:
 
 run = choose_run(runs, "Model", _RUN_WIDGET)
 st.caption(trained_on(runs[run]))
-if is_synthetic(runs[run]):
+try:
+    partners = ensemble_partners(run, runs)
+except Exception as error:  # noqa: BLE001 (shown as one line, never a traceback)
+    show_error(error, f"Loading {Path(run).name}")
+    st.stop()
+also = tuple(st.multiselect(
+    "Average with other models (an ensemble)", partners, key=f"{_ENSEMBLE_WIDGET}-{run}",
+    format_func=lambda path: run_label(path, runs[path]),
+    placeholder="none: this model alone" if partners else "no other model answers the same way",
+    help="Each film's probabilities and heatmap become the mean over these models and the one "
+         "above, e.g. the fold models of one cross-validation (each trained without the "
+         "others' test women). Offered: models with the same classes, preprocessing and "
+         "model family."))
+if any(is_synthetic(runs[path]) for path in (run, *also)):
     st.warning("SYNTHETIC: this model was trained on synthetic films drawn by the program, "
                "not on mammograms; what it predicts says nothing about real films.",
                icon=":material/warning:")
 try:
-    loaded = loaded_run(run)  # a model that cannot load is one message, not one per film
+    # A model that cannot load is one message, not one per film.
+    loaded = loaded_ensemble(run, also)[0]
 except Exception as error:  # noqa: BLE001 (shown as one line, never a traceback)
-    show_error(error, f"Loading {Path(run).name}")
+    show_error(error, f"Loading {Path(run).name}" + (f" and {len(also)} more" if also else ""))
     st.stop()
 reads_both = loaded.settings.config.both_breasts
 if reads_both:
@@ -201,9 +243,10 @@ uploads = st.file_uploader(
     on_change=_on_upload_change,
     help="PGM, PNG, JPEG, TIFF or DICOM; a DICOM file without a suffix needs one (.dcm).")
 if uploads:
-    results = predictions(run, uploads, other_breasts(uploads, run) if reads_both else None)
+    results = predictions(run, uploads, other_breasts(uploads, run) if reads_both else None,
+                          also)
 else:
-    results = kept_results(run)
+    results = kept_results(run, also)
     if not results:
         st.caption("Upload one or more films to predict them.")
         elsewhere = (st.session_state.get(_LAST) or {}).get("run")

@@ -123,6 +123,18 @@ def to_film(map_on_grid: np.ndarray, transform: Transform,
     return _unit(np.maximum(transform.unapply(on_input), 0.0))
 
 
+def mean_map(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """Several models' maps of the same films ``[(B, h_i, w_i), ...]`` -> their mean on the
+    first's grid ``(B, h, w)``: each map resized onto it as ``to_film`` resizes (a grid
+    covers the input like a resize) and scaled to a peak of 1, so every model weighs the
+    same whatever its map's scale (glimpse weights, Grad-CAM)."""
+    rows, cols = maps[0].shape[1:]
+    return np.mean([[_unit(np.maximum(cv2.resize(np.asarray(film_map, np.float32),
+                                                 (cols, rows),
+                                                 interpolation=cv2.INTER_LINEAR), 0.0))
+                     for film_map in grid] for grid in maps], axis=0, dtype=np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class DisplayFilm:
     """A film at the size it is drawn (long side at most a display side) and the resize from

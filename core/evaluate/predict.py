@@ -27,6 +27,13 @@ A run trained with ``both_breasts`` reads each film beside the other breast of t
 A film given without it, or whose other film cannot be read, is read against itself, as
 training reads a film with no other breast, and its entry's ``warnings`` say so.
 
+Several runs can score the films together (``also``: an ensemble, such as a ``core cv``'s
+fold models, each trained without the others' test women): each film's probabilities are
+the mean of the runs' (each calibrated as its own evaluation scores it) and its heatmap the
+mean of their maps, each scaled to a peak of 1 first so that every run weighs the same. The
+runs must answer the same question the same way: the same classes, preprocessing, model
+family and reading of the other breast; a run that differs is one error naming it.
+
 A bad film (unreadable, blank, a text file named ``.png``) gets one error line in its
 entry and never stops the others; a run that cannot be loaded stops the call, since no
 film could be scored without it.
@@ -47,7 +54,13 @@ import numpy as np
 from core.atomic import claim_name, make_folder, safe_stem
 from core.errors import BadConfigError, MammoError
 from core.evaluate.evaluate import RunSettings, calibrated, load_model, run_settings
-from core.evaluate.heatmaps import DisplayFilm, display_film, heat_view, scores_and_maps
+from core.evaluate.heatmaps import (
+    DisplayFilm,
+    display_film,
+    heat_view,
+    mean_map,
+    scores_and_maps,
+)
 from core.evaluate.overlay_size import OverlaySize
 from core.films import Film, film_notes, read_film
 from core.models.kinds import ModelKind, model_kind
@@ -63,10 +76,12 @@ FilmSource = str | Path | tuple[str, bytes]
 
 #: Films per model call: bounds memory on long file lists (a 512-px batch of 16 is ~17 MB).
 BATCH = 16
-#: Models kept loaded (the app switches between a few runs; each costs its weights in memory).
-CACHE_SIZE = 2
+#: Models kept loaded (the app switches between a few runs, and an ensemble of a 5-fold cv's
+#: fold models must stay loaded between uploads; each costs its weights in memory).
+CACHE_SIZE = 6
 HEATMAP_SUFFIX = "-heatmap.png"
-__all__ = ["DISPLAY_SIDE", "OverlaySize", "loaded_run", "predict_films", "predict_uploads"]
+__all__ = ["DISPLAY_SIDE", "OverlaySize", "ensemble_mismatch", "loaded_ensemble", "loaded_run",
+           "predict_films", "predict_uploads"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +120,46 @@ def loaded_run(run: Run | str | Path) -> _Loaded:
     return loaded
 
 
-def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: str | Path,
+#: A run as callers name it: opened, or its folder.
+RunSource = Run | str | Path
+
+
+def loaded_ensemble(run: RunSource, also: Sequence[RunSource] = ()) -> tuple[_Loaded, ...]:
+    """``run`` and the runs ``also`` names, loaded, after checking that their answers can be
+    averaged; the first run's settings (classes, preprocessing) are the ensemble's."""
+    runs = [item if isinstance(item, Run) else open_run(item) for item in (run, *also)]
+    lead = run_settings(runs[0])
+    for item in runs[1:]:  # every manifest checked before any model loads
+        differences = ensemble_mismatch(lead, run_settings(item))
+        if differences:
+            raise BadConfigError(f"{item.path}: cannot be averaged with {runs[0].name}: they "
+                                 f"differ in {', '.join(differences)}")
+    return tuple(loaded_run(item) for item in runs)
+
+
+def ensemble_mismatch(lead: RunSettings, member: RunSettings) -> list[str]:
+    """What keeps ``member``'s answers from being averaged with ``lead``'s (nothing: [])."""
+    return [what for what, same in (
+        ("classes", member.classes == lead.classes),
+        ("preprocessing", member.config.prep == lead.config.prep),
+        ("model family", member.config.model == lead.config.model),
+        ("reading of the other breast", member.config.both_breasts == lead.config.both_breasts))
+        if not same]
+
+
+def _model_name(members_runs: Sequence[Run]) -> dict[str, Any]:
+    """How outputs name the model: the run, or the first run and how many more."""
+    first = members_runs[0].name
+    if len(members_runs) == 1:
+        return {"name": first}
+    return {"name": f"{first} + {len(members_runs) - 1} more",
+            "ensemble_of": [item.name for item in members_runs]}
+
+
+def predict_films(run: RunSource, files: Sequence[FilmSource], out_dir: str | Path,
                   size: OverlaySize | None = None, dicom_dir: str | Path | None = None,
-                  others: Sequence[FilmSource | None] | None = None) -> list[dict[str, Any]]:
+                  others: Sequence[FilmSource | None] | None = None,
+                  also: Sequence[RunSource] = ()) -> list[dict[str, Any]]:
     """One entry per film, in order: ``{"file", "label", "probabilities": {class: p},
     "heatmap": PNG path, "synthetic"}`` or ``{"file", "error"}``, plus ``"warnings"`` (one
     sentence each) when the film looks doubtful: not like a mammogram, or a DICOM the gate
@@ -125,15 +177,20 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
 
     ``others``: for a run that reads both breasts, each film's other breast (same view), or
     None where there is none; one per film. A run that reads one film refuses them.
+
+    ``also``: more runs scoring with ``run`` as one ensemble (``loaded_ensemble``); each
+    entry then names them (``"ensemble_of"``).
     """
     size = size or OverlaySize()
     out = Path(out_dir)
-    run = run if isinstance(run, Run) else open_run(run)
-    loaded = loaded_run(run)
+    runs = [item if isinstance(item, Run) else open_run(item) for item in (run, *also)]
+    members = loaded_ensemble(runs[0], runs[1:])
+    loaded = members[0]
     make_folder(out, "output folder")  # one message up front, not one per film
     dicom_folder = None if dicom_dir is None else make_folder(Path(dicom_dir),
                                                               "DICOM output folder")
-    model = {"name": run.name, "kind": loaded.settings.config.model}
+    model = {**_model_name(runs), "kind": loaded.settings.config.model}
+    named = {"ensemble_of": model["ensemble_of"]} if also else {}
 
     def save(scored: _Scored) -> dict[str, Any]:
         overlay = overlay_picture(scored.view, caption(scored.predicted,
@@ -144,13 +201,13 @@ def predict_films(run: Run | str | Path, files: Sequence[FilmSource], out_dir: s
         except MammoError:
             heatmap.unlink(missing_ok=True)
             raise
-        saved: dict[str, Any] = {"heatmap": str(heatmap)}
+        saved: dict[str, Any] = {"heatmap": str(heatmap), **named}
         if dicom_folder is not None:
             saved["dicom_outputs"] = _dicom_outputs(scored, overlay, model, dicom_folder,
                                                     heatmap.name.removesuffix(HEATMAP_SUFFIX))
         return saved
 
-    return _predict(loaded, files, save, size.side, others)
+    return _predict(members, files, save, size.side, others)
 
 
 def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], folder: Path,
@@ -170,10 +227,10 @@ def _dicom_outputs(scored: _Scored, overlay: np.ndarray, model: dict[str, str], 
         return {"error": _one_line(error)}
 
 
-def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
+def predict_uploads(run: RunSource, files: Sequence[FilmSource],
                     side: int = DISPLAY_SIDE,
-                    others: Sequence[FilmSource | None] | None = None
-                    ) -> list[dict[str, Any]]:
+                    others: Sequence[FilmSource | None] | None = None,
+                    also: Sequence[RunSource] = ()) -> list[dict[str, Any]]:
     """As ``predict_films``, but nothing is written: each good film's entry holds, instead of
     a PNG path, ``"film"`` (8-bit grey, stretched as overlays are, long side at most
     ``side``) and ``"heat"`` (float32 in [0, 1], the same shape).
@@ -189,7 +246,7 @@ def predict_uploads(run: Run | str | Path, files: Sequence[FilmSource],
     def keep(scored: _Scored) -> dict[str, Any]:
         return {"film": scored.view.film, "heat": scored.view.heat}
 
-    return _predict(loaded_run(run), files, keep, side, others)
+    return _predict(loaded_ensemble(run, also), files, keep, side, others)
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,10 +272,10 @@ READ_ALONE = ("read without the other breast: this model reads each film beside 
               "breast of the same view, so it was read against itself (no asymmetry to see)")
 
 
-def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
+def _predict(members: tuple[_Loaded, ...], files: Sequence[FilmSource], finish: _Finish,
              side: int | None, others: Sequence[FilmSource | None] | None = None
              ) -> list[dict[str, Any]]:
-    pairs = loaded.settings.config.both_breasts
+    pairs = members[0].settings.config.both_breasts
     if others is not None and not pairs:
         raise BadConfigError("this run reads one film at a time; other breasts go with a run "
                              "trained with both_breasts")
@@ -230,7 +287,8 @@ def _predict(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
     entries: list[dict[str, Any]] = []
     for start in range(0, len(files), BATCH):
         chunk = None if others is None else others[start:start + BATCH]
-        entries.extend(_predict_batch(loaded, files[start:start + BATCH], finish, side, chunk))
+        entries.extend(_predict_batch(members, files[start:start + BATCH], finish, side,
+                                      chunk))
     return entries
 
 
@@ -255,9 +313,26 @@ def _other_breast(other: FilmSource | None, own: Prepared, prep: PrepConfig
         return own.image, f"{READ_ALONE}; the other film: {_one_line(error)}"
 
 
-def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish,
-                   side: int | None, others: Sequence[FilmSource | None] | None = None
+def _ensemble_scores(members: tuple[_Loaded, ...], inputs: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The members' mean calibrated probabilities ``(B, C)`` and mean heatmap ``(B, h, w)``
+    on the first member's grid, each member's map scaled to a peak of 1 first (a run alone:
+    its own, unchanged)."""
+    probabilities, maps = [], []
+    for member in members:
+        scores, grid = scores_and_maps(member.model, member.kind, inputs, len(inputs))
+        probabilities.append(calibrated(scores, member.settings))  # as evaluation scores them
+        maps.append(grid)
+    if len(members) == 1:
+        return probabilities[0], maps[0]
+    return np.mean(probabilities, axis=0), mean_map(maps)
+
+
+def _predict_batch(members: tuple[_Loaded, ...], files: Sequence[FilmSource],
+                   finish: _Finish, side: int | None,
+                   others: Sequence[FilmSource | None] | None = None
                    ) -> list[dict[str, Any]]:
+    loaded = members[0]  # the members share classes and preprocessing (loaded_ensemble)
     entries: list[dict[str, Any]] = []
     # The films wait for the model as their display copies: a batch of full-field films
     # would otherwise hold 25 MB each.
@@ -288,9 +363,8 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish
     images = np.stack([prepared.image for *_, prepared in ready])
     inputs = (stack_pair(images, np.stack(other_images), films=True) if others is not None
               else images[..., None])
-    probabilities, maps = scores_and_maps(loaded.model, loaded.kind, inputs.astype(np.float32),
-                                          len(inputs))
-    probabilities = calibrated(probabilities, loaded.settings)  # as evaluation scores them
+    probabilities, maps = _ensemble_scores(members, inputs.astype(np.float32))
+    synthetic = any(member.synthetic for member in members)
     for row, (index, source, source_format, shown, prepared) in enumerate(ready):
         entry = entries[index]
         predicted = loaded.classes[int(probabilities[row].argmax())]
@@ -302,8 +376,7 @@ def _predict_batch(loaded: _Loaded, files: Sequence[FilmSource], finish: _Finish
         except MammoError as error:
             entry["error"] = _one_line(error)
             continue
-        entry.update(label=predicted, probabilities=scores, **extra,
-                     synthetic=loaded.synthetic)
+        entry.update(label=predicted, probabilities=scores, **extra, synthetic=synthetic)
     return entries
 
 

@@ -238,3 +238,35 @@ def test_a_two_breast_model_asks_which_upload_is_each_film_s_other_breast(
     assert model_calls == [1, 1, 1]  # only the film whose other breast changed, again
     read_alone = [w for w in at.warning if predict.READ_ALONE.split(":")[0] in w.value]
     assert len(read_alone) == 1 and len(at.metric) == 2
+
+
+def test_other_models_can_join_as_an_ensemble(app: AppTest, models: Path, synthetic_root: Path,
+                                              pair_run: Run, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """The ensemble menu offers the finished runs that answer the same way (the copy, not
+    the failed run); choosing one scores the uploads again with both, once per film."""
+    asked: list[tuple[str, ...]] = []
+    real = predict.predict_uploads
+
+    def recording(run: Any, files: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        asked.append(tuple(Path(path).name for path in (run, *kwargs.get("also", ()))))
+        return real(run, files, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "predict_uploads", recording)
+    (menu,) = app.multiselect
+    assert menu.value == [] and len(menu.options) == 1 and "(SYNTHETIC)" in menu.options[0]
+    chosen, other = app.selectbox[0].value, menu.options[0]
+    assert other != chosen
+    _upload(app, sorted(synthetic_root.glob("*.pgm"))[:2])
+    assert len(asked) == 2 and all(len(names) == 1 for names in asked)
+    app.multiselect[0].select(other).run()
+    assert not app.exception
+    assert len(asked) == 4 and all(len(names) == 2 for names in asked[2:])
+    assert len(app.metric) == 2
+    # A two-breast run reads films otherwise, so it is never offered beside a one-film run.
+    shutil.copytree(pair_run.path, models / pair_run.name)
+    try:
+        app.run()
+        assert not app.exception and len(app.multiselect[0].options) == 1
+    finally:
+        shutil.rmtree(models / pair_run.name)

@@ -378,3 +378,20 @@ def test_heat_view_draws_a_large_film_at_the_display_size() -> None:
     assert np.abs(small.heat - shrink(own.heat, 150)).max() < 0.05
     (moved,) = small.lesions
     assert moved.center == pytest.approx((74.625, 49.625)) and moved.radius == pytest.approx(10.0)
+
+
+def test_mean_map_weighs_each_model_the_same_on_the_first_grid() -> None:
+    """Maps of other grids are resized onto the first's, each scaled to a peak of 1."""
+    from core.evaluate.heatmaps import mean_map
+
+    first = np.zeros((1, 4, 4), np.float32)
+    first[0, 0, 0] = 0.25  # a glimpse weight: small, but this model's whole attention
+    second = np.zeros((1, 2, 2), np.float32)
+    second[0, 1, 1] = 7.0  # Grad-CAM-like scale, on a coarser grid
+    mean = mean_map([first, second])
+    assert mean.shape == (1, 4, 4) and mean.dtype == np.float32
+    assert mean[0, 0, 0] == pytest.approx(0.5)  # 1 from the first, 0 from the second
+    assert mean[0, 3, 3] == pytest.approx(0.5)  # the second's corner, resized as to_film does
+    assert mean.max() <= 1.0 + 1e-6
+    empty = mean_map([np.zeros((1, 4, 4), np.float32), first])
+    np.testing.assert_allclose(empty, first / 0.25 / 2)

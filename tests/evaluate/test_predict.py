@@ -346,3 +346,59 @@ def test_other_breasts_are_refused_where_they_cannot_be_read(
     assert result.returncode == 0, result.stderr[-2000:]
     (entry,) = json.loads(result.stdout)
     assert entry["label"] and "warnings" not in entry
+
+
+def _recalibrated_copy(run: Run, folder: Path, temperature: float) -> Run:
+    """The run copied with another fitted temperature: the same model, other probabilities."""
+    from core.runs.folder import open_run
+
+    copy = shutil.copytree(run.path, folder / f"{run.name}-t{temperature}")
+    opened = open_run(copy)
+    opened.update_manifest(temperature={"temperature": temperature})
+    return opened
+
+
+def test_an_ensemble_scores_each_film_by_its_runs_mean(run: Run, films: list[Path],
+                                                        tmp_path: Path) -> None:
+    """Each film's probabilities are the mean of the runs' own, each calibrated as it would
+    be alone; entries and overlays name the runs."""
+    cooler = _recalibrated_copy(run, tmp_path, 0.5)
+    warmer = _recalibrated_copy(run, tmp_path, 3.0)
+    alone = [predict_films(member, films, tmp_path / member.name)
+             for member in (run, cooler, warmer)]
+    together = predict_films(run, films, tmp_path / "ensemble", also=[cooler, warmer])
+    assert alone[1][0]["probabilities"] != alone[2][0]["probabilities"]
+    for number, entry in enumerate(together):
+        for name, p in entry["probabilities"].items():
+            assert p == pytest.approx(np.mean([one[number]["probabilities"][name]
+                                               for one in alone]), abs=1e-6)
+        assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
+        assert entry["ensemble_of"] == [run.name, cooler.name, warmer.name]
+        assert Path(entry["heatmap"]).is_file()
+    assert "ensemble_of" not in alone[0][0]
+
+
+def test_runs_that_answer_differently_are_not_averaged(
+        run: Run, pair_run: Run, synthetic_root: Path, films: list[Path],
+        tmp_path: Path) -> None:
+    transfer = tiny_run(synthetic_root, tmp_path.parent / "runs", model="transfer")
+    with pytest.raises(BadConfigError, match=r"differ in model family$"):
+        predict_films(run, films[:1], tmp_path, also=[transfer])
+    with pytest.raises(BadConfigError, match=r"differ in reading of the other breast$"):
+        predict_films(run, films[:1], tmp_path, also=[pair_run])
+    result = _cli("predict", str(run.path), str(films[0]), "--also", str(transfer.path),
+                  "--out", str(tmp_path / "cli"), "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "cannot be averaged" in result.stderr
+    result = _cli("predict", str(run.path), str(films[0]), "--also", str(run.path),
+                  "--engine", "ray", "--out", str(tmp_path / "ray"), "--json")
+    assert result.returncode == 2 and "--also goes with --engine local" in result.stderr
+
+
+def test_cli_predict_with_an_ensemble(run: Run, films: list[Path], tmp_path: Path) -> None:
+    warmer = _recalibrated_copy(run, tmp_path, 2.0)
+    result = _cli("predict", str(run.path), *map(str, films[:2]), "--also", str(warmer.path),
+                  "--out", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    entries = json.loads(result.stdout)
+    assert [entry["ensemble_of"] for entry in entries] == [[run.name, warmer.name]] * 2
