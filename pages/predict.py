@@ -140,8 +140,9 @@ def _on_upload_change() -> None:
         forget_results()
 
 
-def show_entry(entry: dict[str, Any], key: str) -> None:
-    """One film's result; ``key`` keeps its widgets apart from other uploads' widgets."""
+def show_entry(entry: dict[str, Any], key: str, models: int = 1) -> None:
+    """One film's result; ``key`` keeps its widgets apart from other uploads' widgets;
+    ``models``: how many runs' answers it is the mean of."""
     name = entry["file"]
     with st.container(border=True):
         st.subheader(_escape(name), anchor=False)
@@ -165,6 +166,8 @@ def show_entry(entry: dict[str, Any], key: str) -> None:
             st.metric("Predicted class", label + (f" ({meaning})" if meaning else ""))
             if entry["synthetic"]:
                 st.caption("From a model trained on SYNTHETIC films.")
+            if models > 1:
+                st.caption(f"The mean of {models} models' answers (an ensemble).")
             st.plotly_chart(probability_bars(entry["probabilities"]), key=f"bars-{key}")
             settings = view_controls(key)
         with right:
@@ -262,4 +265,4 @@ else:
         forget_results()
         st.rerun()
 for index, (key, result) in enumerate(results):
-    show_entry(result, f"{index}-{key[2][:12]}")
+    show_entry(result, f"{index}-{key[2][:12]}", models=1 + len(also))

@@ -263,6 +263,8 @@ def test_other_models_can_join_as_an_ensemble(app: AppTest, models: Path, synthe
     assert not app.exception
     assert len(asked) == 4 and all(len(names) == 2 for names in asked[2:])
     assert len(app.metric) == 2
+    said = [caption.value for caption in app.caption if "ensemble" in caption.value]
+    assert said == ["The mean of 2 models' answers (an ensemble)."] * 2
     # A two-breast run reads films otherwise, so it is never offered beside a one-film run.
     shutil.copytree(pair_run.path, models / pair_run.name)
     try:
