@@ -52,7 +52,8 @@ _RUN_WIDGET = "predict_run"
 _ENSEMBLE_WIDGET = "predict_also"
 _UPLOADER = "predict_films"
 _CACHE = "predict_cache"
-#: ``{"run": path, "keys": [cache keys]}``: the results last shown, for coming back.
+#: ``{"run": path, "models": the runs scoring them, one a line, "keys": [cache keys]}``: the
+#: results last shown, for coming back.
 _LAST = "predict_last"
 
 #: A result's key: (the run folders scoring it, one a line, file name, sha256 of the
