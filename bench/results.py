@@ -783,11 +783,14 @@ RSNA_CV_ROWS = (
                               "MobileNetV2, 256 px, LSTM decoder over the feature map, "
                               "binary): the rsna default")),
     ("attention-finetune-256", ("the same, then MobileNetV2's top 10 layers fine-tuned for 8 "
-                                "epochs (as the MIAS default fine-tunes)")))
+                                "epochs (as the MIAS default fine-tunes)")),
+    ("attention-frozen-512", ("the rsna default at 512 px instead of 256 (frozen encoder, a "
+                              "4x finer feature grid)")))
 #: Paired comparisons of cv rows drawn on the same folds (the same dataset, k and seed):
 #: (better candidate, reference).
 RSNA_PAIRED = (("attention-frozen-256", "transfer-frozen"),
-               ("attention-finetune-256", "attention-frozen-256"))
+               ("attention-finetune-256", "attention-frozen-256"),
+               ("attention-frozen-512", "attention-frozen-256"))
 #: Issue 15's goal for image-level cancer AUC on rsna-640.
 RSNA_GOAL_AUC = 0.80
 
