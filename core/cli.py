@@ -182,8 +182,6 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     if args.other and len(args.other) != len(args.files):
         raise BadConfigError(f"{len(args.other)} --other film(s) for {len(args.files)} "
                              "film(s): give one per film, in the same order")
-    if args.also and args.engine == "ray":
-        raise BadConfigError("--also goes with --engine local (Ray scores with one run)")
     if args.engine == "ray" and args.dicom_out is not None:
         raise BadConfigError("--dicom-out goes with --engine local (Ray writes a table)")
     chosen = {name: getattr(args, name) for name in settings_of(OverlaySize)
@@ -199,7 +197,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     if not args.verbose:
         _import_keras_quietly()
     if args.engine == "ray":
-        return _predict_on_ray(args, run, films)
+        return _predict_on_ray(args, run, films, also)
     from core.evaluate.predict import predict_films
 
     made_out = not args.out.exists()
@@ -215,12 +213,13 @@ def _predict(args: argparse.Namespace) -> dict[str, Any] | list[dict[str, Any]]:
     return entries
 
 
-def _predict_on_ray(args: argparse.Namespace, run: Run, films: Sequence[Path]) -> dict[str, Any]:
+def _predict_on_ray(args: argparse.Namespace, run: Run, films: Sequence[Path],
+                    also: Sequence[Run]) -> dict[str, Any]:
     """Archive scoring: a summary of what was done (the rows are in the Parquet table)."""
     from core.evaluate.ray_scoring import score_archive
 
     summary = score_archive(run, films, args.out, address=args.address, actors=args.actors,
-                            verbose=args.verbose)
+                            verbose=args.verbose, also=also)
     if summary["scored"] and summary["failed"] == summary["scored"]:
         raise _NothingDone(summary, f"no film could be scored ({summary['failed']} failed; "
                                     f"their errors are in {summary['table']})")

@@ -9,6 +9,10 @@ rows back; this process writes each batch's rows as one part file of the results
 it arrives (``core.evaluate.score_table``: layout, columns, resuming). Ray is the scheduler;
 we write none.
 
+An ensemble (``also``: several runs whose answers are averaged, as ``predict_films``
+averages them) is scored the same way, each actor holding every run's model; the table
+names the runs, so resuming it takes the same runs.
+
 Resuming is by the table: films already in it are not sent again (a bad film's row, with
 its error, counts as scored: a corrupt file stays corrupt). A bad film is one row with its
 error, as ``predict`` gives it; the rest of its batch is scored.
@@ -41,7 +45,7 @@ from core.errors import BadConfigError
 from core.evaluate import score_table
 from core.evaluate.evaluate import run_settings
 from core.evaluate.film_list import absolute, unique
-from core.evaluate.predict import BATCH, loaded_run, predict_films
+from core.evaluate.predict import BATCH, loaded_ensemble, predict_films
 from core.runs.folder import Run, open_run
 
 log = logging.getLogger(__name__)
@@ -115,26 +119,34 @@ class _FilmScorer:
     """A Ray Data actor: the run's model loaded once, then batches of film paths scored by
     ``predict_films`` and turned into rows of the results table."""
 
-    def __init__(self, run_path: str, out: str, classes: tuple[str, ...],
+    def __init__(self, run_paths: list[str], out: str, classes: tuple[str, ...],
                  synthetic: bool) -> None:
-        self.run_path, self.out = run_path, Path(out)
+        self.run_paths, self.out = run_paths, Path(out)
         self.classes, self.synthetic = classes, synthetic
-        loaded_run(run_path)  # the model, once per actor (predict_films reuses it)
+        loaded_ensemble(run_paths[0], run_paths[1:])  # the models, once per actor
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        entries = predict_films(self.run_path, batch.column("file").to_pylist(),
-                                self.out / score_table.OVERLAYS)
-        return score_table.entries_table(entries, self.classes, self.run_path, self.out,
-                                         self.synthetic)
+        entries = predict_films(self.run_paths[0], batch.column("file").to_pylist(),
+                                self.out / score_table.OVERLAYS, also=self.run_paths[1:])
+        return score_table.entries_table(entries, self.classes, _scored_by(self.run_paths),
+                                         self.out, self.synthetic)
+
+
+def _scored_by(run_paths: Sequence[str]) -> str:
+    """What a table records as the runs that scored it: the run, or an ensemble's runs one a
+    line (a rerun must name the same runs in the same order)."""
+    return "\n".join(run_paths)
 
 
 def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: str | Path, *,
                   address: str | None = None, actors: int | None = None,
-                  batch_size: int = BATCH, verbose: bool = False) -> dict[str, Any]:
+                  batch_size: int = BATCH, verbose: bool = False,
+                  also: Sequence[Run | str | Path] = ()) -> dict[str, Any]:
     """Score ``films`` with ``run`` into the table and overlays in ``out_dir``, skipping films
     the table already holds; ``actors`` model copies score at once (default: one per CPU of
     the cluster). Returns what was done: how many films were given, already scored, scored
-    now and failed now, the time taken and films per second.
+    now and failed now, the time taken and films per second. ``also``: more runs scoring
+    with ``run`` as one ensemble (``predict_films``); each actor then holds all of them.
 
     A run that cannot be loaded, or a table scored by another run, stops the call before
     any film is scored, with one ``BadConfigError``.
@@ -145,7 +157,9 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
         raise BadConfigError(f"the batch size must be at least 1, got {batch_size}")
     _ray()  # a missing Ray is said up front, even when nothing is left to score
     run = run if isinstance(run, Run) else open_run(run)
-    run_path = str(absolute(run.path))
+    members = [item if isinstance(item, Run) else open_run(item) for item in also]
+    run_paths = [str(absolute(item.path)) for item in (run, *members)]
+    scored_by = _scored_by(run_paths)
     settings = run_settings(run)
     if settings.config.both_breasts:  # its films would each be read against itself
         raise BadConfigError(f"{run.path}: this run reads each film beside the other breast, "
@@ -156,7 +170,7 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
     make_folder(out / score_table.OVERLAYS, "overlay folder")
     films = unique(absolute(film) for film in films)
 
-    table = score_table.read_scores(out, run_path)  # another run's table stops us here
+    table = score_table.read_scores(out, scored_by)  # another run's table stops us here
     score_table.clear_debris(out, table)  # what a killed run left half done
     done = set() if table is None else set(table.column("file").to_pylist())
     todo = [str(film) for film in films if str(film) not in done]
@@ -166,7 +180,7 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
                                "scored": 0, "failed": 0, "actors": 0, "seconds": 0.0,
                                "films_per_second": None}
     if todo:
-        loaded_run(run)  # a damaged model is one line here, not a dead actor pool
+        loaded_ensemble(run, members)  # a damaged or mismatched model is one line here
         started = time.perf_counter()
         with ray_session(address, actors, verbose) as ray:
             batches = -(-len(todo) // batch_size)
@@ -178,10 +192,10 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
             dataset = films_in.map_batches(
                 _FilmScorer, batch_size=batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=1,
-                fn_constructor_kwargs={"run_path": run_path, "out": str(out),
+                fn_constructor_kwargs={"run_paths": run_paths, "out": str(out),
                                        "classes": settings.classes,
                                        "synthetic": settings.synthetic})
-            columns = score_table.schema(settings.classes, run_path)
+            columns = score_table.schema(settings.classes, scored_by)
             told = started
             for rows in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 score_table.write_part(out, rows, columns)
@@ -195,5 +209,5 @@ def score_archive(run: Run | str | Path, films: Sequence[str | Path], out_dir: s
         summary.update(actors=pool, seconds=round(seconds, 2),
                        films_per_second=round(summary["scored"] / seconds, 2))
     score_table.compact(out)
-    score_table.clear_debris(out, score_table.read_scores(out, run_path))
+    score_table.clear_debris(out, score_table.read_scores(out, scored_by))
     return summary

@@ -60,7 +60,8 @@ def probability_column(class_name: str) -> str:
 
 def schema(classes: Sequence[str], run_path: str | Path) -> pa.Schema:
     """The table's columns for a run with these classes (the module docstring says what each
-    holds); the run's folder is in the schema's metadata."""
+    holds); the run's folder (an ensemble's folders, one a line) is in the schema's
+    metadata."""
     fields = [pa.field("file", pa.string(), nullable=False), pa.field("label", pa.string())]
     fields += [pa.field(probability_column(name), pa.float64()) for name in classes]
     fields += [pa.field("abnormal_score", pa.float64()), pa.field("cancer_score", pa.float64()),
@@ -137,8 +138,11 @@ def read_scores(out: Path, run_path: str | Path | None = None) -> pa.Table | Non
                                  "(two runs scored into one folder)")
     scored_by = (first.metadata or {}).get(_RUN_KEY, b"").decode()
     if run_path is not None and scored_by != str(run_path):
-        raise BadConfigError(f"{out}: holds the scores of run {scored_by or 'unknown'}, not of "
-                             f"{run_path}; give another output folder")
+        def named(runs: str) -> str:  # an ensemble's runs are kept one a line
+            return " + ".join(runs.splitlines())
+
+        raise BadConfigError(f"{out}: holds the scores of run {named(scored_by) or 'unknown'}, "
+                             f"not of {named(str(run_path))}; give another output folder")
     table = pa.concat_tables(tables)
     newest = {file: row for row, file in enumerate(table.column("file").to_pylist())}
     if len(newest) == table.num_rows:

@@ -390,9 +390,6 @@ def test_runs_that_answer_differently_are_not_averaged(
                   "--out", str(tmp_path / "cli"), "--json")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "cannot be averaged" in result.stderr
-    result = _cli("predict", str(run.path), str(films[0]), "--also", str(run.path),
-                  "--engine", "ray", "--out", str(tmp_path / "ray"), "--json")
-    assert result.returncode == 2 and "--also goes with --engine local" in result.stderr
 
 
 def test_cli_predict_with_an_ensemble(run: Run, films: list[Path], tmp_path: Path) -> None:

@@ -211,3 +211,34 @@ def test_engine_options_out_of_place_are_one_line(
     assert code == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1 and fault in stderr
+
+
+def test_an_ensemble_scores_an_archive_as_local_predict_does(
+        local_ray: None, run: Run, archive: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--also`` on Ray: each row holds the runs' mean, as local predict gives it, and the
+    table names the runs, so a rerun with one run alone is refused rather than mixed in."""
+    from test_predict import _recalibrated_copy
+
+    warmer = _recalibrated_copy(run, tmp_path, 3.0)
+    films = [film for film in input_films(archive) if Path(film).name not in BAD]
+    out = tmp_path / "out"
+    command = ["predict", str(run.path), *map(str, films), "--engine", "ray", "--out", str(out),
+               "--json"]
+    assert main([*command, "--also", str(warmer.path)]) == 0
+    assert json.loads(capsys.readouterr().out)["scored"] == len(films)
+    table = _table(out).set_index("file")
+    local = predict_films(run, films, tmp_path / "local", also=[warmer])
+    alone = predict_films(run, films, tmp_path / "alone")
+    classes = run.manifest["dataset"]["classes"]
+    for entry, single in zip(local, alone, strict=True):
+        row = table.loc[entry["file"]]
+        scores = [row[score_table.probability_column(name)] for name in classes]
+        assert scores == pytest.approx([entry["probabilities"][name] for name in classes],
+                                       abs=1e-5)
+        assert scores != pytest.approx([single["probabilities"][name] for name in classes],
+                                       abs=1e-5)
+        assert json.loads(row["details"])["ensemble_of"] == [run.name, warmer.name]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{run.path.resolve()} + {warmer.path.resolve()}" in error
