@@ -25,7 +25,7 @@ models (each trained on 80% of the women), as a new woman would be by the fold m
 ``core cv``. A film's averaged score is the same number in each seed's table, so its 15 folds
 overlap more than the folds of one model's repeats do; the document says so.
 
-    python bench/mias_ensemble.py --members default-again --across-seeds --name fold-ensemble
+    python bench/mias_ensemble.py --members default-again --across-seeds --name fold-ensemble-default
 """
 
 from __future__ import annotations
