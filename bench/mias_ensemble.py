@@ -4,8 +4,8 @@ Why: issue 15's MIAS candidate (d) asks whether averaging several models beats t
 default. Models trained on the same fold's training patients can be averaged honestly on
 that fold's test patients; this takes two or more ``core cv`` documents measured on the same
 folds (the same ``--seed``), averages each test film's class probabilities over them and
-scores the average as ``core.evaluate`` scores one model (``classification_summary``,
-``clinical_pairs`` with MIAS's severities). The result is a ``core cv``-shaped document
+scores the average as ``core.evaluate`` scores one model (``core.experiments.ensembles``,
+with MIAS's severities). The result is a ``core cv``-shaped document
 (``folds``, ``mean``, ...) that ``bench/results.py`` pairs with the default like any other
 candidate. Not measured: the pointing game (averaging attention maps is not the same
 question, and the maps are not kept), so that column stays empty for an ensemble.
@@ -17,13 +17,8 @@ kept beside the documents (``films-evaluated-again.json``), so a rerun needs no 
     python bench/mias_ensemble.py --members effnet-lite0 rsna-encoder --name ensemble
 
 ``--across-seeds`` asks the issue's other question, an ensemble of one configuration's *fold
-models*, without training anything again: each seed splits the same women into different
-folds, so every film was scored by exactly one fold model per seed, and none of those three
-models saw its woman. Each film's probabilities are averaged over the seeds and each seed's
-folds are scored from those averages, so each film is scored by an ensemble of three fold
-models (each trained on 80% of the women), as a new woman would be by the fold models of a
-``core cv``. A film's averaged score is the same number in each seed's table, so its 15 folds
-overlap more than the folds of one model's repeats do; the document says so.
+models*, without training anything again (``fold_model_ensembles``): every film was scored
+by one fold model per seed that never saw its woman, and those three scores are averaged.
 
     python bench/mias_ensemble.py --members default-again --across-seeds --name fold-ensemble-default
 """
@@ -35,8 +30,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from core.settings import REPO, SHARED
 
@@ -81,34 +74,15 @@ def ensemble_fold(member_folds: list[dict[str, Any]], runs: Path,
                   severities: dict[str, str | None],
                   kept: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """One fold scored from the mean of its members' probabilities."""
+    from core.experiments.ensembles import averaged_fold
+
     members = [{film["film"]: film for film in fold_films(fold, runs, kept)}
                for fold in member_folds]
     names = sorted(members[0])
     if any(sorted(member) != names for member in members[1:]):
         raise SystemExit(f"fold {member_folds[0]['fold']}: the members were tested on "
                          "different films (not the same folds: compare their --seed)")
-    return scored_fold(member_folds, members, names, severities)
-
-
-def scored_fold(member_folds: list[dict[str, Any]], members: list[dict[str, dict[str, Any]]],
-                names: list[str], severities: dict[str, str | None]) -> dict[str, Any]:
-    """The films ``names`` scored from the mean of ``members``' probabilities (each member:
-    film name to its scored film); ``member_folds`` are the cv folds they come from."""
-    from core.metrics.scores import classification_summary, clinical_pairs
-
-    classes = tuple(member_folds[0]["labels"])
-    labels = np.array([classes.index(members[0][name]["actual"]) for name in names])
-    probabilities = np.mean([[[member[name]["probabilities"][c] for c in classes]
-                              for name in names] for member in members], axis=0)
-    summary = classification_summary(labels, probabilities, classes)
-    pairs = clinical_pairs(labels, probabilities, classes,
-                           severities=[severities.get(name) for name in names])
-    summary["auc_malignant"] = pairs["malignant"]["auc"] if pairs["malignant"] else None
-    summary["pointing_game"] = None
-    # The always-majority baseline is the training folds' class, which the members share.
-    summary["baselines"] = member_folds[0]["baselines"]
-    return {"fold": member_folds[0]["fold"], "runs": [f["run"] for f in member_folds],
-            **summary}
+    return averaged_fold(member_folds, members, names, severities)
 
 
 def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: Path,
@@ -122,46 +96,6 @@ def ensemble_document(documents: list[dict[str, Any]], names: list[str], runs: P
     return {"config": {"ensemble_of": names,
                        "members": [document["config"] for document in documents]},
             "folds": folds, **summarise_folds(folds)}
-
-
-def across_seeds_documents(documents: dict[int, dict[str, Any]], name: str, runs: Path,
-                           severities: dict[str, str | None],
-                           kept: dict[int, dict[str, list[dict[str, Any]]]]
-                           ) -> dict[int, dict[str, Any]]:
-    """Per seed, the document of one configuration's fold-model ensemble: each seed's folds
-    scored from each film's probabilities averaged over every seed's out-of-fold score (the
-    one fold model per seed that never saw the film's woman)."""
-    from core.experiments.cv import summarise_folds
-
-    out_of_fold = {}  # seed -> film -> its scored film, from the fold that tested it
-    for seed, document in documents.items():
-        films = {}
-        for fold in document["folds"]:
-            for film in fold_films(fold, runs, kept[seed]):
-                if film["film"] in films:
-                    raise SystemExit(f"seed {seed}: {film['film']} is tested in two folds: "
-                                     "not a cross-validation")
-                films[film["film"]] = film
-        out_of_fold[seed] = films
-    names = sorted(next(iter(out_of_fold.values())))
-    if any(sorted(films) != names for films in out_of_fold.values()):
-        raise SystemExit(f"{name}: the seeds tested different films (not the same dataset)")
-    members = list(out_of_fold.values())
-    result = {}
-    for seed, document in documents.items():
-        folds = []
-        for fold in document["folds"]:
-            tested = sorted(film["film"] for film in fold_films(fold, runs, kept[seed]))
-            folds.append({**scored_fold([fold], members, tested, severities),
-                          "fold": fold["fold"], "runs": [fold["run"]]})
-        result[seed] = {"config": {"fold_ensemble_of": name, "seeds": sorted(documents),
-                                   "member": document["config"],
-                                   "note": ("each film's probabilities: the mean over the "
-                                            "seeds' fold models that tested it (none saw its "
-                                            "woman); a film's score is the same in every "
-                                            "seed's folds")},
-                        "folds": folds, **summarise_folds(folds)}
-    return result
 
 
 def _kept(folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -225,8 +159,15 @@ def _across_seeds(args: argparse.Namespace, severities: dict[str, str | None],
     if missing:
         raise SystemExit(f"--across-seeds needs every seed measured; missing: {missing}")
     documents = {seed: json.loads(file.read_text()) for seed, file in files.items()}
-    for seed, document in across_seeds_documents(documents, args.members[0], args.runs,
-                                                 severities, kept).items():
+    from core.errors import MammoError
+    from core.experiments.ensembles import fold_model_ensembles
+
+    try:
+        ensembles = fold_model_ensembles(
+            documents, lambda seed, fold: fold_films(fold, args.runs, kept[seed]), severities)
+    except MammoError as error:
+        raise SystemExit(f"{args.members[0]}: {error}") from None
+    for seed, document in ensembles.items():
         _write(SEED_FOLDERS[seed], args.name, document, command)
 
 
