@@ -785,12 +785,20 @@ RSNA_CV_ROWS = (
     ("attention-finetune-256", ("the same, then MobileNetV2's top 10 layers fine-tuned for 8 "
                                 "epochs (as the MIAS default fine-tunes)")),
     ("attention-frozen-512", ("the rsna default at 512 px instead of 256 (frozen encoder, a "
-                              "4x finer feature grid)")))
+                              "4x finer feature grid)")),
+    ("attention-frozen-256-seed0", ("the rsna default measured again on the current code (its "
+                                    "own command and folds; each film's probabilities kept)")),
+    ("fold-ensemble-attention-frozen-256-seed0", (
+        "an ensemble of the rsna default's fold models: each film scored by the mean of its "
+        "out-of-fold scores from the default's cv on seeds 0, 1 and 2 (`--seed N`, "
+        "`bench/out/rsna/attention-frozen-256-seed<N>.cmd`), on seed 0's folds")))
 #: Paired comparisons of cv rows drawn on the same folds (the same dataset, k and seed):
 #: (better candidate, reference).
 RSNA_PAIRED = (("attention-frozen-256", "transfer-frozen"),
                ("attention-finetune-256", "attention-frozen-256"),
-               ("attention-frozen-512", "attention-frozen-256"))
+               ("attention-frozen-512", "attention-frozen-256"),
+               ("attention-frozen-256-seed0", "attention-frozen-256"),
+               ("fold-ensemble-attention-frozen-256-seed0", "attention-frozen-256-seed0"))
 #: Issue 15's goal for image-level cancer AUC on rsna-640.
 RSNA_GOAL_AUC = 0.80
 
