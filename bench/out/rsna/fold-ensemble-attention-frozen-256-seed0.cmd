@@ -1,0 +1,1 @@
+python bench/rsna_ensemble.py --stem attention-frozen-256
